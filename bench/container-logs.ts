@@ -1,0 +1,166 @@
+/**
+ * The container log input, measured on a real process:
+ *
+ *   node bench/container-logs.ts throughput [lines=1000000] [files=4]
+ *     Files written beforehand (Docker json-file, 100-byte messages), read from their start by
+ *     logtrain and routed to a syslog+tcp drain whose receiver (own process) counts lines.
+ *     Prints lines/s from the first line to the last, and logtrain's CPU seconds.
+ *     PIN_CPU=0 runs logtrain alone on that core ("on one core").
+ *
+ *   node bench/container-logs.ts memory [files=52] [lines/s per file=20] [seconds=30]
+ *     52 files written at 20 lines/s each (CRI) while logtrain follows them; prints RSS (median
+ *     of the last half), heap, and that every line arrived.
+ */
+import { spawn } from "node:child_process"
+import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { freePorts } from "../test/helpers/ports.ts"
+
+const mode = process.argv[2] ?? "throughput"
+const root = mkdtempSync(join(tmpdir(), "logtrain-bench-containers-"))
+const containers = join(root, "containers")
+const state = join(root, "state")
+mkdirSync(containers)
+mkdirSync(state)
+const ID = "feedface".repeat(8)
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+const container = (i: number) => {
+  const dir = join(root, "pods", `bench_app-${i}-5d8f7c-x2x9q_uid`, "app")
+  mkdirSync(dir, { recursive: true })
+  const file = join(dir, "0.log")
+  writeFileSync(file, "")
+  symlinkSync(file, join(containers, `app-${i}-5d8f7c-x2x9q_bench_app-${ID}.log`))
+  return file
+}
+
+const [http, sinkPort] = await freePorts(2)
+let received = 0
+const sink = spawn(process.execPath, [join(import.meta.dirname, "tools/count-sink.ts"), String(sinkPort)], { stdio: ["pipe", "pipe", "inherit"] })
+await new Promise<void>((resolve) => {
+  let buffered = ""
+  sink.stdout!.on("data", (data: Buffer) => {
+    buffered += data.toString()
+    const lines = buffered.split("\n")
+    buffered = lines.pop()!
+    for (const l of lines) {
+      if (l === "ready") resolve()
+      else received = Number(l)
+    }
+  })
+})
+
+const startLogtrain = () => {
+  const pin = process.env.PIN_CPU
+  const args = [...(process.env.NODE_FLAGS ?? "").split(" ").filter(Boolean), join(import.meta.dirname, "../src/programs/logtrain.ts")]
+  const child = spawn(pin ? "taskset" : process.execPath, pin ? ["-c", pin, process.execPath, ...args] : args, {
+    env: {
+      PATH: process.env.PATH ?? "",
+      HOME: root,
+      LISTEN_ADDRESS: "127.0.0.1",
+      HTTP_PORT: String(http),
+      KUBERNETES: "true",
+      KUBERNETES_LOG_PATH: containers,
+      STATE_DIR: state,
+      ROUTES: JSON.stringify({ "*": [`syslog+tcp://127.0.0.1:${sinkPort}`] }),
+      LOG_LEVEL: "error"
+    },
+    stdio: ["ignore", "inherit", "inherit"]
+  })
+  const pid = child.pid!
+  return {
+    child,
+    cpu: () => {
+      const stat = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ")
+      return (Number(stat[11]) + Number(stat[12])) / 100
+    },
+    rss: () => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1]) / 1024,
+    stop: () => {
+      child.kill("SIGTERM")
+      return new Promise((r) => child.once("exit", r))
+    }
+  }
+}
+
+const ready = async () => {
+  while (!(await fetch(`http://127.0.0.1:${http}/readyz`).then((r) => r.ok, () => false))) await sleep(20)
+}
+
+try {
+  if (mode === "throughput") {
+    const total = Number(process.argv[3] ?? 1_000_000)
+    const files = Number(process.argv[4] ?? 4)
+    const message = "x".repeat(90)
+    for (let f = 0; f < files; f++) {
+      const file = container(f)
+      const per = Math.floor(total / files)
+      let chunk = ""
+      for (let i = 0; i < per; i++) {
+        chunk += `{"log":"${message} ${i}\\n","stream":"stdout","time":"2024-01-01T00:00:00.123456789Z"}\n`
+        if (chunk.length > 1 << 20) {
+          appendFileSync(file, chunk)
+          chunk = ""
+        }
+      }
+      appendFileSync(file, chunk)
+    }
+    const expected = Math.floor(total / files) * files
+    // A checkpoint exists (not the first run), so files without one are read from their start.
+    writeFileSync(join(state, "container-logs.json"), JSON.stringify({ version: 1, files: [] }))
+    const lt = startLogtrain()
+    await ready()
+    const cpu0 = lt.cpu()
+    let first = 0
+    const count = () => received
+    while (count() < expected) {
+      if (first === 0 && count() > 0) first = performance.now()
+      await sleep(5)
+    }
+    const seconds = (performance.now() - first) / 1000
+    const cpu = lt.cpu() - cpu0
+    console.log(`container logs → syslog+tcp: ${expected} lines from ${files} files in ${seconds.toFixed(2)} s = ${Math.round(expected / seconds)} lines/s; logtrain CPU ${cpu.toFixed(2)} s (${(cpu / (expected / 1e6)).toFixed(2)} CPU-s per million)${process.env.PIN_CPU ? ` on core ${process.env.PIN_CPU}` : ""}; peak RSS ${Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${lt.child.pid}/status`, "utf8"))?.[1]) / 1024 | 0} MB`)
+    await lt.stop()
+  } else {
+    const files = Number(process.argv[3] ?? 52)
+    const rate = Number(process.argv[4] ?? 20)
+    const seconds = Number(process.argv[5] ?? 30)
+    const paths = Array.from({ length: files }, (_, i) => container(i))
+    const lt = startLogtrain()
+    await ready()
+    const samples: Array<number> = []
+    let written = 0
+    const started = Date.now()
+    let tick = 0
+    while (Date.now() - started < seconds * 1000) {
+      // Each file gets its lines spread over the second, as pods log.
+      const now = new Date().toISOString()
+      for (const [i, path] of paths.entries()) {
+        if ((tick + i) % 10 < rate % 10 || rate >= 10) {
+          const n = rate >= 10 ? rate / 10 : 1
+          let text = ""
+          for (let k = 0; k < n; k++) text += `${now} stdout F request ${written++} handled in 12ms path=/api/v1/items status=200\n`
+          appendFileSync(path, text)
+        }
+      }
+      tick++
+      if (Date.now() - started > (seconds * 1000) / 2) samples.push(lt.rss())
+      await sleep(100)
+    }
+    const deadline = Date.now() + 10_000
+    const delivered = () => received
+    while (delivered() < written && Date.now() < deadline) await sleep(50)
+    samples.sort((a, b) => a - b)
+    const metrics = await fetch(`http://127.0.0.1:${http}/metrics`).then((r) => r.text())
+    const heap = Number(/^nodejs_heap_size_used_bytes (\d+)/m.exec(metrics)?.[1]) / 1024 / 1024
+    if (process.env.SNAPSHOT) {
+      lt.child.kill("SIGUSR2")
+      await sleep(5000)
+    }
+    console.log(`${files} files × ${rate} lines/s for ${seconds} s: ${written} lines written, ${received} delivered; logtrain RSS ${samples[Math.floor(samples.length / 2)]!.toFixed(1)} MB (median of the last half), heap used ${heap.toFixed(1)} MB, CPU ${lt.cpu().toFixed(2)} s`)
+    await lt.stop()
+  }
+} finally {
+  sink.stdin!.end()
+  rmSync(root, { recursive: true, force: true })
+}

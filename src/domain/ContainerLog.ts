@@ -1,0 +1,256 @@
+/**
+ * Container log files as the kubelet leaves them: their names, the two line formats, and the
+ * joining of lines the runtime wrote in pieces.
+ *
+ * - Names: `/var/log/containers/<pod>_<namespace>_<container>-<64 hex id>.log`.
+ * - Docker json-file: `{"log":"text\n","stream":"stdout","time":"2024-01-01T00:00:00.123456789Z"}`;
+ *   a `log` without the trailing newline is a piece of a longer line (Docker cuts at 16 KiB).
+ * - CRI (containerd, CRI-O): `2024-01-01T00:00:00.123456789Z stdout F text`; `P` marks a piece,
+ *   `F` the last (or only) one.
+ *
+ * Pieces are joined per stream (stdout and stderr interleave). A joined line has a maximum size:
+ * beyond it the line is cut into several, so a runaway writer cannot make logtrain hold an
+ * unbounded line.
+ */
+
+export interface ContainerFile {
+  readonly pod: string
+  readonly namespace: string
+  readonly container: string
+  readonly containerId: string
+}
+
+const FILE_NAME =
+  /^([a-z0-9](?:[-a-z0-9]*[a-z0-9])?(?:\.[a-z0-9](?:[-a-z0-9]*[a-z0-9])?)*)_([^_]+)_(.+)-([a-f0-9]{64})\.log$/
+
+/** Pod, namespace and container of a log file's name, or undefined for a name of another shape. */
+export const parseFileName = (name: string): ContainerFile | undefined => {
+  const match = FILE_NAME.exec(name)
+  return match === null ? undefined : { pod: match[1]!, namespace: match[2]!, container: match[3]!, containerId: match[4]! }
+}
+
+export type StreamName = "stdout" | "stderr"
+
+/** One line of a log file, decoded. */
+export interface Piece {
+  readonly stream: StreamName
+  /** Milliseconds since the epoch; NaN when the line's time could not be read. */
+  readonly time: number
+  readonly text: string
+  /** A piece of a longer line: more follows on the same stream. */
+  readonly partial: boolean
+}
+
+export interface LineError {
+  readonly reason: "InvalidJson" | "InvalidCri"
+  readonly excerpt: string
+}
+
+export const isLineError = (u: Piece | LineError): u is LineError => "reason" in u
+
+const lineError = (reason: LineError["reason"], line: string): LineError => ({ reason, excerpt: line.slice(0, 80) })
+
+/** Decodes one line of either format (told apart by its first character). */
+export const decodeLine = (line: string): Piece | LineError =>
+  line.charCodeAt(0) === 123 /* { */ ? decodeDocker(line) : decodeCri(line)
+
+/** The last second parsed (`YYYY-MM-DDTHH:MM:SS`) and its milliseconds: lines mostly share it. */
+let cachedSecond = ""
+let cachedMillis = Number.NaN
+
+/**
+ * Milliseconds of an RFC 3339 time as runtimes write it (`2024-01-01T00:00:00.123456789Z`),
+ * quickly for UTC times (the second is parsed once), by Date.parse otherwise. NaN when invalid.
+ */
+export const parseTime = (text: string): number => {
+  const end = text.length - 1
+  if (end < 19 || text.charCodeAt(end) !== 90 /* Z */ || text.charCodeAt(10) !== 84 /* T */) return Date.parse(text)
+  const second = text.slice(0, 19)
+  if (second !== cachedSecond) {
+    const millis = Date.parse(`${second}Z`)
+    if (Number.isNaN(millis)) return Date.parse(text)
+    cachedSecond = second
+    cachedMillis = millis
+  }
+  if (end === 19) return cachedMillis
+  if (text.charCodeAt(19) !== 46 /* . */) return Date.parse(text)
+  let ms = 0
+  for (let i = 20, scale = 100; i < end && i < 23; i++, scale /= 10) {
+    const digit = text.charCodeAt(i) - 48
+    if (digit < 0 || digit > 9) return Date.parse(text)
+    ms += digit * scale
+  }
+  return cachedMillis + ms
+}
+
+const LOG_START = '{"log":"'
+const STREAM = '","stream":"'
+const TIME = '","time":"'
+
+/**
+ * The common Docker line — `{"log":"…","stream":"…","time":"…"}` with no escape in the text but
+ * its final `\n` — without a JSON parse; anything else (escapes, extra attributes) is parsed.
+ */
+const decodeDockerFast = (line: string): Piece | undefined => {
+  if (!line.startsWith(LOG_START) || !line.endsWith('"}')) return undefined
+  const streamAt = line.indexOf(STREAM, LOG_START.length)
+  if (streamAt < 0) return undefined
+  const backslash = line.indexOf("\\", LOG_START.length)
+  const complete = backslash === streamAt - 2 && line.charCodeAt(streamAt - 1) === 110 /* n */
+  if (backslash >= 0 && backslash < streamAt && !complete) return undefined
+  const streamEnd = line.indexOf('"', streamAt + STREAM.length)
+  if (streamEnd < 0 || !line.startsWith(TIME, streamEnd) || line.indexOf("\\", streamEnd) >= 0) return undefined
+  const stream = line.slice(streamAt + STREAM.length, streamEnd)
+  return {
+    stream: stream === "stderr" ? "stderr" : "stdout",
+    time: parseTime(line.slice(streamEnd + TIME.length, line.length - 2)),
+    text: line.slice(LOG_START.length, complete ? streamAt - 2 : streamAt),
+    partial: !complete
+  }
+}
+
+const decodeDocker = (line: string): Piece | LineError => {
+  const fast = decodeDockerFast(line)
+  if (fast !== undefined) return fast
+  let json: { log?: unknown; stream?: unknown; time?: unknown }
+  try {
+    json = JSON.parse(line)
+  } catch {
+    return lineError("InvalidJson", line)
+  }
+  if (typeof json !== "object" || json === null || typeof json.log !== "string") return lineError("InvalidJson", line)
+  const log = json.log
+  const complete = log.endsWith("\n")
+  return {
+    stream: json.stream === "stderr" ? "stderr" : "stdout",
+    time: typeof json.time === "string" ? parseTime(json.time) : Number.NaN,
+    text: complete ? log.slice(0, log.endsWith("\r\n") ? -2 : -1) : log,
+    partial: !complete
+  }
+}
+
+const decodeCri = (line: string): Piece | LineError => {
+  const first = line.indexOf(" ")
+  const second = first < 0 ? -1 : line.indexOf(" ", first + 1)
+  if (second < 0) return lineError("InvalidCri", line)
+  const stream = line.slice(first + 1, second)
+  if (stream !== "stdout" && stream !== "stderr") return lineError("InvalidCri", line)
+  // The tag: `P` or `F`, possibly followed by more `:`-separated tags in later versions.
+  const third = line.indexOf(" ", second + 1)
+  const tag = third < 0 ? line.slice(second + 1) : line.slice(second + 1, third)
+  if (tag.length === 0) return lineError("InvalidCri", line)
+  return {
+    stream,
+    time: parseTime(line.slice(0, first)),
+    text: third < 0 ? "" : line.slice(third + 1),
+    partial: tag.charCodeAt(0) === 80 /* P */
+  }
+}
+
+/** A line ready to become a packet. */
+export interface Line {
+  readonly stream: StreamName
+  readonly time: number
+  readonly text: string
+}
+
+interface Pending {
+  readonly pieces: Array<string>
+  bytes: number
+  time: number
+  /** When the first piece was read (for the timeout) and where it started in the file. */
+  readonly since: number
+  readonly offset: number
+}
+
+/** The largest prefix of `text` whose UTF-8 encoding fits in `maxBytes`, cut between characters. */
+export const cutUtf8 = (text: string, maxBytes: number): [head: string, rest: string] => {
+  if (text.length * 3 <= maxBytes) return [text, ""]
+  const bytes = Buffer.from(text, "utf8")
+  if (bytes.length <= maxBytes) return [text, ""]
+  let end = maxBytes
+  // Back over continuation bytes (10xxxxxx) to the start of a character.
+  while (end > 0 && (bytes[end]! & 0xc0) === 0x80) end--
+  const head = bytes.toString("utf8", 0, end)
+  return [head, text.slice(head.length)]
+}
+
+const byteLength = (text: string): number => Buffer.byteLength(text, "utf8")
+
+/**
+ * Joins pieces into lines, per stream. Lines come out through `emit`, in the order they complete.
+ * `split` counts lines cut at the size limit; `timedOut` lines flushed incomplete.
+ */
+export class LineJoiner {
+  private readonly pending = new Map<StreamName, Pending>()
+  split = 0
+  timedOut = 0
+
+  private readonly maxBytes: number
+  private readonly emit: (line: Line) => void
+
+  constructor(maxBytes: number, emit: (line: Line) => void) {
+    this.maxBytes = maxBytes
+    this.emit = emit
+  }
+
+  /** Takes a decoded piece that started at byte `offset` of the file. */
+  push(piece: Piece, offset: number, now: number): void {
+    const open = this.pending.get(piece.stream)
+    if (open === undefined && !piece.partial) {
+      this.emitCut(piece.stream, piece.time, piece.text)
+      return
+    }
+    const group = open ?? { pieces: [], bytes: 0, time: piece.time, since: now, offset }
+    if (open === undefined) this.pending.set(piece.stream, group)
+    group.pieces.push(piece.text)
+    group.bytes += byteLength(piece.text)
+    if (!piece.partial) {
+      this.pending.delete(piece.stream)
+      this.emitCut(piece.stream, group.time, group.pieces.join(""))
+    } else if (group.bytes > this.maxBytes) {
+      // Too long already: send what fits, keep the rest as the start of the next line.
+      const [head, rest] = cutUtf8(group.pieces.join(""), this.maxBytes)
+      this.split++
+      this.emit({ stream: piece.stream, time: group.time, text: head })
+      group.pieces.length = 0
+      group.pieces.push(rest)
+      group.bytes = byteLength(rest)
+    }
+  }
+
+  private emitCut(stream: StreamName, time: number, text: string): void {
+    let rest = text
+    while (rest.length > this.maxBytes / 3 && byteLength(rest) > this.maxBytes) {
+      const [head, tail] = cutUtf8(rest, this.maxBytes)
+      this.split++
+      this.emit({ stream, time, text: head })
+      rest = tail
+    }
+    this.emit({ stream, time, text: rest })
+  }
+
+  /** Sends the lines that have waited for their last piece since before `deadline`. */
+  flushOlderThan(deadline: number): void {
+    for (const [stream, group] of this.pending) {
+      if (group.since > deadline) continue
+      this.pending.delete(stream)
+      this.timedOut++
+      this.emitCut(stream, group.time, group.pieces.join(""))
+    }
+  }
+
+  /** Where the earliest incomplete line started in the file; undefined when none is pending. */
+  get pendingOffset(): number | undefined {
+    let earliest: number | undefined
+    for (const group of this.pending.values()) {
+      if (earliest === undefined || group.offset < earliest) earliest = group.offset
+    }
+    return earliest
+  }
+
+  /** Forgets incomplete lines (their file was truncated or replaced). */
+  clear(): void {
+    this.pending.clear()
+  }
+}

@@ -1,0 +1,331 @@
+/**
+ * Drain URLs: where a route sends logs. Users write them (annotations, table rows, routes files), so
+ * parsing never throws: it returns a DrainUrl or a DrainUrlError that says what is wrong.
+ *
+ * One table below maps every scheme the originals accepted to the kind of drain it names. Each
+ * parsed URL carries `display`, a printable form with credentials removed, which is the only form
+ * of an endpoint that may appear in logs, metric labels and error messages.
+ */
+import { Buffer } from "node:buffer"
+import { Data, Redacted, Result } from "effect"
+import type { Framing } from "./syslog/Framing.ts"
+
+export type SyslogTransport = "tcp" | "udp" | "tls" | "http" | "https"
+
+interface Common {
+  /** The URL as written in the route; the key drains are opened by. */
+  readonly endpoint: string
+  /** The URL with credentials and query values (other than logtrain's own options) masked. */
+  readonly display: string
+}
+
+/** `syslog+tcp://`, `syslog+udp://` (and `syslog://`), `syslog+tls://`, `syslog+http(s)://`. */
+export interface SyslogDrainUrl extends Common {
+  readonly _tag: "Syslog"
+  readonly transport: SyslogTransport
+  readonly host: string
+  readonly port: number
+  /** For `syslog+http(s)`: the POST target (`http(s)://…`, without logtrain's own options); empty otherwise. */
+  readonly url: string
+  /** For stream transports: `newline` (the original's, default for tcp) or `octet-counting` (tls). */
+  readonly framing: Framing
+  /** For `syslog+tls`: extra trusted CA certificates (PEM), added to the system roots. */
+  readonly ca: string | undefined
+  /** For `syslog+tls`/`syslog+https`: skip certificate verification. */
+  readonly insecure: boolean
+}
+
+/** `http://`, `https://`: JSON packets POSTed to the URL. */
+export interface HttpDrainUrl extends Common {
+  readonly _tag: "Http"
+  /** The target, without logtrain's own options. */
+  readonly url: string
+  readonly insecure: boolean
+  /**
+   * `array`: a batch as one JSON array (the default); `ndjson`: one object per line;
+   * `single`: one object per request, as the original.
+   */
+  readonly format: "array" | "ndjson" | "single"
+}
+
+export type ElasticsearchAuth =
+  | { readonly _tag: "None" }
+  | { readonly _tag: "Basic"; readonly username: string; readonly password: Redacted.Redacted<string> }
+  | { readonly _tag: "Bearer"; readonly token: Redacted.Redacted<string> }
+  | { readonly _tag: "ApiKey"; readonly id: string; readonly key: Redacted.Redacted<string> }
+
+/** `es+https://`, `es+http://`, `elasticsearch+http(s)://`, and `es://`/`elasticsearch://` (https). */
+export interface ElasticsearchDrainUrl extends Common {
+  readonly _tag: "Elasticsearch"
+  /** The `_bulk` URL, without credentials or logtrain's own options. */
+  readonly bulkUrl: string
+  readonly auth: ElasticsearchAuth
+  /** Index name; absent means the packet's hostname, as in the original. */
+  readonly index: string | undefined
+  readonly insecure: boolean
+}
+
+/** `persistent://key`: lines stored in Postgres, served at `{PERSISTENT_PATH}key`. */
+export interface PersistentDrainUrl extends Common {
+  readonly _tag: "Persistent"
+  readonly key: string
+}
+
+/** `stdout://`: one formatted line per packet on standard output, for demos and debugging. */
+export interface StdoutDrainUrl extends Common {
+  readonly _tag: "Stdout"
+  /** `text` (`<time> <hostname>[<tag>]: <message>`, the default), `json` or `rfc5424`. */
+  readonly format: "text" | "json" | "rfc5424"
+}
+
+export type DrainUrl = SyslogDrainUrl | HttpDrainUrl | ElasticsearchDrainUrl | PersistentDrainUrl | StdoutDrainUrl
+
+export type DrainKind = DrainUrl["_tag"]
+
+export class DrainUrlError extends Data.TaggedError("DrainUrlError")<{
+  readonly reason: "InvalidUrl" | "UnknownScheme" | "MissingHost" | "InvalidPort" | "InvalidOption" | "InvalidKey"
+  /** The endpoint, redacted. */
+  readonly endpoint: string
+  readonly detail: string
+}> {
+  override get message(): string {
+    return `invalid drain URL ${this.endpoint}: ${this.detail}`
+  }
+}
+
+/** The longest key `persistent://` accepts, as the original's `varchar(128)`. */
+export const MAX_PERSISTENT_KEY = 128
+
+type Parser = (url: URL, endpoint: string, display: string) => Result.Result<DrainUrl, DrainUrlError>
+
+const syslog = (transport: SyslogTransport, defaultPort: number): Parser => (url, endpoint, display) =>
+  Result.gen(function*() {
+    const host = yield* hostOf(url, display)
+    const port = yield* portOf(url, defaultPort, display)
+    const insecure = yield* flag(url, "insecure", display)
+    const framing = yield* framingOf(url, transport === "tls" ? "octet-counting" : "newline", display)
+    const ca = yield* caOf(url, display)
+    let target = ""
+    if (transport === "http" || transport === "https") {
+      const t = new URL(`${transport}://${url.host}${url.pathname || "/"}`)
+      t.username = url.username
+      t.password = url.password
+      t.search = withoutOptions(url.searchParams, ["insecure", "ca", "framing"])
+      target = t.href
+    }
+    return {
+      _tag: "Syslog",
+      endpoint,
+      display,
+      transport,
+      host,
+      port,
+      url: target,
+      framing,
+      ca,
+      insecure
+    } satisfies SyslogDrainUrl
+  })
+
+const http: Parser = (url, endpoint, display) =>
+  Result.gen(function*() {
+    yield* hostOf(url, display)
+    const insecure = yield* flag(url, "insecure", display)
+    const format = url.searchParams.get("format") ?? "array"
+    if (format !== "array" && format !== "ndjson" && format !== "single") {
+      return yield* invalid("InvalidOption", display, `format must be array, ndjson or single, not "${format}"`)
+    }
+    const target = new URL(url.href)
+    target.searchParams.delete("insecure")
+    target.searchParams.delete("format")
+    return { _tag: "Http", endpoint, display, url: target.href, insecure, format } satisfies HttpDrainUrl
+  })
+
+const elasticsearch = (protocol: "http:" | "https:"): Parser => (url, endpoint, display) =>
+  Result.gen(function*() {
+    yield* hostOf(url, display)
+    const insecure = yield* flag(url, "insecure", display)
+    const mode = (url.searchParams.get("auth") ?? "basic").toLowerCase()
+    if (mode !== "basic" && mode !== "bearer" && mode !== "apikey") {
+      return yield* invalid("InvalidOption", display, `auth must be basic, bearer or apikey, not "${mode}"`)
+    }
+    const username = decodeURIComponent(url.username)
+    const password = decodeURIComponent(url.password)
+    // As the original: credentials are used only when a password is present.
+    const auth: ElasticsearchAuth = password === ""
+      ? { _tag: "None" }
+      : mode === "bearer"
+      ? { _tag: "Bearer", token: Redacted.make(password) }
+      : mode === "apikey"
+      ? { _tag: "ApiKey", id: username, key: Redacted.make(password) }
+      : { _tag: "Basic", username, password: Redacted.make(password) }
+    const index = url.searchParams.get("index") ?? undefined
+    if (index !== undefined && !isIndexName(index)) {
+      return yield* invalid("InvalidOption", display, `index "${index}" is not a valid Elasticsearch index name`)
+    }
+    const bulk = new URL(`${protocol}//${url.host}${url.pathname}`)
+    if (!bulk.pathname.startsWith("/_bulk")) {
+      bulk.pathname = bulk.pathname.endsWith("/") ? `${bulk.pathname}_bulk` : `${bulk.pathname}/_bulk`
+    }
+    bulk.search = withoutOptions(url.searchParams, ["auth", "index", "insecure"])
+    return {
+      _tag: "Elasticsearch",
+      endpoint,
+      display,
+      bulkUrl: bulk.href,
+      auth,
+      index,
+      insecure
+    } satisfies ElasticsearchDrainUrl
+  })
+
+const persistent: Parser = (_url, endpoint, display) => {
+  const key = endpoint.slice(endpoint.indexOf("://") + 3).replace(/\/$/, "")
+  if (key.length === 0) return Result.fail(invalidError("InvalidKey", display, "the key is empty"))
+  if (key.length > MAX_PERSISTENT_KEY) {
+    return Result.fail(
+      invalidError("InvalidKey", display, `the key has ${key.length} characters; at most ${MAX_PERSISTENT_KEY} are allowed`)
+    )
+  }
+  return Result.succeed({ _tag: "Persistent", endpoint, display, key } satisfies PersistentDrainUrl)
+}
+
+const stdout: Parser = (url, endpoint, display) => {
+  const format = url.searchParams.get("format") ?? "text"
+  return format === "text" || format === "json" || format === "rfc5424"
+    ? Result.succeed({ _tag: "Stdout", endpoint, display, format } satisfies StdoutDrainUrl)
+    : invalid("InvalidOption", display, `format must be text, json or rfc5424, not "${format}"`)
+}
+
+/** Every scheme logtrain accepts (lower case), and what it means. */
+export const schemes: Readonly<Record<string, Parser>> = {
+  "syslog+tcp": syslog("tcp", 514),
+  "syslog+udp": syslog("udp", 514),
+  "syslog": syslog("udp", 514),
+  "syslog+tls": syslog("tls", 6514),
+  "syslog+http": syslog("http", 80),
+  "syslog+https": syslog("https", 443),
+  "http": http,
+  "https": http,
+  "es+http": elasticsearch("http:"),
+  "es+https": elasticsearch("https:"),
+  "es": elasticsearch("https:"),
+  "elasticsearch+http": elasticsearch("http:"),
+  "elasticsearch+https": elasticsearch("https:"),
+  "elasticsearch": elasticsearch("https:"),
+  "persistent": persistent,
+  "stdout": stdout
+}
+
+/** Parses a drain URL. Scheme names are case-insensitive, as in the original. */
+export const parse = (endpoint: string): Result.Result<DrainUrl, DrainUrlError> => {
+  const display = redact(endpoint)
+  const trimmed = endpoint.trim()
+  const separator = trimmed.indexOf("://")
+  if (separator <= 0) return Result.fail(invalidError("InvalidUrl", display, "expected scheme://..."))
+  const scheme = trimmed.slice(0, separator).toLowerCase()
+  const parser = schemes[scheme]
+  if (parser === undefined) {
+    return Result.fail(invalidError("UnknownScheme", display, `unknown scheme "${scheme}"`))
+  }
+  let url: URL
+  try {
+    url = new URL(`${scheme}${trimmed.slice(separator)}`)
+  } catch {
+    if (scheme !== "persistent") return Result.fail(invalidError("InvalidUrl", display, "not a valid URL"))
+    url = new URL("persistent://")
+  }
+  return parser(url, trimmed, display)
+}
+
+/** Query options logtrain reads itself; their values are not secret and stay visible in `display`. */
+const OWN_OPTIONS = new Set(["insecure", "auth", "index", "framing", "format"])
+
+/**
+ * A printable form of any endpoint, parsable or not: user and password become `***`, and so does
+ * every query value except logtrain's own options (a token in a query string is still a secret).
+ * The `ca` bundle is shortened to `…`.
+ */
+export const redact = (endpoint: string): string => {
+  const trimmed = endpoint.trim()
+  const separator = trimmed.indexOf("://")
+  if (separator <= 0) return trimmed.length > 16 ? `${trimmed.slice(0, 8).replace(/[^a-z+]/gi, "")}…` : "(unparsable)"
+  const scheme = trimmed.slice(0, separator)
+  let rest = trimmed.slice(separator + 3)
+  const hash = rest.indexOf("#")
+  if (hash >= 0) rest = rest.slice(0, hash)
+  const queryAt = rest.indexOf("?")
+  let authorityAndPath = queryAt >= 0 ? rest.slice(0, queryAt) : rest
+  const query = queryAt >= 0 ? rest.slice(queryAt + 1) : ""
+  const slash = authorityAndPath.indexOf("/")
+  const authorityEnd = slash >= 0 ? slash : authorityAndPath.length
+  const at = authorityAndPath.lastIndexOf("@", authorityEnd)
+  if (at >= 0) authorityAndPath = `***@${authorityAndPath.slice(at + 1)}`
+  if (query === "") return `${scheme}://${authorityAndPath}`
+  const params = query.split("&").filter((p) => p.length > 0).map((param) => {
+    const eq = param.indexOf("=")
+    const name = eq >= 0 ? param.slice(0, eq) : param
+    if (eq < 0) return name
+    if (name.toLowerCase() === "ca") return `${name}=…`
+    return OWN_OPTIONS.has(name.toLowerCase()) ? param : `${name}=***`
+  })
+  return `${scheme}://${authorityAndPath}?${params.join("&")}`
+}
+
+const invalidError = (reason: DrainUrlError["reason"], endpoint: string, detail: string) =>
+  new DrainUrlError({ reason, endpoint, detail })
+
+const invalid = (reason: DrainUrlError["reason"], endpoint: string, detail: string) =>
+  Result.fail(invalidError(reason, endpoint, detail))
+
+const hostOf = (url: URL, display: string): Result.Result<string, DrainUrlError> => {
+  const host = url.hostname.startsWith("[") ? url.hostname.slice(1, -1) : url.hostname
+  return host.length === 0 ? invalid("MissingHost", display, "a host is required") : Result.succeed(host)
+}
+
+const portOf = (url: URL, defaultPort: number, display: string): Result.Result<number, DrainUrlError> => {
+  if (url.port === "") return Result.succeed(defaultPort)
+  const port = Number(url.port)
+  return Number.isInteger(port) && port > 0 && port < 65536
+    ? Result.succeed(port)
+    : invalid("InvalidPort", display, `port "${url.port}" is not between 1 and 65535`)
+}
+
+const flag = (url: URL, name: string, display: string): Result.Result<boolean, DrainUrlError> => {
+  const value = url.searchParams.get(name)
+  if (value === null || value === "" || value === "false") return Result.succeed(false)
+  if (value === "true") return Result.succeed(true)
+  return invalid("InvalidOption", display, `${name} must be true or false, not "${value}"`)
+}
+
+const framingOf = (url: URL, fallback: Framing, display: string): Result.Result<Framing, DrainUrlError> => {
+  const value = url.searchParams.get("framing")
+  if (value === null || value === "") return Result.succeed(fallback)
+  if (value === "octet-counting" || value === "newline") return Result.succeed(value)
+  return invalid("InvalidOption", display, `framing must be octet-counting or newline, not "${value}"`)
+}
+
+/**
+ * `ca` is a base64 PEM bundle, as in the original. A query string turns `+` into a space, and a
+ * space is never base64, so it is put back before decoding.
+ */
+const caOf = (url: URL, display: string): Result.Result<string | undefined, DrainUrlError> => {
+  const value = url.searchParams.get("ca")
+  if (value === null || value === "") return Result.succeed(undefined)
+  const pem = Buffer.from(value.replace(/ /g, "+"), "base64").toString("utf8")
+  return pem.includes("-----BEGIN CERTIFICATE-----")
+    ? Result.succeed(pem)
+    : invalid("InvalidOption", display, "ca must be a base64-encoded PEM certificate bundle")
+}
+
+/** Elasticsearch's rules: lower case, none of \\ / * ? " < > | , # : or space, not starting with - _ +. */
+const isIndexName = (name: string): boolean =>
+  name.length > 0 && name.length <= 255 && name !== "." && name !== ".." && !/^[-_+]/.test(name) &&
+  !/[\\/*?"<>| ,#:A-Z]/.test(name)
+
+const withoutOptions = (params: URLSearchParams, own: ReadonlyArray<string>): string => {
+  const copy = new URLSearchParams(params)
+  for (const name of own) copy.delete(name)
+  const query = copy.toString()
+  return query === "" ? "" : `?${query}`
+}

@@ -1,0 +1,109 @@
+/**
+ * The Elasticsearch `_bulk` API, as far as logtrain speaks it: documents, request bodies, and what
+ * a response says about each item.
+ *
+ * Each document is sent with a `create` action naming its index and an `_id` that the drain keeps
+ * for the document across retries. So when a retried request repeats documents Elasticsearch has
+ * already indexed, it answers 409 for them instead of indexing them twice — and 409 counts as
+ * delivered. (The original sent an action with a `_source` key, which Elasticsearch rejects, and
+ * ids from the clock, which collided.)
+ */
+import type { LogPacket } from "./LogPacket.ts"
+import { formatTimestamp } from "./syslog/Rfc5424.ts"
+
+export interface BulkItem {
+  readonly id: string
+  readonly index: string
+  readonly packet: LogPacket
+}
+
+/**
+ * The index of a packet: the configured one, or — as the original — the packet's hostname, made a
+ * valid index name (lower case; `\ / * ? " < > | , # :` and spaces become `-`; no leading `-_+`).
+ */
+export const indexFor = (packet: LogPacket, configured: string | undefined): string => {
+  if (configured !== undefined) return configured
+  const name = packet.hostname.toLowerCase().replace(/[\\/*?"<>|,#:\s]/g, "-").replace(/^[-_+.]+/, "")
+  return name.length === 0 ? "logtrain" : name.slice(0, 255)
+}
+
+/** The document of a packet: the original's fields. */
+export const document = (packet: LogPacket): string =>
+  JSON.stringify({
+    "@timestamp": formatTimestamp(packet.time),
+    hostname: packet.hostname,
+    tag: packet.tag,
+    message: packet.message,
+    severity: packet.severity,
+    facility: packet.facility
+  })
+
+/** A `_bulk` body: action and document lines, ending with the newline Elasticsearch requires. */
+export const encode = (items: ReadonlyArray<BulkItem>): string => {
+  let body = ""
+  for (const item of items) {
+    body += `${JSON.stringify({ create: { _index: item.index, _id: item.id } })}\n${document(item.packet)}\n`
+  }
+  return body
+}
+
+export type ItemOutcome =
+  | { readonly _tag: "Delivered" }
+  /** Worth sending again: 429 (too many requests) or a 5xx. */
+  | { readonly _tag: "Retry"; readonly status: number; readonly type: string }
+  /** Refused for good (a mapping error, an invalid index…): resending cannot help. */
+  | { readonly _tag: "Rejected"; readonly status: number; readonly type: string; readonly reason: string }
+
+export type BulkOutcome =
+  | { readonly _tag: "Items"; readonly items: ReadonlyArray<ItemOutcome> }
+  | { readonly _tag: "Retry"; readonly detail: string }
+  | { readonly _tag: "Rejected"; readonly detail: string }
+
+interface ItemResult {
+  readonly status?: number
+  readonly error?: { readonly type?: string; readonly reason?: string }
+}
+
+const retryable = (status: number) => status === 429 || status >= 500
+
+/** What a `_bulk` answer says about a request of `count` items. */
+export const readResponse = (status: number, body: string, count: number): BulkOutcome => {
+  if (status < 200 || status >= 300) {
+    const detail = `HTTP ${status}: ${errorSummary(body)}`
+    return retryable(status) || status === 408 ? { _tag: "Retry", detail } : { _tag: "Rejected", detail }
+  }
+  let parsed: { readonly items?: ReadonlyArray<Record<string, ItemResult>> }
+  try {
+    parsed = JSON.parse(body)
+  } catch {
+    return { _tag: "Retry", detail: "the _bulk answer is not JSON" }
+  }
+  const items = parsed.items
+  if (!Array.isArray(items) || items.length !== count) {
+    return { _tag: "Retry", detail: `the _bulk answer has ${Array.isArray(items) ? items.length : "no"} items for ${count} sent` }
+  }
+  return {
+    _tag: "Items",
+    items: items.map((item): ItemOutcome => {
+      const result: ItemResult = Object.values(item)[0] ?? {}
+      const itemStatus = result.status ?? 0
+      // 409 on create: the document is already there (a retry of one that got through).
+      if ((itemStatus >= 200 && itemStatus < 300) || itemStatus === 409) return { _tag: "Delivered" }
+      const type = result.error?.type ?? `http_${itemStatus}`
+      if (retryable(itemStatus)) return { _tag: "Retry", status: itemStatus, type }
+      return { _tag: "Rejected", status: itemStatus, type, reason: result.error?.reason ?? "" }
+    })
+  }
+}
+
+/** A one-line summary of an Elasticsearch error body. */
+const errorSummary = (body: string): string => {
+  try {
+    const error = JSON.parse(body)?.error
+    if (typeof error === "object" && error !== null) return `${error.type ?? "error"}: ${error.reason ?? ""}`.slice(0, 300)
+    if (typeof error === "string") return error.slice(0, 300)
+  } catch {
+    // not JSON: fall through
+  }
+  return body.replace(/\s+/g, " ").trim().slice(0, 300)
+}

@@ -1,0 +1,112 @@
+/**
+ * The router: takes packets from Ingest in chunks and hands each one to the drains its hostname is
+ * routed to. Packets whose hostname has no route are counted as dead packets.
+ *
+ * The loop over a chunk is plain synchronous code — a map lookup and a buffer push per packet —
+ * because an Effect per packet would cost more than the routing. It leaves Effect only to open a
+ * drain the first time an endpoint gets a packet, and, with DRAIN_WHEN_FULL=block, to wait for a
+ * full drain: it stops at that packet, waits until the drain has room, and goes on from exactly
+ * there, so each drain still gets its packets in order and none twice. (With the default, drop,
+ * a full drain drops the packet and counts it, and nothing waits.) Between chunks it yields, so
+ * drain workers and socket callbacks get their turn on the one thread.
+ *
+ * On shutdown (after the inputs have stopped) it routes what is still queued before it ends, so
+ * the drains, closed after it, flush everything that was received.
+ */
+import { Effect, Fiber, Layer, Stream } from "effect"
+import type { LogPacket } from "../domain/LogPacket.ts"
+import type { DrainHandle } from "./drains/DrainRunner.ts"
+import { Drains } from "./drains/Drains.ts"
+import { Ingest } from "./Ingest.ts"
+import { RouteTable } from "./RouteTable.ts"
+import * as Telemetry from "./Telemetry.ts"
+
+export interface Options {
+  /** What to do when a drain's buffer is full: drop the packet (default) or wait for room. */
+  readonly whenFull: "drop" | "block"
+}
+
+/**
+ * Where routing a chunk stopped, and why. `endpoints` is the stopped packet's endpoint list as it
+ * was then: routing that packet resumes in the same list, even if routes changed meanwhile.
+ */
+type Stop =
+  | { readonly _tag: "Done" }
+  | { readonly _tag: "Unopened"; readonly index: number; readonly endpoints: ReadonlyArray<string>; readonly endpoint: number; readonly url: string }
+  | { readonly _tag: "Full"; readonly index: number; readonly endpoints: ReadonlyArray<string>; readonly endpoint: number; readonly drain: DrainHandle }
+
+const DONE: Stop = { _tag: "Done" }
+
+export const layer = (options: Options = { whenFull: "drop" }) =>
+  Layer.effectDiscard(Effect.gen(function*() {
+    const ingest = yield* Ingest
+    const table = yield* RouteTable
+    const drains = yield* Drains
+    const block = options.whenFull === "block"
+    const stats = { routed: 0, dead: 0, waits: 0 }
+    yield* Telemetry.counter("logtrain_dead_packets_total", "Packets received for a hostname with no route.", {}, () =>
+      stats.dead)
+    yield* Telemetry.counter("logtrain_routed_packets_total", "Packets handed to a drain (once per drain).", {}, () =>
+      stats.routed)
+    yield* Telemetry.counter("logtrain_router_waits_total", "Times the router waited for a full drain (DRAIN_WHEN_FULL=block).", {}, () =>
+      stats.waits)
+
+    /**
+     * Routes `chunk` from packet `index` on — that packet from endpoint `endpoint` of `resume` —
+     * and stops at the first endpoint whose drain is not open yet, or (blocking) is full.
+     */
+    const route = (
+      chunk: ReadonlyArray<LogPacket>,
+      index: number,
+      resume?: { readonly endpoints: ReadonlyArray<string>; readonly endpoint: number }
+    ): Stop => {
+      for (let i = index; i < chunk.length; i++) {
+        const packet = chunk[i]!
+        const endpoints = i === index && resume !== undefined ? resume.endpoints : table.lookup(packet.hostname)
+        if (endpoints === undefined) {
+          stats.dead++
+          continue
+        }
+        for (let j = i === index && resume !== undefined ? resume.endpoint : 0; j < endpoints.length; j++) {
+          const url = endpoints[j]!
+          const drain = drains.get(url)
+          if (drain === undefined) return { _tag: "Unopened", index: i, endpoints, endpoint: j, url }
+          if (block && !drain.hasRoom()) return { _tag: "Full", index: i, endpoints, endpoint: j, drain }
+          drain.offer(packet)
+          stats.routed++
+        }
+      }
+      return DONE
+    }
+
+    const routeChunk = (chunk: ReadonlyArray<LogPacket>): Effect.Effect<void> =>
+      Effect.gen(function*() {
+        let stop = route(chunk, 0)
+        while (stop._tag !== "Done") {
+          if (stop._tag === "Unopened") {
+            yield* drains.open(stop.url)
+          } else {
+            stats.waits++
+            // A closing drain never has room: let offer count the packet as dropped, and go on.
+            if (!(yield* stop.drain.whenRoom)) {
+              stop.drain.offer(chunk[stop.index]!)
+              stop = route(chunk, stop.index, { endpoints: stop.endpoints, endpoint: stop.endpoint + 1 })
+              continue
+            }
+          }
+          stop = route(chunk, stop.index, stop)
+        }
+      })
+
+    const fiber = yield* ingest.packets.pipe(
+      Stream.runForEachArray((chunk) => Effect.andThen(routeChunk(chunk), Effect.yieldNow)),
+      Effect.forkScoped
+    )
+
+    yield* Effect.addFinalizer(() =>
+      Effect.gen(function*() {
+        yield* ingest.end
+        yield* Fiber.await(fiber)
+      })
+    )
+  }))

@@ -1,0 +1,60 @@
+/**
+ * `http://`, `https://` drains: packets as JSON objects with the original's field names —
+ * `{"severity","facility","hostname","tag","time","message"}` — POSTed to the URL.
+ *
+ * - `?format=array` (default): each batch as one JSON array (`application/json`).
+ * - `?format=ndjson`: each batch as one object per line (`application/x-ndjson`).
+ * - `?format=single`: one object per request, as the original did. A retried batch resumes after
+ *   the packets already delivered, so a failure in the middle does not send the first ones twice.
+ *
+ * Batches wait up to a second to fill (configurable with DRAIN_BATCH_TIMEOUT). 5xx, 408, 425 and
+ * 429 answers and network errors are retried; other answers drop the batch, counted as rejected.
+ * `insecure=true` skips certificate verification; user info in the URL becomes Basic auth.
+ */
+import { Duration, Effect } from "effect"
+import type { HttpDrainUrl } from "../../domain/DrainUrl.ts"
+import type { LogPacket } from "../../domain/LogPacket.ts"
+import { toJson } from "../../domain/JsonPacket.ts"
+import * as Http from "../transports/http.ts"
+import { type DrainError, fromHttpStatus, fromTransport } from "./DrainError.ts"
+import type { DrainSink } from "./DrainRunner.ts"
+
+const TIMEOUT = Duration.seconds(30)
+
+export const make = (url: HttpDrainUrl): Effect.Effect<DrainSink, DrainError> =>
+  Effect.succeed({
+    settings: { batchTimeout: Duration.seconds(1) },
+    // One request at a time per source keeps `single` in order.
+    sender: Effect.map(
+      Http.client({ url: url.url, display: url.display, tls: { insecure: url.insecure }, timeout: TIMEOUT }),
+      (client) => {
+        const post = (body: string, contentType: string) =>
+          client.post(body, { "content-type": contentType }).pipe(
+            Effect.mapError(fromTransport(url.display)),
+            Effect.flatMap((response) => {
+              const error = fromHttpStatus(url.display, response.status, response.body)
+              return error === undefined ? Effect.void : Effect.fail(error)
+            })
+          )
+        /** For `single`: how many packets of a batch are already delivered. */
+        const delivered = new WeakMap<ReadonlyArray<LogPacket>, number>()
+        return {
+          send: (batch: ReadonlyArray<LogPacket>) => {
+            switch (url.format) {
+              case "array":
+                return post(`[${batch.map(toJson).join(",")}]`, "application/json")
+              case "ndjson":
+                return post(`${batch.map(toJson).join("\n")}\n`, "application/x-ndjson")
+              case "single":
+                return Effect.gen(function*() {
+                  for (let i = delivered.get(batch) ?? 0; i < batch.length; i++) {
+                    yield* post(toJson(batch[i]!), "application/json")
+                    delivered.set(batch, i + 1)
+                  }
+                })
+            }
+          }
+        }
+      }
+    )
+  })

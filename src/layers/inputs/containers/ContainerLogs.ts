@@ -1,0 +1,658 @@
+/**
+ * Container logs (`KUBERNETES=true`): tails the files in `KUBERNETES_LOG_PATH`
+ * (/var/log/containers), names each file's lines after its pod (PodMetadata), and hands them to
+ * the router — without losing or repeating a line across rotations and restarts.
+ *
+ * - Discovery: one `fs.watch` on the directory (not one watcher per file) for quick pick-up, and a
+ *   rescan every `rescanInterval` so a missed event costs seconds, not lines.
+ * - Reading: one open file per followed file, read from where it was left; at its end the file is
+ *   polled every `pollInterval`. Reading waits while the router is saturated (Ingest is bounded).
+ * - Rotation by rename: the path now names another file; the old one is read to its end (until
+ *   the new one has data — the runtime has switched — or `rotateWait` passes), then closed, and
+ *   the new one read from its start.
+ * - Rotation by copytruncate: the file shrank, or its first bytes changed. What had not been read
+ *   yet is read from the copy (the file next to it that starts with the same bytes), then the file
+ *   from its start.
+ * - A deleted file is read to its end and closed after `goneGrace`.
+ * - Checkpoints (STATE_DIR): offsets of what was handed to the router, saved every
+ *   `checkpointInterval` and on shutdown. On start a file with a checkpoint resumes there (if the
+ *   path now holds another file, the checkpointed one is looked for next to it and finished
+ *   first); a file without starts at its end on the very first run, as the original did, and at
+ *   its start otherwise (it appeared while logtrain was away).
+ */
+import { Data, Duration, Effect, Layer, Queue } from "effect"
+import * as Fs from "node:fs"
+import * as FsP from "node:fs/promises"
+import { join } from "node:path"
+import * as ContainerLog from "../../../domain/ContainerLog.ts"
+import * as LogPacket from "../../../domain/LogPacket.ts"
+import { Ingest } from "../../Ingest.ts"
+import { PodMetadata } from "../../kubernetes/PodMetadata.ts"
+import * as Log from "../../Log.ts"
+import { Readiness } from "../../Readiness.ts"
+import * as Checkpoints from "../../storage/Checkpoints.ts"
+import * as Telemetry from "../../Telemetry.ts"
+import * as InputStats from "../InputStats.ts"
+import * as Files from "./files.ts"
+
+export const INPUT = "kubernetes"
+
+export interface Options {
+  /** The directory of container logs (KUBERNETES_LOG_PATH). */
+  readonly path: string
+  /** Where checkpoints are kept (STATE_DIR). */
+  readonly stateDir: string
+  readonly excludeNamespaces: ReadonlyArray<string>
+  /** Only pods of Akkeris apps (ONLY_AKKERIS). */
+  readonly onlyAkkeris: boolean
+  /** A joined line longer than this many bytes is cut into several (and counted). */
+  readonly maxLineBytes: number
+  /** A line whose last piece has not come after this long is sent as it is. */
+  readonly partialTimeout: Duration.Duration
+  readonly pollInterval?: Duration.Duration | undefined
+  readonly rescanInterval?: Duration.Duration | undefined
+  readonly checkpointInterval?: Duration.Duration | undefined
+  /** How long a rotated file is read while its successor stays empty. */
+  readonly rotateWait?: Duration.Duration | undefined
+  /** How long a deleted file is kept open (read to its end) before it is released. */
+  readonly goneGrace?: Duration.Duration | undefined
+}
+
+export class ContainerLogsError extends Data.TaggedError("ContainerLogsError")<{ readonly detail: string }> {
+  override get message(): string {
+    return this.detail
+  }
+}
+
+const CHUNK = 64 * 1024
+/** Read at most this much from one file before letting the others have a turn. */
+const BURST = 1024 * 1024
+
+interface Follower {
+  readonly path: string
+  readonly file: ContainerLog.ContainerFile
+  hostname: string
+  tag: string
+  handle: FsP.FileHandle
+  identity: Files.Identity
+  print: Files.LiveFingerprint
+  /** The next byte to read. */
+  offset: number
+  /** Bytes read of a line whose newline has not come yet. */
+  carry: Buffer | undefined
+  /** Skipping the rest of a line too long to keep. */
+  skipping: boolean
+  /** Everything before this byte has been handed to the router: what a checkpoint records. */
+  committed: number
+  readonly joiner: ContainerLog.LineJoiner
+  /** Lines completed and not yet handed to the router. */
+  readonly out: Array<ContainerLog.Line>
+  goneSince: number | undefined
+  rotatedSince: number | undefined
+  /** When it was last inspected (at the end of what was there). */
+  lastLook: number
+  /** Rotated files and copies already read (the last few). */
+  readonly consumed: Array<Files.Identity>
+  readonly buffer: Buffer
+}
+
+const isMissing = (error: unknown) => {
+  const code = (error as NodeJS.ErrnoException).code
+  return code === "ENOENT" || code === "ENOTDIR"
+}
+
+export const layer = (options: Options): Layer.Layer<never, Checkpoints.CheckpointError | ContainerLogsError, Ingest | Readiness | PodMetadata> =>
+  Layer.effectDiscard(Effect.gen(function*() {
+    const ingest = yield* Ingest
+    const metadata = yield* PodMetadata
+    const check = yield* (yield* Readiness).register(`input:${INPUT}`)
+    const stats = yield* InputStats.make(INPUT)
+    const scope = yield* Effect.scope
+    const pollInterval = options.pollInterval ?? Duration.millis(250)
+    const rescanInterval = options.rescanInterval ?? Duration.seconds(2)
+    const checkpointInterval = options.checkpointInterval ?? Duration.seconds(5)
+    const rotateWait = Duration.toMillis(options.rotateWait ?? Duration.seconds(5))
+    const goneGrace = Duration.toMillis(options.goneGrace ?? Duration.seconds(5))
+    const partialTimeout = Duration.toMillis(options.partialTimeout)
+    const maxPhysicalLine = Math.max(4 * options.maxLineBytes, 256 * 1024)
+    const excluded = new Set(options.excludeNamespaces)
+
+    const directory = yield* Effect.tryPromise({
+      try: () => FsP.stat(options.path),
+      catch: (error) => new ContainerLogsError({ detail: `KUBERNETES_LOG_PATH ${options.path}: ${(error as Error).message}` })
+    })
+    if (!directory.isDirectory()) return yield* new ContainerLogsError({ detail: `KUBERNETES_LOG_PATH ${options.path}: not a directory` })
+
+    const { store, unreadable } = yield* Checkpoints.open(options.stateDir)
+    if (unreadable !== undefined) {
+      yield* Log.warn("checkpoints unreadable: files will be read from their start", { stateDir: options.stateDir, error: unreadable })
+    }
+    /** Checkpoints read at start, until their file is picked up. */
+    const saved = new Map(store.initial)
+    /** Checkpoints of files dropped after a read error, until the next scan picks them up again. */
+    const retry = new Map<string, Checkpoints.FileCheckpoint>()
+    const followers = new Map<string, Follower>()
+    /** Files not followed (excluded namespace, not an Akkeris app), by path. */
+    const ignored = new Set<string>()
+    const counts = { renames: 0, truncations: 0, unrecovered: 0, released: 0, splitOfReleased: 0 }
+
+    yield* Telemetry.gauge("logtrain_input_files", "Files followed.", { input: INPUT }, () => followers.size)
+    yield* Telemetry.counter("logtrain_input_file_rotations_total", "Rotations followed.", { input: INPUT, kind: "rename" }, () => counts.renames)
+    yield* Telemetry.counter("logtrain_input_file_rotations_total", "Rotations followed.", { input: INPUT, kind: "copytruncate" }, () =>
+      counts.truncations)
+    yield* Telemetry.counter(
+      "logtrain_input_file_truncations_unrecovered_total",
+      "Truncated files whose unread end could not be found in a copy (lines may be lost).",
+      { input: INPUT },
+      () => counts.unrecovered
+    )
+    yield* Telemetry.counter("logtrain_input_lines_split_total", "Lines cut at KUBERNETES_MAX_LINE_SIZE.", { input: INPUT }, () => {
+      let n = counts.splitOfReleased
+      for (const f of followers.values()) n += f.joiner.split
+      return n
+    })
+
+    const io = <A>(what: string, run: () => Promise<A>) =>
+      Effect.tryPromise({ try: run, catch: (error) => new ContainerLogsError({ detail: `${what}: ${(error as Error).message}` }) })
+
+    /** Decodes what was read (continuing the carried part line), joining pieces into `f.out`. */
+    const consume = (f: Follower, chunk: Buffer, now: number) => {
+      const data = f.carry === undefined ? chunk : Buffer.concat([f.carry, chunk])
+      const base = f.offset - data.length
+      let start = 0
+      if (f.skipping) {
+        const newline = data.indexOf(10)
+        if (newline < 0) {
+          f.carry = undefined
+          return
+        }
+        f.skipping = false
+        start = newline + 1
+      }
+      for (let newline = data.indexOf(10, start); newline >= 0; newline = data.indexOf(10, start)) {
+        if (newline > start) {
+          stats.bytes += newline - start + 1
+          const piece = ContainerLog.decodeLine(data.toString("utf8", start, newline))
+          if (ContainerLog.isLineError(piece)) {
+            stats.malformed++
+            stats.lastMalformed = { message: `${piece.reason} in ${f.path}: ${JSON.stringify(piece.excerpt)}` }
+          } else {
+            f.joiner.push(piece, base + start, now)
+          }
+        }
+        start = newline + 1
+      }
+      if (start >= data.length) {
+        f.carry = undefined
+      } else if (data.length - start > maxPhysicalLine) {
+        // No newline in sight: a line no runtime writes. Drop it up to its newline.
+        stats.malformed++
+        stats.lastMalformed = { message: `a line longer than ${maxPhysicalLine} bytes in ${f.path} was dropped` }
+        f.carry = undefined
+        f.skipping = true
+      } else {
+        f.carry = Buffer.from(data.subarray(start))
+      }
+    }
+
+    /** Where a checkpoint may put this file now: before any line not yet handed over. */
+    const readPosition = (f: Follower) => f.offset - (f.carry?.length ?? 0)
+
+    /**
+     * Hands the completed lines to the router; only then do they count as read. Interruptible: a
+     * shutdown while the router is full must not hang. What was not handed over is read again
+     * after a restart (a few lines may then arrive twice, none is lost).
+     */
+    const handOver = (f: Follower) =>
+      Effect.suspend(() => {
+        const lines = f.out.splice(0)
+        const position = f.skipping ? f.offset : readPosition(f)
+        const committed = f.joiner.pendingOffset ?? position
+        if (lines.length === 0) {
+          f.committed = committed
+          return Effect.void
+        }
+        const now = Date.now()
+        const packets = lines.map((line) =>
+          LogPacket.make({
+            time: new Date(Number.isNaN(line.time) ? now : line.time),
+            hostname: f.hostname,
+            tag: f.tag,
+            message: line.text,
+            severity: line.stream === "stderr" ? LogPacket.Severity.Error : LogPacket.Severity.Informational,
+            facility: LogPacket.Facility.user
+          })
+        )
+        stats.records += packets.length
+        return Effect.map(ingest.offer(packets), () => {
+          f.committed = committed
+        })
+      })
+
+    /** Reads `handle` (a rotated file or copy: it no longer changes) from `f.offset` to its end. */
+    const readFrom = (f: Follower, handle: FsP.FileHandle, limit: number) =>
+      Effect.gen(function*() {
+        let total = 0
+        while (total < limit) {
+          const { bytesRead } = yield* io(`read ${f.path}`, () => handle.read(f.buffer, 0, CHUNK, f.offset))
+          if (bytesRead === 0) break
+          f.offset += bytesRead
+          total += bytesRead
+          consume(f, f.buffer.subarray(0, bytesRead), Date.now())
+          yield* handOver(f)
+        }
+        return total
+      })
+
+    /** Sends what is still being joined (the file ends here), and forgets the part line. */
+    const endOfFile = (f: Follower) => {
+      f.joiner.flushOlderThan(Number.POSITIVE_INFINITY)
+      f.carry = undefined
+      f.skipping = false
+      return handOver(f)
+    }
+
+    const switchTo = (f: Follower, handle: FsP.FileHandle, stat: Fs.Stats) =>
+      Effect.gen(function*() {
+        yield* io(`close ${f.path}`, () => f.handle.close()).pipe(Effect.ignore)
+        f.handle = handle
+        f.identity = stat
+        f.offset = 0
+        f.committed = 0
+        f.print = yield* io(`read ${f.path}`, () => Files.fingerprintOf(handle, stat.size))
+      })
+
+    /**
+     * Reads, whole and oldest first, the files rotated out of `f.path` after `afterMs` other than
+     * `exclude`: rotations that happened between two looks, or while reading was held back.
+     */
+    const readRotated = (f: Follower, afterMs: number, exclude: ReadonlyArray<Files.Identity>) =>
+      Effect.gen(function*() {
+        const missed = yield* io(`list the rotated files of ${f.path}`, () => Files.rotatedSince(f.path, afterMs, [...exclude, ...f.consumed]))
+        for (const rotated of missed) {
+          consumed(f, rotated.stat)
+          const handle = yield* Effect.tryPromise(() => FsP.open(rotated.path, "r")).pipe(Effect.option)
+          if (handle._tag === "None") continue
+          f.offset = 0
+          f.carry = undefined
+          yield* readFrom(f, handle.value, Number.POSITIVE_INFINITY).pipe(Effect.ensuring(Effect.promise(() => handle.value.close())))
+          yield* endOfFile(f)
+          yield* Log.debug("read a rotated file found in between", { file: f.path, rotated: rotated.path })
+        }
+        return missed.length
+      })
+
+    /** Remembers a rotated file or copy as read (the last few), so that it is never read twice. */
+    const consumed = (f: Follower, identity: Files.Identity) => {
+      f.consumed.push({ dev: identity.dev, ino: identity.ino })
+      if (f.consumed.length > 32) f.consumed.shift()
+    }
+
+    /**
+     * The copies of a truncated file that hold what was not read: the copy of what was being read
+     * (it starts with the same bytes, and is at least as long as what was read), then any later
+     * ones (truncated again since). A file known only by its first few bytes (it was short at the
+     * last look) cannot be told from older copies by them: only copies made since are taken.
+     */
+    const copiesOf = (f: Follower, own: Files.Identity) =>
+      io(`find the copies of ${f.path}`, async () => {
+        const from = f.offset
+        const fits = async (path: string, size: number) => {
+          if (size < from) return false
+          const handle = await FsP.open(path, "r")
+          try {
+            return await Files.matches(handle, f.print)
+          } finally {
+            await handle.close()
+          }
+        }
+        const exclude = [own, ...f.consumed]
+        if (f.print.fingerprintBytes >= Files.FINGERPRINT_BYTES) {
+          const copy = await Files.findSibling(f.path, async (stat, handle) =>
+            stat.size >= from && !exclude.some((identity) => Files.sameIdentity(identity, stat)) && (await Files.matches(handle, f.print)))
+          if (copy === undefined) return []
+          await copy.handle.close()
+          const later = await Files.rotatedSince(f.path, copy.stat.mtimeMs, [copy.stat, ...exclude])
+          return [{ path: copy.path, stat: copy.stat }, ...(await completed(f, later))]
+        }
+        const recent = await completed(f, await Files.rotatedSince(f.path, f.lastLook - 1000, exclude))
+        while (recent.length > 0 && !(await fits(recent[0]!.path, recent[0]!.stat.size))) recent.shift()
+        return recent
+      })
+
+    /**
+     * The copies among `copies` that are complete: a copy that begins like the live file does now
+     * is a copy of what is still there (perhaps still being written): it is read once the file
+     * has been truncated after it, as the copy of that generation.
+     */
+    const completed = async (f: Follower, copies: Array<{ readonly path: string; readonly stat: Fs.Stats }>) => {
+      if (copies.length === 0) return copies
+      const live = await Files.headOf(f.path, Files.FINGERPRINT_BYTES)
+      if (live.length === 0) return copies
+      const done: typeof copies = []
+      for (const copy of copies) {
+        if (!Files.agree(await Files.headOf(copy.path, Files.FINGERPRINT_BYTES), live)) done.push(copy)
+      }
+      return done
+    }
+
+    /**
+     * The file shrank or was rewritten: read what is left in its copies, then the file from its
+     * start. The file's new first bytes are taken before looking for more copies, so a truncation
+     * while the copies are read is either found now or noticed at the next look.
+     */
+    const truncated = (f: Follower, found: ReadonlyArray<{ readonly path: string; readonly stat: Fs.Stats }>) =>
+      Effect.gen(function*() {
+        const from = f.offset
+        if (found.length === 0) {
+          counts.truncations++
+          counts.unrecovered++
+          yield* Log.warn("log file truncated and no copy found next to it: lines written after the last read may be lost", {
+            file: f.path,
+            readUpTo: from
+          })
+        }
+        const done: Array<Files.Identity> = []
+        let copies = found
+        let first = true
+        while (true) {
+          let newest = 0
+          for (const copy of copies) {
+            counts.truncations++
+            done.push(copy.stat)
+            consumed(f, copy.stat)
+            newest = Math.max(newest, copy.stat.mtimeMs)
+            const handle = yield* Effect.tryPromise(() => FsP.open(copy.path, "r")).pipe(Effect.option)
+            if (handle._tag === "None") continue
+            // The first copy continues what was read; later ones are read whole.
+            if (!first) f.offset = 0
+            first = false
+            yield* readFrom(f, handle.value, Number.POSITIVE_INFINITY).pipe(Effect.ensuring(Effect.promise(() => handle.value.close())))
+            yield* endOfFile(f)
+            yield* Log.debug("log file truncated; read what was left from its copy", { file: f.path, copy: copy.path })
+          }
+          yield* endOfFile(f)
+          const stat = yield* io(`stat ${f.path}`, () => f.handle.stat())
+          f.print = yield* io(`read ${f.path}`, () => Files.fingerprintOf(f.handle, stat.size))
+          f.offset = 0
+          f.committed = 0
+          if (copies.length === 0) return
+          // Truncated again while those were read?
+          copies = yield* io(`list the copies of ${f.path}`, async () =>
+            completed(f, await Files.rotatedSince(f.path, newest, [stat, ...done, ...f.consumed])))
+        }
+      })
+
+    const release = (f: Follower, why: string) =>
+      Effect.gen(function*() {
+        yield* endOfFile(f)
+        followers.delete(f.path)
+        counts.splitOfReleased += f.joiner.split
+        counts.released++
+        yield* io(`close ${f.path}`, () => f.handle.close()).pipe(Effect.ignore)
+        yield* Log.debug("log file released", { file: f.path, why })
+      })
+
+    /**
+     * At the end of what is there: has the path been rotated, truncated or deleted? Returns false
+     * when the follower is done.
+     */
+    const inspect = (f: Follower) =>
+      Effect.gen(function*() {
+        const now = Date.now()
+        const stat = yield* Effect.tryPromise(() => FsP.stat(f.path)).pipe(
+          Effect.catch((error) => (isMissing(error.cause) ? Effect.succeed(undefined) : Effect.fail(error)))
+        )
+        if (stat === undefined) {
+          f.goneSince ??= now
+          if (now - f.goneSince < goneGrace) return true
+          yield* release(f, "deleted")
+          return false
+        }
+        f.goneSince = undefined
+        if (!Files.sameIdentity(stat, f.identity)) {
+          f.rotatedSince ??= now
+          // The runtime writes to the old file until it reopens: wait for the new one to have data.
+          if (stat.size === 0 && now - f.rotatedSince < rotateWait) return true
+          const next = yield* io(`open ${f.path}`, () => FsP.open(f.path, "r"))
+          const nextStat = yield* io(`stat ${f.path}`, () => next.stat())
+          yield* readFrom(f, f.handle, Number.POSITIVE_INFINITY)
+          yield* endOfFile(f)
+          const last = yield* io(`stat ${f.path}`, () => f.handle.stat())
+          // Rotated more than once since the last look: read the files in between too.
+          counts.renames += 1 + (yield* readRotated(f, last.mtimeMs, [f.identity, nextStat]))
+          consumed(f, f.identity)
+          yield* switchTo(f, next, nextStat)
+          f.rotatedSince = undefined
+          return true
+        }
+        f.joiner.flushOlderThan(now - partialTimeout)
+        yield* handOver(f)
+        return true
+      })
+
+    /**
+     * A file that was too short to be told apart by its first bytes (at most FINGERPRINT_BYTES)
+     * was truncated if copies of it were made since the last look — unless it was renamed away
+     * (the path names another file now): then it is read to its end.
+     */
+    const checkShort = (f: Follower) =>
+      Effect.gen(function*() {
+        const now = Date.now()
+        const own = yield* io(`stat ${f.path}`, () => f.handle.stat())
+        if (own.size > f.print.fingerprintBytes) {
+          const current = yield* Effect.tryPromise(() => FsP.stat(f.path)).pipe(Effect.option)
+          if (current._tag === "Some" && Files.sameIdentity(current.value, own)) {
+            const copies = yield* copiesOf(f, own)
+            if (copies.length > 0) yield* truncated(f, copies)
+            else f.print = yield* io(`read ${f.path}`, () => Files.fingerprintOf(f.handle, own.size))
+          }
+        }
+        f.lastLook = now
+      })
+
+    /** Still the same file (it begins with the same bytes)? If not, it was truncated: read on from its copies. */
+    const sameFile = (f: Follower) =>
+      Effect.gen(function*() {
+        if (yield* io(`read ${f.path}`, () => Files.matches(f.handle, f.print))) return true
+        const own = yield* io(`stat ${f.path}`, () => f.handle.stat())
+        yield* truncated(f, yield* copiesOf(f, own))
+        return false
+      })
+
+    /**
+     * Reads the live file from `f.offset`, a burst of it. After each read, the file must still
+     * begin with the same bytes: a truncation (copytruncate) just before or during the read would
+     * have put other bytes at that offset, so the chunk is dropped and read again from the copy.
+     */
+    const readLive = (f: Follower) =>
+      Effect.gen(function*() {
+        let total = 0
+        while (total < BURST) {
+          if (f.print.fingerprintBytes < Files.FINGERPRINT_BYTES) yield* checkShort(f)
+          const { bytesRead } = yield* io(`read ${f.path}`, () => f.handle.read(f.buffer, 0, CHUNK, f.offset))
+          if (!(yield* sameFile(f))) continue
+          if (bytesRead === 0) break
+          f.offset += bytesRead
+          total += bytesRead
+          consume(f, f.buffer.subarray(0, bytesRead), Date.now())
+          yield* handOver(f)
+        }
+        return total
+      })
+
+    const follow = (f: Follower) =>
+      Effect.gen(function*() {
+        while (true) {
+          const read = yield* readLive(f)
+          if (read > 0) {
+            yield* Effect.yieldNow
+            continue
+          }
+          if (!(yield* inspect(f))) return
+          yield* Effect.sleep(pollInterval)
+        }
+      }).pipe(
+        Effect.catch((error) =>
+          Effect.gen(function*() {
+            // Dropped: the next scan picks the file up again, from its last checkpoint.
+            retry.set(f.path, checkpointOf(f))
+            followers.delete(f.path)
+            yield* Effect.promise(() => f.handle.close().catch(() => undefined))
+            yield* Log.warn("log file read failed; it will be picked up again", { file: f.path, error: error.message })
+          })
+        )
+      )
+
+    const checkpointOf = (f: Follower): Checkpoints.FileCheckpoint => ({
+      path: f.path,
+      dev: f.identity.dev,
+      ino: f.identity.ino,
+      fingerprint: f.print.fingerprint,
+      fingerprintBytes: f.print.fingerprintBytes,
+      offset: f.committed
+    })
+
+    /** Starts following `path`, `firstScan` telling whether logtrain is just starting. */
+    const start = (path: string, file: ContainerLog.ContainerFile, firstScan: boolean) =>
+      Effect.gen(function*() {
+        const info = yield* metadata.describe(file.namespace, file.pod)
+        if (options.onlyAkkeris && info.akkerisApp === false) {
+          ignored.add(path)
+          return
+        }
+        const handle = yield* Effect.tryPromise(() => FsP.open(path, "r")).pipe(Effect.option)
+        if (handle._tag === "None") return // A link whose file is gone: nothing to read.
+        const stat = yield* io(`stat ${path}`, () => handle.value.stat())
+        const print = yield* io(`read ${path}`, () => Files.fingerprintOf(handle.value, stat.size))
+        const out: Array<ContainerLog.Line> = []
+        const f: Follower = {
+          path,
+          file,
+          hostname: info.naming.hostname,
+          tag: info.naming.tag,
+          handle: handle.value,
+          identity: stat,
+          print,
+          offset: 0,
+          carry: undefined,
+          skipping: false,
+          committed: 0,
+          joiner: new ContainerLog.LineJoiner(options.maxLineBytes, (line) => out.push(line)),
+          out,
+          goneSince: undefined,
+          rotatedSince: undefined,
+          lastLook: Date.now(),
+          consumed: [],
+          buffer: Buffer.allocUnsafe(CHUNK)
+        }
+
+        const checkpoint = retry.get(path) ?? saved.get(path)
+        retry.delete(path)
+        saved.delete(path)
+        const resumes = checkpoint !== undefined && Files.sameIdentity(checkpoint, stat) &&
+          (yield* io(`read ${path}`, () => Files.matches(handle.value, checkpoint)))
+        let previous: { readonly handle: FsP.FileHandle; readonly offset: number; readonly stat: Fs.Stats } | undefined
+        if (resumes) {
+          f.offset = checkpoint.offset <= stat.size ? checkpoint.offset : 0
+        } else {
+          if (checkpoint !== undefined) {
+            // Rotated while logtrain was away: finish the file the checkpoint was about first.
+            const old = yield* io(`find the rotated ${path}`, () =>
+              Files.findSibling(path, async (s, h) => Files.sameIdentity(s, checkpoint) && (await Files.matches(h, checkpoint))))
+            if (old !== undefined) previous = { handle: old.handle, offset: checkpoint.offset, stat: old.stat }
+          }
+          f.offset = firstScan && !store.existed ? yield* io(`read ${path}`, () => Files.lastLineStart(handle.value, stat.size)) : 0
+        }
+        f.committed = f.offset
+        followers.set(path, f)
+        yield* Log.debug("following log file", { file: path, hostname: f.hostname, tag: f.tag, from: f.offset, named: info.known ? "api" : "file name" })
+        const run = Effect.gen(function*() {
+          if (previous !== undefined) {
+            const offset = f.offset
+            f.offset = previous.offset
+            yield* readFrom(f, previous.handle, Number.POSITIVE_INFINITY).pipe(
+              Effect.ensuring(Effect.promise(() => previous.handle.close()))
+            )
+            yield* endOfFile(f)
+            counts.renames += 1 + (yield* readRotated(f, previous.stat.mtimeMs, [previous.stat, f.identity]))
+            f.offset = offset
+            f.committed = offset
+          }
+          yield* follow(f)
+        })
+        yield* Effect.forkIn(run, scope)
+      })
+
+    let firstScan = true
+    const scan = Effect.gen(function*() {
+      const names = yield* io(`read ${options.path}`, () => FsP.readdir(options.path))
+      const present = new Set<string>()
+      for (const name of names) {
+        const file = ContainerLog.parseFileName(name)
+        if (file === undefined) continue
+        const path = join(options.path, name)
+        present.add(path)
+        if (followers.has(path) || ignored.has(path)) continue
+        if (excluded.has(file.namespace)) {
+          ignored.add(path)
+          continue
+        }
+        yield* start(path, file, firstScan)
+      }
+      for (const path of ignored) if (!present.has(path)) ignored.delete(path)
+      firstScan = false
+    })
+
+    const save = Effect.suspend(() => {
+      const entries = [...followers.values()].map(checkpointOf)
+      for (const [path, checkpoint] of retry) if (!followers.has(path)) entries.push(checkpoint)
+      return store.save(entries)
+    })
+
+    // Saved last on shutdown: finalizers run in reverse, after the followers have stopped.
+    yield* Effect.addFinalizer(() =>
+      save.pipe(Effect.catch((error) => Log.error("cannot save checkpoints", { error: error.message })))
+    )
+
+    const wake = yield* Queue.dropping<void>(1)
+    const watcher = yield* Effect.acquireRelease(
+      Effect.sync(() => {
+        try {
+          const w = Fs.watch(options.path, { persistent: false }, () => Queue.offerUnsafe(wake, undefined))
+          w.on("error", () => undefined)
+          return w
+        } catch {
+          return undefined
+        }
+      }),
+      (w) => Effect.sync(() => w?.close())
+    )
+    if (watcher === undefined) yield* Log.warn("cannot watch the log directory; new files are found by rescanning", { path: options.path })
+
+    yield* scan
+    yield* check.ready
+    yield* Log.info("container logs followed", {
+      path: options.path,
+      files: followers.size,
+      ignored: ignored.size,
+      from: store.existed ? "checkpoints" : "the end of each file (first run)"
+    })
+
+    yield* Effect.gen(function*() {
+      while (true) {
+        yield* Effect.raceFirst(Queue.take(wake), Effect.sleep(rescanInterval))
+        // Let a burst of directory events settle into one scan.
+        yield* Effect.sleep(Duration.millis(20))
+        yield* Queue.clear(wake)
+        yield* scan.pipe(Effect.catch((error) => Log.warn("scanning the log directory failed", { error: error.message })))
+      }
+    }).pipe(Effect.forkIn(scope))
+
+    yield* save.pipe(
+      Effect.catch((error) => Log.error("cannot save checkpoints", { error: error.message })),
+      Effect.delay(checkpointInterval),
+      Effect.forever,
+      Effect.forkIn(scope)
+    )
+  }))

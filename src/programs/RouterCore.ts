@@ -1,0 +1,41 @@
+/**
+ * The routing core both programs share: Ingest → Router → RouteTable → Drains, plus Readiness.
+ *
+ * Layers are released in the reverse order they are built, and each program builds its inputs on
+ * top of this core, so shutdown goes: inputs stop; the router routes what is still queued; the
+ * drains flush, all at once, within their flush timeout.
+ */
+import { Layer } from "effect"
+import * as DrainRunner from "../layers/drains/DrainRunner.ts"
+import { Drains } from "../layers/drains/Drains.ts"
+import { Ingest } from "../layers/Ingest.ts"
+import { Readiness } from "../layers/Readiness.ts"
+import { RouteTable } from "../layers/RouteTable.ts"
+import * as Router from "../layers/Router.ts"
+import * as Telemetry from "../layers/Telemetry.ts"
+
+export interface Options {
+  readonly ingestCapacity: number
+  /** Full drain: drop the packet (default), or make the router wait for room. */
+  readonly whenFull?: "drop" | "block" | undefined
+  /** What the operator configured; the rest comes from each kind and the defaults. */
+  readonly drainSettings: Partial<DrainRunner.DrainSettings>
+}
+
+/**
+ * The core. `drainServices` are services some drain kinds look for (the persistent log store);
+ * they are also passed on, for the HTTP routes that read what those drains wrote.
+ */
+export const layer = <A = never, E = never>(options: Options, drainServices?: Layer.Layer<A, E>) => {
+  const drains = Drains.layer.pipe(
+    Layer.provide(Layer.succeed(DrainRunner.DrainSettings, options.drainSettings)),
+    Layer.provideMerge(drainServices ?? (Layer.empty as unknown as Layer.Layer<A, E>))
+  )
+  const core = Layer.mergeAll(
+    RouteTable.layer.pipe(Layer.provideMerge(drains)),
+    Ingest.layer({ capacity: options.ingestCapacity }),
+    Readiness.layer,
+    Telemetry.processMetrics
+  )
+  return Router.layer({ whenFull: options.whenFull ?? "drop" }).pipe(Layer.provideMerge(core))
+}

@@ -1,0 +1,137 @@
+import { assert, describe, it } from "@effect/vitest"
+import { Redacted, Result } from "effect"
+import { Buffer } from "node:buffer"
+import * as DrainUrl from "../../src/domain/DrainUrl.ts"
+
+const ok = (endpoint: string): DrainUrl.DrainUrl => {
+  const result = DrainUrl.parse(endpoint)
+  if (Result.isFailure(result)) assert.fail(`${endpoint}: ${result.failure.message}`)
+  return result.success
+}
+
+const error = (endpoint: string): DrainUrl.DrainUrlError => {
+  const result = DrainUrl.parse(endpoint)
+  if (Result.isSuccess(result)) assert.fail(`${endpoint} should not parse`)
+  return result.failure
+}
+
+const pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+
+describe("DrainUrl.parse", () => {
+  it("reads every syslog transport with its default port and framing", () => {
+    const table: ReadonlyArray<readonly [string, string, number, string]> = [
+      ["syslog+tcp://logs.example.com:1514", "tcp", 1514, "newline"],
+      ["syslog+tcp://logs.example.com", "tcp", 514, "newline"],
+      ["syslog+udp://logs.example.com", "udp", 514, "newline"],
+      ["syslog://logs.example.com:5140", "udp", 5140, "newline"],
+      ["SYSLOG+TLS://logs.example.com", "tls", 6514, "octet-counting"],
+      ["syslog+http://logs.example.com", "http", 80, "newline"],
+      ["syslog+https://logs.example.com/in?token=abc", "https", 443, "newline"],
+      ["syslog+tcp://logs.example.com:1514?framing=octet-counting", "tcp", 1514, "octet-counting"]
+    ]
+    for (const [endpoint, transport, port, framing] of table) {
+      const url = ok(endpoint)
+      assert.strictEqual(url._tag, "Syslog", endpoint)
+      if (url._tag !== "Syslog") continue
+      assert.deepStrictEqual([url.transport, url.host, url.port, url.framing], [transport, "logs.example.com", port, framing])
+    }
+    const https = ok("syslog+https://u:p@logs.example.com/in?token=abc&insecure=true&framing=octet-counting")
+    assert.strictEqual(https._tag === "Syslog" && https.url, "https://u:p@logs.example.com/in?token=abc")
+    const http = ok("syslog+http://logs.example.com:8080")
+    assert.strictEqual(http._tag === "Syslog" && http.url, "http://logs.example.com:8080/")
+  })
+
+  it("reads an IPv6 host without brackets", () => {
+    const url = ok("syslog+tcp://[::1]:9000")
+    assert.strictEqual(url._tag === "Syslog" && url.host, "::1")
+  })
+
+  it("decodes the base64 CA bundle of syslog+tls, even when + became a space", () => {
+    const b64 = Buffer.from(pem).toString("base64")
+    const url = ok(`syslog+tls://h:6514?ca=${b64.replace(/\+/g, " ")}&insecure=false`)
+    assert.strictEqual(url._tag === "Syslog" && url.ca, pem)
+    assert.strictEqual(error("syslog+tls://h:6514?ca=bm90IGEgY2VydA==").reason, "InvalidOption")
+  })
+
+  it("reads every elasticsearch alias, as the original did", () => {
+    const table: ReadonlyArray<readonly [string, string]> = [
+      ["es+https://es.local:9200", "https://es.local:9200/_bulk"],
+      ["es+http://es.local:9200/", "http://es.local:9200/_bulk"],
+      ["elasticsearch+https://es.local", "https://es.local/_bulk"],
+      ["elasticsearch+http://es.local/prefix", "http://es.local/prefix/_bulk"],
+      ["es://es.local", "https://es.local/_bulk"],
+      ["elasticsearch://es.local/_bulk?pipeline=p", "https://es.local/_bulk?pipeline=p"]
+    ]
+    for (const [endpoint, bulkUrl] of table) {
+      const url = ok(endpoint)
+      assert.strictEqual(url._tag === "Elasticsearch" && url.bulkUrl, bulkUrl, endpoint)
+    }
+  })
+
+  it("takes elasticsearch credentials as the seed README says", () => {
+    const basic = ok("es+https://user:p%40ss@es.local?index=logs")
+    assert.deepStrictEqual(basic._tag === "Elasticsearch" && [basic.auth._tag, basic.index], ["Basic", "logs"])
+    const bearer = ok("es+https://ignored:tok@es.local?auth=bearer")
+    assert.strictEqual(bearer._tag === "Elasticsearch" && bearer.auth._tag === "Bearer" && Redacted.value(bearer.auth.token), "tok")
+    const apikey = ok("es+https://key-id:secret@es.local?auth=apikey&insecure=true")
+    if (apikey._tag !== "Elasticsearch" || apikey.auth._tag !== "ApiKey") return assert.fail("apikey")
+    assert.deepStrictEqual([apikey.auth.id, Redacted.value(apikey.auth.key), apikey.insecure], ["key-id", "secret", true])
+    assert.strictEqual(basic._tag === "Elasticsearch" && Redacted.value((basic.auth as { password: Redacted.Redacted<string> }).password), "p@ss")
+    const none = ok("es+https://es.local")
+    assert.strictEqual(none._tag === "Elasticsearch" && none.auth._tag, "None")
+    assert.strictEqual(error("es+https://u:p@es.local?auth=digest").reason, "InvalidOption")
+    assert.strictEqual(error("es+https://es.local?index=Bad,Name").reason, "InvalidOption")
+  })
+
+  it("reads http drains, their insecure option and their format", () => {
+    const url = ok("https://collector.local/ingest?insecure=true&x=1")
+    assert.deepStrictEqual(url._tag === "Http" && [url.url, url.insecure, url.format], ["https://collector.local/ingest?x=1", true, "array"])
+    const single = ok("http://collector.local/?format=single")
+    assert.deepStrictEqual(single._tag === "Http" && [single.url, single.format], ["http://collector.local/", "single"])
+    assert.strictEqual(error("http://collector.local/?format=xml").reason, "InvalidOption")
+  })
+
+  it("limits persistent keys to 128 characters", () => {
+    const url = ok(`persistent://${"k".repeat(128)}`)
+    assert.strictEqual(url._tag === "Persistent" && url.key.length, 128)
+    assert.strictEqual(error(`persistent://${"k".repeat(129)}`).reason, "InvalidKey")
+    assert.strictEqual(error("persistent://").reason, "InvalidKey")
+    const spaced = ok("persistent://my key")
+    assert.strictEqual(spaced._tag === "Persistent" && spaced.key, "my key")
+  })
+
+  it("says what is wrong with a bad URL", () => {
+    assert.strictEqual(error("ftp://x").reason, "UnknownScheme")
+    assert.strictEqual(error("not a url").reason, "InvalidUrl")
+    assert.strictEqual(error("syslog+tcp://:514").reason, "InvalidUrl")
+    assert.strictEqual(error("syslog+tcp:///just-a-path").reason, "MissingHost")
+    assert.strictEqual(error("syslog+tcp://h:99999").reason, "InvalidUrl")
+    assert.strictEqual(error("syslog+tcp://h:514?insecure=yes").reason, "InvalidOption")
+    assert.strictEqual(error("syslog+tcp://h:514?framing=crlf").reason, "InvalidOption")
+    assert.include(error("ftp://user:hunter2@x").message, "unknown scheme")
+  })
+})
+
+describe("DrainUrl.redact", () => {
+  it("never shows credentials, in the display form or in errors", () => {
+    const secrets = ["hunter2", "tok3n", "s3cret"]
+    const endpoints = [
+      "es+https://admin:hunter2@es.local:9200/?index=logs",
+      "https://user:hunter2@collector.local/in?token=tok3n&insecure=true",
+      "syslog+https://logs.local/in?api_key=s3cret",
+      "ftp://admin:hunter2@host",
+      "es+https://u:hunter2@es.local?auth=digest"
+    ]
+    for (const endpoint of endpoints) {
+      const result = DrainUrl.parse(endpoint)
+      const shown = Result.isSuccess(result) ? result.success.display : `${result.failure.message} ${result.failure.endpoint}`
+      for (const secret of secrets) assert.notInclude(shown, secret, endpoint)
+    }
+    assert.strictEqual(
+      DrainUrl.redact("es+https://admin:hunter2@es.local:9200/?index=logs&auth=basic"),
+      "es+https://***@es.local:9200/?index=logs&auth=basic"
+    )
+    assert.strictEqual(DrainUrl.redact("https://c.local/in?token=tok3n"), "https://c.local/in?token=***")
+    assert.strictEqual(DrainUrl.redact("syslog+tls://h:6514?ca=QUJD"), "syslog+tls://h:6514?ca=…")
+  })
+})

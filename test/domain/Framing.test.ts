@@ -1,0 +1,117 @@
+import { assert, describe, it } from "@effect/vitest"
+import * as fc from "fast-check"
+import { Buffer } from "node:buffer"
+import { FrameDecoder, newlineTerminated, octetCounted } from "../../src/domain/syslog/Framing.ts"
+
+const bytes = (s: string) => Buffer.from(s, "utf8")
+
+describe("FrameDecoder", () => {
+  it("reads octet-counted and newline frames mixed on one stream", () => {
+    const decoder = new FrameDecoder({ maxFrameBytes: 1024 })
+    const frames = decoder.decode(bytes("11 <13>1 - a b\n<13>plain line\r\n2024-01-01 starts with digits\n5 héé"))
+    assert.deepStrictEqual(frames, ["<13>1 - a b", "<13>plain line", "2024-01-01 starts with digits", "héé"])
+  })
+
+  it("counts bytes, not characters, in MSG-LEN", () => {
+    const decoder = new FrameDecoder({ maxFrameBytes: 1024 })
+    assert.deepStrictEqual(decoder.decode(bytes(octetCounted("日本") + octetCounted("x"))), ["日本", "x"])
+  })
+
+  it("keeps a frame that straddles chunks until it is complete", () => {
+    const decoder = new FrameDecoder({ maxFrameBytes: 1024 })
+    assert.deepStrictEqual(decoder.decode(bytes("1")), [])
+    assert.deepStrictEqual(decoder.decode(bytes("2 hello")), [])
+    assert.deepStrictEqual(decoder.decode(bytes(" world!partial")), ["hello world!"])
+    assert.deepStrictEqual(decoder.decode(bytes(" line\n")), ["partial line"])
+    assert.strictEqual(decoder.pendingBytes, 0)
+  })
+
+  it("ends with the last unterminated line", () => {
+    const decoder = new FrameDecoder({ maxFrameBytes: 1024 })
+    assert.deepStrictEqual(decoder.decode(bytes("a\nb")), ["a"])
+    assert.deepStrictEqual(decoder.end(), ["b"])
+  })
+
+  it("truncates an oversize octet-counted frame, counts it and skips the rest", () => {
+    const decoder = new FrameDecoder({ maxFrameBytes: 16 })
+    const big = "x".repeat(100)
+    const frames = [
+      ...decoder.decode(bytes(`100 ${big.slice(0, 50)}`)),
+      ...decoder.decode(bytes(`${big.slice(50)}3 abc`))
+    ]
+    assert.deepStrictEqual(frames, ["x".repeat(16), "abc"])
+    assert.strictEqual(decoder.truncated, 1)
+  })
+
+  it("truncates an oversize line without holding more than the limit", () => {
+    const decoder = new FrameDecoder({ maxFrameBytes: 16 })
+    const frames = decoder.decode(bytes("y".repeat(40)))
+    assert.deepStrictEqual(frames, ["y".repeat(16)])
+    assert.strictEqual(decoder.pendingBytes, 0)
+    assert.deepStrictEqual(decoder.decode(bytes(`${"y".repeat(40)}\nnext\n`)), ["next"])
+    assert.strictEqual(decoder.truncated, 1)
+  })
+
+  it("never cuts a UTF-8 character in half when truncating", () => {
+    const decoder = new FrameDecoder({ maxFrameBytes: 16 })
+    const [frame] = decoder.decode(bytes(`${"é".repeat(20)}\n`))
+    assert.strictEqual(frame, "é".repeat(8))
+    assert.isFalse(frame!.includes("\ufffd"))
+  })
+
+  it("treats a digit run that is too long to be MSG-LEN as the start of a line", () => {
+    const decoder = new FrameDecoder({ maxFrameBytes: 1024 })
+    assert.deepStrictEqual(decoder.decode(bytes("123456789012 text\n")), ["123456789012 text"])
+  })
+})
+
+const splitAt = (buf: Buffer, cuts: ReadonlyArray<number>): Array<Buffer> => {
+  const points = [...new Set(cuts.map((c) => c % (buf.length + 1)))].toSorted((a, b) => a - b)
+  const parts: Array<Buffer> = []
+  let last = 0
+  for (const p of points) {
+    parts.push(buf.subarray(last, p))
+    last = p
+  }
+  parts.push(buf.subarray(last))
+  return parts
+}
+
+describe("framing properties", () => {
+  const message = fc.string({ unit: "grapheme", minLength: 1, maxLength: 120 })
+    .filter((m) => !/^[\r\n\0]/.test(m) && !/[\r\n\0]$/.test(m))
+
+  it("octet-counted messages come back whole however the stream is cut", () => {
+    fc.assert(fc.property(fc.array(message, { maxLength: 20 }), fc.array(fc.nat(), { maxLength: 30 }), (messages, cuts) => {
+      const stream = Buffer.from(messages.map(octetCounted).join(""), "utf8")
+      const decoder = new FrameDecoder({ maxFrameBytes: 4096 })
+      const out = splitAt(stream, cuts).flatMap((part) => decoder.decode(part))
+      assert.deepStrictEqual([...out, ...decoder.end()], messages)
+    }), { numRuns: 300 })
+  })
+
+  it("newline-terminated messages without line breaks come back whole however the stream is cut", () => {
+    const line = message.filter((m) => !/[\r\n\0]/.test(m) && !/^[1-9][0-9]{0,9} /.test(m))
+    fc.assert(fc.property(fc.array(line, { maxLength: 20 }), fc.array(fc.nat(), { maxLength: 30 }), (messages, cuts) => {
+      const stream = Buffer.from(messages.map(newlineTerminated).join(""), "utf8")
+      const decoder = new FrameDecoder({ maxFrameBytes: 4096 })
+      const out = splitAt(stream, cuts).flatMap((part) => decoder.decode(part))
+      assert.deepStrictEqual([...out, ...decoder.end()], messages)
+    }), { numRuns: 300 })
+  })
+
+  it("never throws and never holds more than the limit, on any bytes", () => {
+    fc.assert(fc.property(fc.array(fc.uint8Array({ maxLength: 200 }), { maxLength: 20 }), (chunks) => {
+      const decoder = new FrameDecoder({ maxFrameBytes: 64 })
+      for (const chunk of chunks) {
+        for (const frame of decoder.decode(chunk)) assert.isAtMost(Buffer.byteLength(frame), 64 * 3)
+        assert.isAtMost(decoder.pendingBytes, 64 + 11)
+      }
+      decoder.end()
+    }), { numRuns: 1000 })
+  })
+
+  it("newline framing turns line breaks inside a message into spaces", () => {
+    assert.strictEqual(newlineTerminated("a\nb\r\nc\0d"), "a b  c d\n")
+  })
+})

@@ -1,0 +1,41 @@
+/**
+ * The real Drains service in its own scope, with test-friendly settings (small batches, fast
+ * retries), collecting every log line it writes.
+ */
+import { Context, Duration, Effect, Exit, Layer, Logger, Scope } from "effect"
+import * as DrainRunner from "../../src/layers/drains/DrainRunner.ts"
+import { Drains } from "../../src/layers/drains/Drains.ts"
+
+export const testSettings: Partial<DrainRunner.DrainSettings> = {
+  batchSize: 10,
+  batchTimeout: Duration.zero,
+  retryBaseDelay: Duration.millis(20),
+  retryMaxDelay: Duration.millis(200),
+  flushTimeout: Duration.seconds(10)
+}
+
+export const open = (settings: Partial<DrainRunner.DrainSettings> = testSettings) =>
+  Effect.gen(function*() {
+    const logs: Array<string> = []
+    const scope = yield* Scope.make()
+    const context = yield* Layer.buildWithScope(
+      Drains.layer.pipe(
+        Layer.provide(Layer.succeed(DrainRunner.DrainSettings, settings)),
+        Layer.provide(Logger.layer([Logger.map(Logger.formatJson, (line) => {
+          logs.push(line)
+        })]))
+      ),
+      scope
+    )
+    return { drains: Context.get(context, Drains), logs, close: Scope.close(scope, Exit.void) }
+  })
+
+/** Polls `condition` until it holds, failing the test after `within`. */
+export const waitUntil = (condition: () => boolean, within: Duration.Duration, what: () => string) =>
+  Effect.gen(function*() {
+    const deadline = Date.now() + Duration.toMillis(within)
+    while (!condition()) {
+      if (Date.now() > deadline) return yield* Effect.die(new Error(`timed out waiting: ${what()}`))
+      yield* Effect.sleep("10 millis")
+    }
+  })

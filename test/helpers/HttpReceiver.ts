@@ -1,0 +1,71 @@
+/**
+ * An HTTP(S) receiver for drain tests: keeps every request (headers and body), and can be taken
+ * down (closed), made to answer 503 (overloaded) or 400 (refusing the data for good).
+ */
+import * as Http from "node:http"
+import * as Https from "node:https"
+import type { AddressInfo } from "node:net"
+
+export interface ReceivedRequest {
+  readonly path: string
+  readonly headers: Http.IncomingHttpHeaders
+  readonly body: string
+}
+
+export interface HttpReceiver {
+  readonly port: number
+  /** Requests answered 2xx. */
+  readonly requests: Array<ReceivedRequest>
+  /** Every request, with the status it got. */
+  readonly attempts: Array<ReceivedRequest & { readonly status: number }>
+  /** The status to answer with (200 unless told otherwise). */
+  status: number
+  stop(): Promise<void>
+  start(): Promise<void>
+}
+
+export const listen = async (options: { port?: number; tls?: { cert: string; key: string } } = {}): Promise<HttpReceiver> => {
+  const requests: Array<ReceivedRequest> = []
+  const attempts: Array<ReceivedRequest & { readonly status: number }> = []
+  let server: Http.Server | undefined
+  let port = options.port ?? 0
+  const handler: Http.RequestListener = (req, res) => {
+    const chunks: Array<Buffer> = []
+    req.on("data", (chunk: Buffer) => chunks.push(chunk))
+    req.on("end", () => {
+      const status = receiver.status
+      const request = { path: req.url ?? "", headers: req.headers, body: Buffer.concat(chunks).toString("utf8") }
+      attempts.push({ ...request, status })
+      if (status >= 200 && status < 300) requests.push(request)
+      res.writeHead(status, { "content-type": "text/plain" })
+      res.end(status === 200 ? "ok" : `answering ${status} on purpose`)
+    })
+  }
+  const receiver: HttpReceiver = {
+    get port() {
+      return port
+    },
+    requests,
+    attempts,
+    status: 200,
+    start: () =>
+      new Promise((resolve, reject) => {
+        server = options.tls === undefined ? Http.createServer(handler) : Https.createServer(options.tls, handler)
+        server.keepAliveTimeout = 200
+        server.once("error", reject)
+        server.listen(port, "127.0.0.1", () => {
+          port = (server!.address() as AddressInfo).port
+          resolve()
+        })
+      }),
+    stop: () =>
+      new Promise((resolve) => {
+        if (server === undefined) return resolve()
+        server.closeAllConnections()
+        server.close(() => resolve())
+        server = undefined
+      })
+  }
+  await receiver.start()
+  return receiver
+}

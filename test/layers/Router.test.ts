@@ -1,0 +1,189 @@
+import { assert, describe, it } from "@effect/vitest"
+import { Context, Duration, Effect, Exit, Fiber, Layer, Scope } from "effect"
+import { TestClock } from "effect/testing"
+import * as LogPacket from "../../src/domain/LogPacket.ts"
+import { MemoryDatasource } from "../../src/layers/datasources/Memory.ts"
+import * as DrainRunner from "../../src/layers/drains/DrainRunner.ts"
+import { Drains } from "../../src/layers/drains/Drains.ts"
+import { Ingest } from "../../src/layers/Ingest.ts"
+import { RouteTable } from "../../src/layers/RouteTable.ts"
+import * as RouterCore from "../../src/programs/RouterCore.ts"
+import * as MemoryDrains from "../helpers/MemoryDrains.ts"
+
+const A = "syslog+tcp://a.example:514"
+const B = "syslog+tcp://b.example:514"
+const C = "syslog+tcp://c.example:514"
+
+const packet = (hostname: string, message: string, tag = "web") =>
+  LogPacket.make({ time: new Date(0), hostname, tag, message })
+
+/** The routing core with memory drains and a memory datasource, in a scope the test can close. */
+const start = (settings: Partial<DrainRunner.DrainSettings> = {}, whenFull: "drop" | "block" = "drop") =>
+  Effect.gen(function*() {
+    const { drains, layer: factory } = yield* MemoryDrains.make
+    const scope = yield* Scope.make()
+    const core = RouterCore.layer({
+      ingestCapacity: 1000,
+      drainSettings: { ...DrainRunner.defaultSettings, ...settings },
+      whenFull
+    }).pipe(Layer.provide(factory))
+    const context = yield* Layer.buildWithScope(Layer.provideMerge(MemoryDatasource.layer(), core), scope)
+    return {
+      drains,
+      ingest: Context.get(context, Ingest),
+      routes: Context.get(context, MemoryDatasource),
+      table: Context.get(context, RouteTable),
+      open: Context.get(context, Drains),
+      close: Scope.close(scope, Exit.void)
+    }
+  })
+
+const settle = Effect.gen(function*() {
+  for (let i = 0; i < 30; i++) yield* Effect.yieldNow
+})
+
+describe("Router", () => {
+  it.effect("sends each packet to the drains of its hostname and counts the rest as dead", () =>
+    Effect.gen(function*() {
+      const t = yield* start()
+      yield* t.routes.add({ hostname: "api", endpoint: A })
+      yield* t.routes.add({ hostname: "api", endpoint: B })
+      yield* t.routes.add({ hostname: "web", endpoint: B })
+      yield* t.ingest.offer([packet("api", "a1"), packet("web", "w1"), packet("nobody", "n1"), packet("api", "a2")])
+      yield* settle
+      assert.deepStrictEqual(t.drains.received(A), ["a1", "a2"])
+      assert.deepStrictEqual(t.drains.received(B), ["a1", "w1", "a2"])
+      assert.deepStrictEqual(t.drains.received(C), [])
+    }))
+
+  it.effect("sends every hostname to the wildcard's drains", () =>
+    Effect.gen(function*() {
+      const t = yield* start()
+      yield* t.routes.add({ hostname: "*", endpoint: C })
+      yield* t.routes.add({ hostname: "api", endpoint: A })
+      yield* t.ingest.offer([packet("api", "a1"), packet("anything", "x1")])
+      yield* settle
+      assert.deepStrictEqual(t.drains.received(C), ["a1", "x1"])
+      assert.deepStrictEqual(t.drains.received(A), ["a1"])
+    }))
+
+  it.effect("opens a drain on its first packet, not when its route appears", () =>
+    Effect.gen(function*() {
+      const t = yield* start()
+      yield* t.routes.add({ hostname: "api", endpoint: A })
+      yield* settle
+      assert.strictEqual(t.open.openCount(), 0)
+      yield* t.ingest.offer([packet("api", "a1")])
+      yield* settle
+      assert.strictEqual(t.open.openCount(), 1)
+      assert.strictEqual(t.drains.opened.get(A), 1)
+    }))
+
+  it.effect("closes a drain once no route uses its endpoint, after flushing what it held", () =>
+    Effect.gen(function*() {
+      const t = yield* start()
+      const sink = yield* t.drains.sink(A)
+      yield* sink.gate.close
+      yield* t.routes.add({ hostname: "api", endpoint: A })
+      yield* t.routes.add({ hostname: "web", endpoint: A })
+      yield* t.ingest.offer([packet("api", "a1"), packet("web", "w1")])
+      yield* settle
+      yield* t.routes.remove({ hostname: "api", endpoint: A })
+      yield* settle
+      assert.strictEqual(t.open.openCount(), 1, "web still uses the endpoint")
+      yield* t.routes.remove({ hostname: "web", endpoint: A })
+      yield* settle
+      assert.strictEqual(t.open.openCount(), 0)
+      assert.deepStrictEqual(t.drains.received(A), [], "nothing was delivered yet: the receiver holds")
+      yield* sink.gate.open
+      yield* settle
+      assert.deepStrictEqual(t.drains.received(A), ["a1", "w1"], "the closing drain flushed")
+      yield* t.ingest.offer([packet("api", "late")])
+      yield* settle
+      assert.deepStrictEqual(t.drains.received(A), ["a1", "w1"])
+    }))
+
+  it.effect("keeps routing the valid routes of a change that holds an invalid drain URL", () =>
+    Effect.gen(function*() {
+      const t = yield* start()
+      yield* t.routes.replace([
+        { hostname: "api", endpoint: "bogus://nope" },
+        { hostname: "api", endpoint: A },
+        { hostname: "web", endpoint: "syslog+tcp://h:99999" }
+      ])
+      assert.deepStrictEqual(t.table.routes(), [{ hostname: "api", endpoint: A }])
+      yield* t.ingest.offer([packet("api", "a1")])
+      yield* settle
+      assert.deepStrictEqual(t.drains.received(A), ["a1"])
+    }))
+
+  it.effect("a dead drain does not hold up the others: they get everything, it drops what it cannot buffer", () =>
+    Effect.gen(function*() {
+      const t = yield* start({ bufferSize: 50, retryBaseDelay: Duration.millis(100) })
+      const dead = yield* t.drains.sink(A)
+      dead.failNext(Number.MAX_SAFE_INTEGER)
+      yield* t.routes.add({ hostname: "api", endpoint: A })
+      yield* t.routes.add({ hostname: "api", endpoint: B })
+      for (let round = 0; round < 10; round++) {
+        yield* t.ingest.offer(Array.from({ length: 20 }, (_, i) => packet("api", `m${round * 20 + i}`)))
+        yield* settle
+        yield* TestClock.adjust("1 second")
+      }
+      assert.strictEqual(t.drains.received(B).length, 200)
+      assert.deepStrictEqual(t.drains.received(A), [])
+      const a = t.open.get(A)!
+      assert.strictEqual(a.stats.depth, 50)
+      assert.strictEqual(a.stats.dropped.buffer_full, 150)
+    }))
+
+  it.effect("closing the core waits for every drain to deliver what it holds", () =>
+    Effect.gen(function*() {
+      const t = yield* start()
+      const sink = yield* t.drains.sink(A)
+      yield* sink.gate.close
+      yield* t.routes.add({ hostname: "api", endpoint: A })
+      yield* t.ingest.offer(Array.from({ length: 500 }, (_, i) => packet("api", `m${i}`)))
+      const closing = yield* Effect.forkChild(t.close)
+      yield* settle
+      yield* sink.gate.open
+      yield* Fiber.join(closing)
+      assert.strictEqual(t.drains.received(A).length, 500)
+    }))
+
+  it.effect("with DRAIN_WHEN_FULL=block, waits for a full drain instead of dropping, keeping every drain's order", () =>
+    Effect.gen(function*() {
+      const t = yield* start({ bufferSize: 50, batchSize: 10 }, "block")
+      const slow = yield* t.drains.sink(A)
+      yield* slow.gate.close
+      yield* t.routes.add({ hostname: "api", endpoint: A })
+      yield* t.routes.add({ hostname: "api", endpoint: B })
+      const messages = Array.from({ length: 300 }, (_, i) => `m${i}`)
+      const offering = yield* Effect.forkChild(t.ingest.offer(messages.map((m) => packet("api", m))))
+      yield* settle
+      // The router waits on the full drain: the other drain gets no further than it, for now.
+      assert.isAtMost(t.drains.received(B).length, 51)
+      yield* slow.gate.open
+      yield* Fiber.join(offering)
+      for (let i = 0; i < 20; i++) yield* settle
+      assert.deepStrictEqual(t.drains.received(A), messages)
+      assert.deepStrictEqual(t.drains.received(B), messages)
+      assert.strictEqual(t.open.get(A)!.stats.dropped.buffer_full, 0)
+    }))
+
+  it.effect("with DRAIN_WHEN_FULL=block, a drain that is closing does not hold the router", () =>
+    Effect.gen(function*() {
+      const t = yield* start({ bufferSize: 5, batchSize: 5, flushTimeout: Duration.seconds(1) }, "block")
+      const stuck = yield* t.drains.sink(A)
+      yield* stuck.gate.close
+      yield* t.routes.add({ hostname: "api", endpoint: A })
+      yield* t.routes.add({ hostname: "api", endpoint: B })
+      yield* t.ingest.offer(Array.from({ length: 20 }, (_, i) => packet("api", `m${i}`)))
+      yield* settle
+      // The route goes: its drain closes (giving up after its flush timeout), and the router goes on.
+      yield* t.routes.remove({ hostname: "api", endpoint: A })
+      yield* settle
+      yield* TestClock.adjust("2 seconds")
+      for (let i = 0; i < 20; i++) yield* settle
+      assert.strictEqual(t.drains.received(B).length, 20)
+    }))
+})

@@ -1,0 +1,284 @@
+import { assert, describe, it } from "@effect/vitest"
+import { Context, Duration, Effect, Exit, Fiber, Layer, Scope, Stream } from "effect"
+import { PrometheusMetrics } from "effect/observability"
+import { spawn } from "node:child_process"
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, readdirSync, rmSync, statSync, symlinkSync, unlinkSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import type { LogPacket } from "../../../src/domain/LogPacket.ts"
+import { Ingest } from "../../../src/layers/Ingest.ts"
+import * as ContainerLogs from "../../../src/layers/inputs/containers/ContainerLogs.ts"
+import * as PodMetadata from "../../../src/layers/kubernetes/PodMetadata.ts"
+import { Readiness } from "../../../src/layers/Readiness.ts"
+import { waitUntil } from "../../helpers/DrainsHarness.ts"
+
+const ID = "a1b2c3d4".repeat(8)
+const writer = join(import.meta.dirname, "../../helpers/log-writer.ts")
+
+/** A node's log layout in a temporary directory: /var/log/pods files, /var/log/containers links. */
+const layout = () => {
+  const root = mkdtempSync(join(tmpdir(), "logtrain-containers-"))
+  const containers = join(root, "containers")
+  mkdirSync(containers)
+  return {
+    root,
+    containers,
+    state: join(root, "state"),
+    /** A container's log file (empty), linked from the containers directory as the kubelet does. */
+    container: (pod: string, namespace: string, name = "app") => {
+      const dir = join(root, "pods", `${namespace}_${pod}_uid`, name)
+      mkdirSync(dir, { recursive: true })
+      const file = join(dir, "0.log")
+      writeFileSync(file, "")
+      const link = join(containers, `${pod}_${namespace}_${name}-${ID}.log`)
+      symlinkSync(file, link)
+      return { file, link }
+    },
+    remove: () => rmSync(root, { recursive: true, force: true })
+  }
+}
+
+/** Runs the writer process to completion. */
+const write = (file: string, format: "docker" | "cri", from: number, count: number, rate: number, rotate = "none", every = 0) =>
+  Effect.promise(() =>
+    new Promise<void>((resolve, reject) => {
+      const child = spawn(process.execPath, [writer, file, format, String(from), String(count), String(rate), rotate, String(every)], {
+        stdio: ["ignore", "pipe", "inherit"]
+      })
+      child.once("exit", (code) => (code === 0 ? resolve() : reject(new Error(`writer exited ${code}`))))
+    })
+  )
+
+const expected = (from: number, count: number) => Array.from({ length: count }, (_, n) => `line ${from + n}`)
+
+const options = (dirs: ReturnType<typeof layout>, overrides: Partial<ContainerLogs.Options> = {}): ContainerLogs.Options => ({
+  path: dirs.containers,
+  stateDir: dirs.state,
+  excludeNamespaces: [],
+  onlyAkkeris: false,
+  maxLineBytes: 64 * 1024,
+  partialTimeout: Duration.seconds(5),
+  pollInterval: Duration.millis(20),
+  rescanInterval: Duration.millis(200),
+  checkpointInterval: Duration.millis(200),
+  rotateWait: Duration.millis(500),
+  goneGrace: Duration.millis(300),
+  ...overrides
+})
+
+/**
+ * Ingest and Readiness for the whole test, a collector of every packet routed, and the input,
+ * started and stopped at will (a stop closes its scope: the shutdown path, checkpoint included).
+ */
+const harness = (options: { readonly capacity?: number; readonly consume?: boolean } = {}) =>
+  Effect.gen(function*() {
+    const context = yield* Layer.build(Layer.mergeAll(Ingest.layer({ capacity: options.capacity ?? 10_000 }), Readiness.layer))
+    const ingest = Context.get(context, Ingest)
+    const received: Array<LogPacket> = []
+    const consume = ingest.packets.pipe(
+      Stream.runForEachArray((chunk) => Effect.sync(() => void received.push(...chunk))),
+      Effect.forkScoped,
+      Effect.asVoid
+    )
+    if (options.consume ?? true) yield* consume
+    const start = (opts: ContainerLogs.Options) =>
+      Effect.gen(function*() {
+        const scope = yield* Scope.make()
+        yield* Effect.addFinalizer(() => Scope.close(scope, Exit.void))
+        yield* Layer.buildWithScope(ContainerLogs.layer(opts).pipe(Layer.provide(PodMetadata.fromNames(false))), scope).pipe(
+          Effect.provide(context)
+        )
+        return Scope.close(scope, Exit.void)
+      })
+    const messages = (hostname: string) => received.filter((p) => p.hostname === hostname).map((p) => p.message)
+    return { received, messages, start, consume }
+  })
+
+/** The files this process has open. */
+const openFiles = () =>
+  readdirSync("/proc/self/fd").flatMap((fd) => {
+    try {
+      return [readlinkSync(`/proc/self/fd/${fd}`)]
+    } catch {
+      return []
+    }
+  })
+
+const metric = (text: string, name: string) =>
+  Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\d+)`, "m").exec(text)?.[1] ?? Number.NaN)
+
+describe("container log input", () => {
+  it.live("reads Docker json-file and CRI files: pieces joined, stderr as errors, names from the file name", () =>
+    Effect.gen(function*() {
+      const dirs = layout()
+      yield* Effect.addFinalizer(() => Effect.sync(dirs.remove))
+      const docker = dirs.container("web-5d8f7c-x2x9q", "shop")
+      const cri = dirs.container("db-0", "shop", "postgres")
+      const { messages, received, start } = yield* harness()
+      yield* start(options(dirs))
+      yield* Effect.all([write(docker.file, "docker", 0, 300, 5000), write(cri.file, "cri", 0, 300, 5000)], { concurrency: 2 })
+      yield* waitUntil(() => received.length >= 600, Duration.seconds(10), () => `${received.length} of 600`)
+      assert.deepStrictEqual(messages("web.shop"), expected(0, 300))
+      assert.deepStrictEqual(messages("db-0.shop"), expected(0, 300))
+      const line5 = received.find((p) => p.hostname === "web.shop" && p.message === "line 5")!
+      assert.deepStrictEqual([line5.tag, line5.severity, line5.facility], ["web-5d8f7c-x2x9q", 3, 1])
+      const line6 = received.find((p) => p.hostname === "db-0.shop" && p.message === "line 6")!
+      assert.deepStrictEqual([line6.tag, line6.severity], ["db-0", 6])
+      assert.isBelow(Math.abs(line6.time.getTime() - Date.now()), 60_000)
+    }))
+
+  it.live("first run starts existing files at their end; files that appear later are read from their start", () =>
+    Effect.gen(function*() {
+      const dirs = layout()
+      yield* Effect.addFinalizer(() => Effect.sync(dirs.remove))
+      const old = dirs.container("old-5d8f7c-aaaaa", "shop")
+      yield* write(old.file, "docker", 0, 50, 100_000)
+      appendFileSync(old.file, '{"log":"half a line') // mid-write when logtrain starts
+      const { messages, start } = yield* harness()
+      yield* start(options(dirs))
+      appendFileSync(old.file, ' finished\\n","stream":"stdout"}\n')
+      yield* write(old.file, "docker", 50, 10, 100_000)
+      const fresh = dirs.container("new-5d8f7c-bbbbb", "shop")
+      yield* write(fresh.file, "cri", 0, 20, 100_000)
+      yield* waitUntil(() => messages("new.shop").length >= 20 && messages("old.shop").length >= 11, Duration.seconds(10), () =>
+        `${messages("new.shop").length} ${messages("old.shop").length}`)
+      // Joining at the end means after the last whole line: the line being written is read whole.
+      assert.deepStrictEqual(messages("old.shop"), ["half a line finished", ...expected(50, 10)])
+      assert.deepStrictEqual(messages("new.shop"), expected(0, 20))
+    }))
+
+  for (const rotate of ["rename", "copytruncate"] as const) {
+    it.live(`rotation by ${rotate} at a high write rate: every line delivered exactly once, in order`, () =>
+      Effect.gen(function*() {
+        const dirs = layout()
+        yield* Effect.addFinalizer(() => Effect.sync(dirs.remove))
+        const a = dirs.container("api-5d8f7c-x2x9q", "shop")
+        const b = dirs.container("worker-5d8f7c-x2x9q", "shop")
+        const { messages, received, start } = yield* harness()
+        const text = yield* PrometheusMetrics.format()
+        const before = metric(text, `logtrain_input_file_rotations_total\\{input="kubernetes",kind="${rotate === "rename" ? "rename" : "copytruncate"}"\\}`)
+        yield* start(options(dirs))
+        const count = 20_000
+        yield* Effect.all([
+          write(a.file, "docker", 0, count, 20_000, rotate, 1500),
+          write(b.file, "cri", 0, count, 20_000, rotate, 2000)
+        ], { concurrency: 2 })
+        yield* waitUntil(() => received.length >= 2 * count, Duration.seconds(20), () => `${received.length} of ${2 * count}`)
+        yield* Effect.sleep("300 millis")
+        assert.deepStrictEqual(messages("api.shop"), expected(0, count))
+        assert.deepStrictEqual(messages("worker.shop"), expected(0, count))
+        const after = yield* PrometheusMetrics.format()
+        const rotations = metric(after, `logtrain_input_file_rotations_total\\{input="kubernetes",kind="${rotate}"\\}`) - (Number.isNaN(before) ? 0 : before)
+        // 13 + 9 rotations were made; every one seen (several may fall between two looks).
+        assert.isAtLeast(rotations, 1)
+        if (rotate === "copytruncate") {
+          assert.strictEqual(metric(after, "logtrain_input_file_truncations_unrecovered_total"), 0)
+        }
+      }), 60_000)
+  }
+
+  for (const rotate of ["rename", "copytruncate"] as const) {
+    it.live(`${rotate}: several rotations while reading is held back (router full) lose nothing`, () =>
+      Effect.gen(function*() {
+        const dirs = layout()
+        yield* Effect.addFinalizer(() => Effect.sync(dirs.remove))
+        const a = dirs.container("api-5d8f7c-x2x9q", "shop")
+        const { consume, messages, received, start } = yield* harness({ capacity: 100, consume: false })
+        // The default poll interval: rotations come faster than it looks.
+        yield* start(options(dirs, { pollInterval: undefined }))
+        yield* write(a.file, "cri", 0, 10_000, 50_000, rotate, 1000)
+        yield* consume
+        yield* waitUntil(() => received.length >= 10_000, Duration.seconds(20), () => `${received.length} of 10000`)
+        yield* Effect.sleep("500 millis")
+        assert.deepStrictEqual(messages("api.shop"), expected(0, 10_000))
+      }), 30_000)
+  }
+
+  it.live("a restart mid-stream (stopped while the writer goes on) delivers every line once, resuming from the checkpoint", () =>
+    Effect.gen(function*() {
+      const dirs = layout()
+      yield* Effect.addFinalizer(() => Effect.sync(dirs.remove))
+      const a = dirs.container("api-5d8f7c-x2x9q", "shop")
+      yield* write(a.file, "docker", 0, 1000, 100_000) // before the first run: skipped (first run starts at the end)
+      const { messages, received, start } = yield* harness()
+      const stop = yield* start(options(dirs))
+      const writing = yield* Effect.forkChild(write(a.file, "docker", 1000, 6000, 10_000))
+      yield* waitUntil(() => received.length >= 1000, Duration.seconds(10), () => `${received.length}`)
+      yield* stop
+      const atStop = received.length
+      const checkpoint = JSON.parse(readFileSync(join(dirs.state, "container-logs.json"), "utf8")) as { files: Array<{ offset: number }> }
+      yield* Effect.sleep("200 millis") // the writer goes on meanwhile
+      yield* start(options(dirs))
+      yield* Fiber.join(writing)
+      yield* waitUntil(() => received.length >= 6000, Duration.seconds(15), () => `${received.length} of 6000`)
+      yield* Effect.sleep("300 millis")
+      assert.deepStrictEqual(messages("api.shop"), expected(1000, 6000))
+      assert.isBelow(atStop, 6000, "the restart happened mid-stream")
+      assert.isAbove(checkpoint.files[0]!.offset, statSync(a.file).size / 10)
+    }), 60_000)
+
+  it.live("a deleted file is read to its end and released; an excluded namespace is ignored", () =>
+    Effect.gen(function*() {
+      const dirs = layout()
+      yield* Effect.addFinalizer(() => Effect.sync(dirs.remove))
+      const { messages, received, start } = yield* harness()
+      yield* start(options(dirs, { excludeNamespaces: ["kube-system"] }))
+      const gone = dirs.container("job-5d8f7c-x2x9q", "batch")
+      const hidden = dirs.container("dns-5d8f7c-x2x9q", "kube-system")
+      yield* write(gone.file, "cri", 0, 100, 100_000)
+      yield* write(hidden.file, "cri", 0, 100, 100_000)
+      yield* waitUntil(() => messages("job.batch").length >= 100, Duration.seconds(10), () => `${messages("job.batch").length}`)
+      assert.include(openFiles(), gone.file)
+      assert.notInclude(openFiles(), hidden.file)
+      unlinkSync(gone.link)
+      unlinkSync(gone.file)
+      yield* waitUntil(() => !openFiles().some((f) => f.startsWith(gone.file)), Duration.seconds(5), () => "file still open")
+      assert.strictEqual(metric(yield* PrometheusMetrics.format(), "logtrain_input_files"), 0)
+      assert.isFalse(received.some((p) => p.hostname.endsWith(".kube-system")))
+      assert.isFalse(existsSync(gone.file))
+    }))
+
+  it.live("reading waits while the router is full, and goes on when it has room", () =>
+    Effect.gen(function*() {
+      const dirs = layout()
+      yield* Effect.addFinalizer(() => Effect.sync(dirs.remove))
+      const f = dirs.container("api-5d8f7c-x2x9q", "shop")
+      const { consume, messages, received, start } = yield* harness({ capacity: 50, consume: false })
+      yield* start(options(dirs))
+      yield* write(f.file, "docker", 0, 20_000, 1_000_000)
+      yield* Effect.sleep("500 millis")
+      const text = yield* PrometheusMetrics.format()
+      // What Ingest holds plus one 64 KiB chunk being handed over has been read: the rest waits
+      // on disk, not in memory.
+      assert.isBelow(metric(text, `logtrain_input_records_total\\{input="kubernetes"\\}`), 2000)
+      assert.isBelow(metric(text, `logtrain_input_bytes_total\\{input="kubernetes"\\}`), 2 * 64 * 1024)
+      yield* consume
+      yield* waitUntil(() => received.length >= 20_000, Duration.seconds(20), () => `${received.length}`)
+      assert.deepStrictEqual(messages("api.shop"), expected(0, 20_000))
+    }), 30_000)
+
+  it.live("a malformed line is counted and skipped; an endless line is cut at the limit", () =>
+    Effect.gen(function*() {
+      const dirs = layout()
+      yield* Effect.addFinalizer(() => Effect.sync(dirs.remove))
+      const f = dirs.container("api-5d8f7c-x2x9q", "shop")
+      const { messages, received, start } = yield* harness()
+      yield* start(options(dirs, { maxLineBytes: 1000 }))
+      const pieces = Array.from({ length: 5 }, () => JSON.stringify({ log: "x".repeat(400), stream: "stdout", time: "2024-01-01T00:00:00Z" }))
+      appendFileSync(f.file, [
+        JSON.stringify({ log: "before\n", stream: "stdout" }),
+        "{not json",
+        ...pieces,
+        JSON.stringify({ log: "end\n", stream: "stdout" }),
+        JSON.stringify({ log: "after\n", stream: "stdout" })
+      ].join("\n") + "\n")
+      yield* waitUntil(() => messages("api.shop").includes("after"), Duration.seconds(5), () => JSON.stringify(messages("api.shop")))
+      const got = messages("api.shop")
+      assert.deepStrictEqual(got.map((m) => m.length), [6, 1000, 1000, 3, 5])
+      assert.strictEqual(got.join("").replace(/x/g, "").length, "beforeendafter".length)
+      const text = yield* PrometheusMetrics.format()
+      assert.isAtLeast(metric(text, `logtrain_input_errors_total\\{input="kubernetes",reason="malformed"\\}`), 1)
+      assert.isAtLeast(metric(text, "logtrain_input_lines_split_total"), 2)
+      assert.strictEqual(received.length, 5)
+    }))
+})

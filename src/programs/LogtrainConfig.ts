@@ -46,6 +46,7 @@ export const LogtrainConfig = Config.all({
 
   // An input of the originals that a later version adds; naming it is an error today.
   envoy: optionalFlag("ENVOY"),
+  envoyPort: withDefault(Config.Port("ENVOY_PORT"), 9001),
 
   kubernetes: optionalFlag("KUBERNETES"),
   kubernetesLogPath: withDefault(Config.String("KUBERNETES_LOG_PATH"), "/var/log/containers"),

@@ -30,11 +30,6 @@ export class StartupError extends Data.TaggedError("StartupError")<{ readonly de
   }
 }
 
-/** Features of the originals that a later version of logtrain brings; naming one is an error until then. */
-const notYet: ReadonlyArray<readonly [keyof LogtrainConfig, string, string]> = [
-  ["envoy", "ENVOY", "the Envoy access-log input"]
-]
-
 /** Command-line options; everything else is configured through the environment. */
 export interface CommandLine {
   /** A kubeconfig file (else KUBECONFIG, ~/.kube/config, or the in-cluster service account). */
@@ -86,11 +81,6 @@ const serverTls = (config: LogtrainConfig) =>
 /** The whole agent for a configuration; fails when the configuration asks for what it cannot do. */
 export const layer = (config: LogtrainConfig, commandLine: CommandLine = {}) =>
   Effect.gen(function*() {
-    for (const [key, variable, what] of notYet) {
-      if (config[key] === true) {
-        return yield* new StartupError({ detail: `${variable}=true: ${what} is not available in this version of logtrain` })
-      }
-    }
     // As the original, only the inputs asked for run; with none named at all, the embedded default
     // (syslog over TCP and UDP) runs.
     const named = [config.syslogTcp, config.syslogUdp, config.syslogTls, config.httpSyslog, config.httpEvents, config.envoy, config.kubernetes]
@@ -101,9 +91,10 @@ export const layer = (config: LogtrainConfig, commandLine: CommandLine = {}) =>
     const httpSyslog = config.httpSyslog === true
     const httpEvents = config.httpEvents === true
     const containerLogs = config.kubernetes === true
-    if (!tcp && !udp && !tls && !httpSyslog && !httpEvents && !containerLogs) {
+    const envoy = config.envoy === true
+    if (!tcp && !udp && !tls && !httpSyslog && !httpEvents && !containerLogs && !envoy) {
       return yield* new StartupError({
-        detail: "no inputs are enabled: set one of SYSLOG_TCP, SYSLOG_UDP, SYSLOG_TLS, HTTP_SYSLOG, HTTP_EVENTS, KUBERNETES to true"
+        detail: "no inputs are enabled: set one of SYSLOG_TCP, SYSLOG_UDP, SYSLOG_TLS, HTTP_SYSLOG, HTTP_EVENTS, ENVOY, KUBERNETES to true"
       })
     }
     const host = config.listenAddress
@@ -140,8 +131,14 @@ export const layer = (config: LogtrainConfig, commandLine: CommandLine = {}) =>
         }).pipe(Layer.provide(metadata))
       }
     ))
+    // gRPC is loaded only when the Envoy input is on.
+    const envoyInput = Layer.unwrap(Effect.map(
+      Effect.promise(() => import("../layers/inputs/envoy/EnvoyAls.ts")),
+      (module) => module.layer({ host, port: config.envoyPort, akkeris: config.akkeris })
+    ))
     const inputs = Layer.mergeAll(
       containerLogs ? containerInput : Layer.empty,
+      envoy ? envoyInput : Layer.empty,
       tcp ? SyslogTcp.layer({ host, port: config.syslogTcpPort, maxMessageBytes: config.maxMessageBytes }) : Layer.empty,
       udp ? SyslogUdp.layer({ host, port: config.syslogUdpPort, maxMessageBytes: config.maxMessageBytes }) : Layer.empty,
       tlsMaterial === undefined
@@ -208,6 +205,7 @@ export const layer = (config: LogtrainConfig, commandLine: CommandLine = {}) =>
     const started = Layer.effectDiscard(Log.info("logtrain started", {
       inputs: [
         containerLogs ? `container logs ${config.kubernetesLogPath}` : "",
+        envoy ? `envoy access logs :${config.envoyPort}` : "",
         tcp ? `syslog+tcp :${config.syslogTcpPort}` : "",
         udp ? `syslog+udp :${config.syslogUdpPort}` : "",
         tls ? `syslog+tls :${config.syslogTlsPort}` : "",

@@ -192,7 +192,7 @@ describe("logtrain end to end", () => {
       [{ SYSLOG_TCP: "maybe" }, ["SYSLOG_TCP", "true or false"]],
       [{ ROUTES_FILE: "/nonexistent/routes.json" }, ["ROUTES_FILE /nonexistent/routes.json", "cannot read"]],
       [{ ROUTES: "[1, 2]" }, ["ROUTES", "expected an object"]],
-      [{ ENVOY: "true" }, ["ENVOY=true", "not available"]],
+      [{ ENVOY: "true", ENVOY_PORT: "70000" }, ["ENVOY_PORT", "between 1 and 65535"]],
       [{ KUBERNETES: "true", KUBERNETES_LOG_PATH: "/nonexistent/containers" }, ["KUBERNETES_LOG_PATH /nonexistent/containers", "no such file"]],
       [{ KUBERNETES: "true", KUBERNETES_LOG_PATH: tmpdir(), STATE_DIR: "/etc/hostname/state" }, ["STATE_DIR /etc/hostname/state: cannot create it", "ENOTDIR"]],
       [{ KUBERNETES: "true", EXCLUDE_NAMESPACES: "a", KUBERNETES_MAX_LINE_SIZE: "10" }, ["KUBERNETES_MAX_LINE_SIZE", "greater than or equal to 1024"]],

@@ -54,7 +54,7 @@ export const parseCommandLine = (args: ReadonlyArray<string>) =>
   })
 
 /** The TLS input's key and certificates, checked; a missing or unusable one stops start-up, naming it. */
-const serverTls = (config: LogtrainConfig) =>
+export const serverTls = (config: LogtrainConfig) =>
   Effect.gen(function*() {
     const cert = config.syslogTlsCertPem
     const key = config.syslogTlsKeyPem

@@ -1,0 +1,100 @@
+/**
+ * logtail's HTTP API:
+ *
+ * - `GET /logs/:app?log_lines=N` — the app's last N lines (default 100), oldest first, one per
+ *   line, in Deis's format; 204 for an app with none (deis/logger's API).
+ * - `DELETE /logs/:app` — forgets them (200, also for an app with none).
+ * - `POST /tails` `{"hostname": "…"}` — a live tail: 201, `{"url": …}` and `Location: <url>`.
+ * - `GET` or `POST` on that URL (`/tails/:id`, `?lines=N` to replay the last N first) —
+ *   `text/syslog+rfc5424`, a line as each arrives.
+ */
+import { Effect, Layer, Option, Stream } from "effect"
+import { HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
+import { parseLogLines } from "../../domain/RecentLogs.ts"
+import { LiveTails } from "./LiveTails.ts"
+import { RecentLogs } from "./RecentLogs.ts"
+
+export interface Options {
+  /** `https://<NAME><suffix>` for tail URLs (the original's LOGTAIL_HOST_SUFFIX); else the request's Host. */
+  readonly publicBase?: string | undefined
+  /** Most bytes a POST /tails body may have. */
+  readonly maxBodyBytes?: number | undefined
+}
+
+const encoder = new TextEncoder()
+const queryOf = (request: HttpServerRequest.HttpServerRequest) => new URL(request.url, "http://localhost").searchParams
+
+const appOf = (params: Readonly<Record<string, string | undefined>>) => {
+  const app = params.app
+  return app === undefined || app === "" ? undefined : decodeURIComponent(app)
+}
+
+const storageFailed = (error: { readonly message: string }) =>
+  Effect.succeed(HttpServerResponse.text(`${error.message}\n`, { status: 500 }))
+
+export const routes = (options: Options = {}) => {
+  const maxBodyBytes = options.maxBodyBytes ?? 64 * 1024
+  const readLogs = HttpRouter.add(
+    "GET",
+    "/logs/:app",
+    Effect.gen(function*() {
+      const app = appOf(yield* HttpRouter.params)
+      if (app === undefined) return HttpServerResponse.empty({ status: 404 })
+      const request = yield* HttpServerRequest.HttpServerRequest
+      const lines = yield* (yield* RecentLogs).read(app, parseLogLines(queryOf(request).get("log_lines")))
+      if (lines === undefined) return HttpServerResponse.empty({ status: 204 })
+      return HttpServerResponse.text(lines.map((l) => `${l}\n`).join(""), { contentType: "text/plain; charset=utf-8" })
+    }).pipe(Effect.catchTag("StorageError", storageFailed))
+  )
+  const deleteLogs = HttpRouter.add(
+    "DELETE",
+    "/logs/:app",
+    Effect.gen(function*() {
+      const app = appOf(yield* HttpRouter.params)
+      if (app === undefined) return HttpServerResponse.empty({ status: 404 })
+      yield* (yield* RecentLogs).destroy(app)
+      return HttpServerResponse.empty({ status: 200 })
+    }).pipe(Effect.catchTag("StorageError", storageFailed))
+  )
+  const createTail = HttpRouter.add(
+    "POST",
+    "/tails",
+    Effect.gen(function*() {
+      const request = yield* HttpServerRequest.HttpServerRequest
+      const text = yield* request.text.pipe(Effect.orElseSucceed(() => ""))
+      if (Buffer.byteLength(text) > maxBodyBytes) return HttpServerResponse.text("body too large\n", { status: 413 })
+      let hostname: unknown
+      try {
+        hostname = (JSON.parse(text) as { hostname?: unknown } | null)?.hostname
+      } catch {
+        return HttpServerResponse.text("invalid body: expected JSON like {\"hostname\": \"app.space\"}\n", { status: 400 })
+      }
+      if (typeof hostname !== "string" || hostname === "" || hostname.length > 255) {
+        return HttpServerResponse.text("invalid body: hostname must be a non-empty string\n", { status: 400 })
+      }
+      const id = yield* (yield* LiveTails).create(hostname)
+      const base = options.publicBase ?? `http://${request.headers.host ?? "localhost"}`
+      const url = `${base}/tails/${id}`
+      return HttpServerResponse.jsonUnsafe({ url }, { status: 201, headers: { location: url } })
+    })
+  )
+  const streamTail = Effect.gen(function*() {
+    const { id } = yield* HttpRouter.params
+    const request = yield* HttpServerRequest.HttpServerRequest
+    const lines = queryOf(request).get("lines")
+    const replay = lines === null ? 0 : Math.max(0, Math.min(Number.parseInt(lines, 10) || 0, 100_000))
+    const tail = yield* (yield* LiveTails).open(id ?? "", replay)
+    if (Option.isNone(tail)) return HttpServerResponse.text("no such tail (unknown, used, or expired)\n", { status: 404 })
+    return HttpServerResponse.stream(Stream.map(tail.value, (line) => encoder.encode(line)), {
+      contentType: "text/syslog+rfc5424; charset=utf-8",
+      headers: { "x-content-type-options": "nosniff", "cache-control": "no-cache" }
+    })
+  })
+  return Layer.mergeAll(
+    readLogs,
+    deleteLogs,
+    createTail,
+    HttpRouter.add("GET", "/tails/:id", streamTail),
+    HttpRouter.add("POST", "/tails/:id", streamTail)
+  )
+}

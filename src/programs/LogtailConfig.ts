@@ -1,0 +1,31 @@
+/**
+ * What logtail reads besides logtrain's variables (inputs, HTTP, datasources, logging): deis/logger's
+ * buffer settings and the original logtail's tail settings.
+ */
+import { Config, Duration, Option } from "effect"
+import { atLeast } from "../layers/ConfigValues.ts"
+
+const optional = <A>(config: Config.Config<A>) => Config.map(Config.option(config), Option.getOrUndefined)
+
+export const LogtailConfig = Config.all({
+  numberOfLines: Config.withDefault(atLeast("NUMBER_OF_LINES", 1), 1000),
+  storageAdapter: Config.withDefault(Config.Literals(["memory", "redis", "file"], "STORAGE_ADAPTER"), "memory"),
+  storageFileDir: Config.withDefault(Config.String("STORAGE_FILE_DIR"), "/data/logs"),
+  redisUrl: optional(Config.Redacted("REDIS_URL")),
+  redisHost: Config.withDefault(Config.String("DEIS_LOGGER_REDIS_SERVICE_HOST"), "127.0.0.1"),
+  redisPort: Config.withDefault(Config.Port("DEIS_LOGGER_REDIS_SERVICE_PORT"), 6379),
+  redisPassword: optional(Config.Redacted("DEIS_LOGGER_REDIS_PASSWORD")),
+  redisDb: Config.withDefault(atLeast("DEIS_LOGGER_REDIS_DB", 0), 0),
+  redisPipelineLength: Config.withDefault(atLeast("DEIS_LOGGER_REDIS_PIPELINE_LENGTH", 1), 50),
+  redisPipelineTimeout: Config.withDefault(
+    Config.map(atLeast("DEIS_LOGGER_REDIS_PIPELINE_TIMEOUT_SECONDS", 0), (s) => Duration.seconds(s)),
+    Duration.seconds(1)
+  ),
+  aggregatorType: optional(Config.String("AGGREGATOR_TYPE")),
+  // This logtail's Service, for the syslog endpoint agents forward tailed apps to: NAME.NAMESPACE.
+  name: optional(Config.String("NAME")),
+  namespace: optional(Config.String("NAMESPACE")),
+  hostSuffix: optional(Config.String("LOGTAIL_HOST_SUFFIX"))
+})
+
+export type LogtailConfig = Config.Success<typeof LogtailConfig>

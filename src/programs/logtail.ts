@@ -1,0 +1,190 @@
+/**
+ * logtail, the central log service (drop-in for deis/logger, and the original's logtail): syslog
+ * inputs → the recent-logs buffer per app (`GET /logs/:app`) and live tails (`POST /tails`).
+ *
+ * logtrain agents send it logs through an ordinary drain (a `*` route sends every app). While a
+ * live tail is open, logtail adds a route `hostname → its own syslog endpoint` to the writable
+ * datasource (Postgres or Kubernetes), so every agent forwards that app here.
+ *
+ * With no configuration it listens for syslog on TCP 9002 and UDP 9003, serves HTTP on 9000 and
+ * keeps the last 1000 lines per app in memory.
+ */
+import { NodeRuntime } from "@effect/platform-node"
+import { Effect, Layer, Redacted } from "effect"
+import { type Route } from "../domain/Route.ts"
+import * as DrainRunner from "../layers/drains/DrainRunner.ts"
+import { Drains } from "../layers/drains/Drains.ts"
+import { WritableDatasource } from "../layers/datasources/WritableDatasource.ts"
+import * as HttpServer from "../layers/http/HttpServer.ts"
+import { Ingest } from "../layers/Ingest.ts"
+import * as SyslogTcp from "../layers/inputs/SyslogTcp.ts"
+import * as SyslogUdp from "../layers/inputs/SyslogUdp.ts"
+import * as Log from "../layers/Log.ts"
+import * as Api from "../layers/logtail/Api.ts"
+import * as Collector from "../layers/logtail/Collector.ts"
+import * as LiveTails from "../layers/logtail/LiveTails.ts"
+import * as RecentLogs from "../layers/logtail/RecentLogs.ts"
+import { Readiness } from "../layers/Readiness.ts"
+import { RouteTable } from "../layers/RouteTable.ts"
+import * as Telemetry from "../layers/Telemetry.ts"
+import { LogtailConfig } from "./LogtailConfig.ts"
+import * as Logtrain from "./logtrain.ts"
+import { LogtrainConfig } from "./LogtrainConfig.ts"
+
+/**
+ * The syslog URL agents forward a tailed app to: this logtail's Service (`NAME.NAMESPACE`, or
+ * `NAME` alone) on the port of its first syslog input — TLS, else TCP, else UDP. (The original
+ * swapped the TCP and TLS ports.) Undefined without NAME.
+ */
+export const tailsEndpoint = (
+  config: Pick<LogtrainConfig, "syslogTlsPort" | "syslogTcpPort" | "syslogUdpPort">,
+  inputs: { readonly tls: boolean; readonly tcp: boolean },
+  name: string | undefined,
+  namespace: string | undefined
+): string | undefined => {
+  if (name === undefined || name === "") return undefined
+  const host = namespace === undefined || namespace === "" ? name : `${name}.${namespace}`
+  if (inputs.tls) return `syslog+tls://${host}:${config.syslogTlsPort}`
+  if (inputs.tcp) return `syslog+tcp://${host}:${config.syslogTcpPort}`
+  return `syslog+udp://${host}:${config.syslogUdpPort}`
+}
+
+/** Removes the routes a previous run of this logtail left pointing at it (no tail is open yet). */
+const removeStaleRoutes = (endpoint: string) =>
+  Layer.effectDiscard(Effect.gen(function*() {
+    const writable = yield* WritableDatasource
+    const stale: Array<Route> = (yield* RouteTable).routes().filter((route) => route.endpoint === endpoint)
+    for (const route of stale) {
+      yield* writable.remove(route).pipe(
+        Effect.catch((error) => Log.warn("cannot remove a stale tail route", { hostname: route.hostname, error: error.message }))
+      )
+    }
+    if (stale.length > 0) yield* Log.info("removed stale tail routes", { count: stale.length, endpoint })
+  }))
+
+export const layer = (config: LogtrainConfig, tail: LogtailConfig, commandLine: Logtrain.CommandLine = {}) =>
+  Effect.gen(function*() {
+    if (tail.aggregatorType !== undefined && tail.aggregatorType !== "") {
+      return yield* new Logtrain.StartupError({
+        detail: `AGGREGATOR_TYPE=${tail.aggregatorType}: only syslog inputs are available in this version of logtail ` +
+          "(unset AGGREGATOR_TYPE; logtrain agents send with a syslog drain)"
+      })
+    }
+    const named = [config.syslogTcp, config.syslogUdp, config.syslogTls].some((flag) => flag !== undefined)
+    const tcp = named ? config.syslogTcp === true : true
+    const udp = named ? config.syslogUdp === true : true
+    const tls = config.syslogTls === true
+    if (!tcp && !udp && !tls) {
+      return yield* new Logtrain.StartupError({ detail: "no inputs are enabled: set one of SYSLOG_TCP, SYSLOG_UDP, SYSLOG_TLS to true" })
+    }
+    const host = config.listenAddress
+    const tlsMaterial = tls ? yield* Logtrain.serverTls(config) : undefined
+    const inputs = Layer.mergeAll(
+      tcp ? SyslogTcp.layer({ host, port: config.syslogTcpPort, maxMessageBytes: config.maxMessageBytes }) : Layer.empty,
+      udp ? SyslogUdp.layer({ host, port: config.syslogUdpPort, maxMessageBytes: config.maxMessageBytes }) : Layer.empty,
+      tlsMaterial === undefined
+        ? Layer.empty
+        : SyslogTcp.layer({ host, port: config.syslogTlsPort, maxMessageBytes: config.maxMessageBytes, tls: tlsMaterial })
+    )
+
+    const storage = tail.storageAdapter === "memory"
+      ? RecentLogs.memory(tail.numberOfLines)
+      : tail.storageAdapter === "file"
+      ? RecentLogs.file(tail.storageFileDir, tail.numberOfLines)
+      : Layer.unwrap(Effect.map(Effect.promise(() => import("../layers/logtail/RedisRecentLogs.ts")), (module) =>
+        module.layer({
+          url: tail.redisUrl === undefined ? undefined : Redacted.value(tail.redisUrl),
+          host: tail.redisHost,
+          port: tail.redisPort,
+          password: tail.redisPassword === undefined ? undefined : Redacted.value(tail.redisPassword),
+          db: tail.redisDb,
+          linesPerApp: tail.numberOfLines,
+          pipelineLength: tail.redisPipelineLength,
+          pipelineTimeout: tail.redisPipelineTimeout
+        })))
+
+    // The writable datasource live tails write routes to: Postgres, else Kubernetes, else none.
+    const postgres = config.postgres === true
+    if (postgres && config.databaseUrl === undefined) {
+      return yield* new Logtrain.StartupError({ detail: "POSTGRES=true needs DATABASE_URL (postgres://user:password@host:5432/db)" })
+    }
+    const kubernetes = config.kubernetesDatasource === true
+    type Failure = { readonly _tag: string; readonly message: string }
+    const writable: Layer.Layer<WritableDatasource, Failure, Readiness | RouteTable> | undefined = postgres
+      ? Layer.unwrap(Effect.map(
+        Effect.promise(() => import("../layers/datasources/Postgres.ts")),
+        (module) => module.layer({ url: config.databaseUrl! })
+      ))
+      : kubernetes
+      ? Layer.unwrap(Effect.map(
+        Effect.all([
+          Effect.promise(() => import("../layers/datasources/Kubernetes.ts")),
+          Effect.promise(() => import("../layers/kubernetes/KubeCache.ts"))
+        ]),
+        ([Datasource, KubeCache]) =>
+          Datasource.layer.pipe(
+            Layer.provide(KubeCache.layerWithApi({ akkeris: config.akkeris, nodeName: config.nodeName, kubeconfig: commandLine.kubeConfig }))
+          )
+      ))
+      : undefined
+    const endpoint = tailsEndpoint(config, { tls, tcp }, tail.name, tail.namespace)
+
+    // The route table the datasource loads into (for the stale routes); nothing is routed through
+    // it here, so its drains never open.
+    const core = Layer.mergeAll(
+      RouteTable.layer.pipe(Layer.provide(Drains.layer), Layer.provide(Layer.succeed(DrainRunner.DrainSettings, config.drains))),
+      Ingest.layer({ capacity: config.ingestBufferSize }),
+      Readiness.layer,
+      Telemetry.processMetrics
+    )
+    const tails = writable === undefined
+      ? LiveTails.layer({ endpoint })
+      : LiveTails.layer({ endpoint }).pipe(
+        Layer.provide(endpoint === undefined ? writable : Layer.provideMerge(removeStaleRoutes(endpoint), writable))
+      )
+    const http = HttpServer.layer(
+      { host, port: config.httpPort },
+      Api.routes({ publicBase: tail.hostSuffix === undefined || tail.name === undefined ? undefined : `https://${tail.name}${tail.hostSuffix}` })
+    )
+    const started = Layer.effectDiscard(Effect.gen(function*() {
+      if (writable === undefined) {
+        yield* Log.warn("no writable datasource (POSTGRES or KUBERNETES_DATASOURCE): live tails show only what agents already send here")
+      } else if (endpoint === undefined) {
+        yield* Log.warn("NAME is not set: live tails cannot tell agents where to send, and show only what they already send here")
+      }
+      yield* Log.info("logtail started", {
+        inputs: [tcp ? `syslog+tcp :${config.syslogTcpPort}` : "", udp ? `syslog+udp :${config.syslogUdpPort}` : "", tls ? `syslog+tls :${config.syslogTlsPort}` : ""]
+          .filter((s) => s !== "").join(", "),
+        http: `:${config.httpPort}`,
+        storage: tail.storageAdapter,
+        linesPerApp: tail.numberOfLines,
+        ...(endpoint === undefined ? {} : { tailsEndpoint: endpoint })
+      })
+    }))
+    return started.pipe(
+      Layer.provideMerge(Layer.mergeAll(inputs, http)),
+      Layer.provideMerge(Collector.layer),
+      Layer.provideMerge(tails),
+      Layer.provide(storage),
+      Layer.provide(core)
+    )
+  })
+
+export const usage = "usage: logtail [--kube-config <file>] (everything else is configured through the environment: see the README)"
+
+export const main = (args: ReadonlyArray<string> = process.argv.slice(2)) =>
+  Effect.gen(function*() {
+    const commandLine = yield* Logtrain.parseCommandLine(args)
+    if (commandLine === "help") return yield* Effect.sync(() => console.log(usage))
+    const config = yield* LogtrainConfig
+    const tail = yield* LogtailConfig
+    const app = yield* layer(config, tail, commandLine)
+    return yield* Layer.launch(app).pipe(Effect.provide(Logtrain.logging(config)))
+  }).pipe(
+    Effect.tapError((error) => Log.error(`logtail cannot start: ${Logtrain.describeStartupError(error)}`)),
+    Effect.provide(Logtrain.logging({ logFormat: "logfmt", logLevel: "Info" }))
+  )
+
+export const run = (): void => NodeRuntime.runMain(main(), { teardown: Logtrain.teardown, disableErrorReporting: true })
+
+if (import.meta.main) run()

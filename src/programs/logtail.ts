@@ -49,17 +49,27 @@ export const tailsEndpoint = (
   return `syslog+udp://${host}:${config.syslogUdpPort}`
 }
 
-/** Removes the routes a previous run of this logtail left pointing at it (no tail is open yet). */
+/**
+ * Removes the routes a previous run of this logtail left pointing at it, once the datasource has
+ * loaded its routes (a tail opened in the first moment, before that, may lose its route to it).
+ */
 const removeStaleRoutes = (endpoint: string) =>
   Layer.effectDiscard(Effect.gen(function*() {
     const writable = yield* WritableDatasource
-    const stale: Array<Route> = (yield* RouteTable).routes().filter((route) => route.endpoint === endpoint)
-    for (const route of stale) {
-      yield* writable.remove(route).pipe(
-        Effect.catch((error) => Log.warn("cannot remove a stale tail route", { hostname: route.hostname, error: error.message }))
-      )
-    }
-    if (stale.length > 0) yield* Log.info("removed stale tail routes", { count: stale.length, endpoint })
+    const readiness = yield* Readiness
+    const loaded = Effect.map(readiness.report, (report) => report.checks.filter((c) => c.name.startsWith("datasource:")).every((c) => c.ready))
+    const table = yield* RouteTable
+    // In the background: /healthz answers meanwhile, whatever the datasource is doing.
+    yield* Effect.gen(function*() {
+      while (!(yield* loaded)) yield* Effect.sleep("50 millis")
+      const stale: Array<Route> = table.routes().filter((route) => route.endpoint === endpoint)
+      for (const route of stale) {
+        yield* writable.remove(route).pipe(
+          Effect.catch((error) => Log.warn("cannot remove a stale tail route", { hostname: route.hostname, error: error.message }))
+        )
+      }
+      if (stale.length > 0) yield* Log.info("removed stale tail routes", { count: stale.length, endpoint })
+    }).pipe(Effect.forkScoped)
   }))
 
 export const layer = (config: LogtrainConfig, tail: LogtailConfig, commandLine: Logtrain.CommandLine = {}) =>

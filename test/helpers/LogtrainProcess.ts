@@ -16,8 +16,15 @@ export interface LogtrainProcess {
 }
 
 const entry = join(import.meta.dirname, "../../src/programs/logtrain.ts")
+const logtailEntry = join(import.meta.dirname, "../../src/programs/logtail.ts")
 
-export const start = (env: Record<string, string>, args: ReadonlyArray<string> = []): LogtrainProcess => {
+export const start = (env: Record<string, string>, args: ReadonlyArray<string> = []): LogtrainProcess => startEntry(entry, env, args)
+
+/** logtail, the other program, as a process. */
+export const startLogtail = (env: Record<string, string>, args: ReadonlyArray<string> = []): LogtrainProcess =>
+  startEntry(logtailEntry, env, args)
+
+const startEntry = (entry: string, env: Record<string, string>, args: ReadonlyArray<string>): LogtrainProcess => {
   let out = ""
   let err = ""
   const child = spawn(process.execPath, [entry, ...args], {

@@ -8,6 +8,7 @@
  * - `GET` or `POST` on that URL (`/tails/:id`, `?lines=N` to replay the last N first) —
  *   `text/syslog+rfc5424`, a line as each arrives.
  */
+import { NodeHttpServerRequest } from "@effect/platform-node"
 import { Effect, Layer, Option, Stream } from "effect"
 import { HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
 import { parseLogLines } from "../../domain/RecentLogs.ts"
@@ -85,7 +86,14 @@ export const routes = (options: Options = {}) => {
     const replay = lines === null ? 0 : Math.max(0, Math.min(Number.parseInt(lines, 10) || 0, 100_000))
     const tail = yield* (yield* LiveTails).open(id ?? "", replay)
     if (Option.isNone(tail)) return HttpServerResponse.text("no such tail (unknown, used, or expired)\n", { status: 404 })
-    return HttpServerResponse.stream(Stream.map(tail.value, (line) => encoder.encode(line)), {
+    // Node holds the headers back until the first line; sent at once, they tell the client the
+    // tail is open (the stream is read only after the status and headers are set).
+    const response = NodeHttpServerRequest.toServerResponse(request)
+    const flushHeaders = Stream.drain(Stream.fromEffect(Effect.sync(() => {
+      if ("flushHeaders" in response) response.flushHeaders()
+    })))
+    const body = Stream.concat(flushHeaders, Stream.map(tail.value, (line) => encoder.encode(line)))
+    return HttpServerResponse.stream(body, {
       contentType: "text/syslog+rfc5424; charset=utf-8",
       headers: { "x-content-type-options": "nosniff", "cache-control": "no-cache" }
     })

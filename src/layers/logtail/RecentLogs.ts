@@ -50,12 +50,27 @@ export const memory = (linesPerApp: number) =>
 /** A file name for an app that cannot leave the directory (`/`, `..`, NUL are encoded). */
 export const fileNameOf = (app: string): string => `${encodeURIComponent(app).replaceAll(".", "%2E")}.log`
 
+const fail = (detail: string) => (error: unknown) =>
+  new StorageError({ adapter: "file", detail: `${detail}: ${(error as Error).message}` })
+
+/** A file's lines; undefined when there is no file. */
+const readLines = async (path: string): Promise<Array<string> | undefined> => {
+  try {
+    const text = await FsP.readFile(path, "utf8")
+    return text === "" ? [] : text.slice(0, text.endsWith("\n") ? -1 : undefined).split("\n")
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined
+    throw error
+  }
+}
+
 /**
  * One file per app in `dir`. A file may hold up to twice N lines; past that it is rewritten (to a
  * temporary file, renamed over) with the last N.
  */
-export const file = (dir: string, linesPerApp: number) =>
-  Layer.effect(
+export const file = (dir: string, linesPerApp: number) => {
+  const pathOf = (app: string) => join(dir, fileNameOf(app))
+  return Layer.effect(
     RecentLogs,
     Effect.gen(function*() {
       yield* Effect.tryPromise({
@@ -63,17 +78,6 @@ export const file = (dir: string, linesPerApp: number) =>
         catch: (error) => new StorageError({ adapter: "file", detail: `${dir}: ${(error as Error).message}` })
       })
       const counts = new Map<string, number>()
-      const fail = (detail: string) => (error: unknown) => new StorageError({ adapter: "file", detail: `${detail}: ${(error as Error).message}` })
-      const pathOf = (app: string) => join(dir, fileNameOf(app))
-      const readLines = async (path: string): Promise<Array<string> | undefined> => {
-        try {
-          const text = await FsP.readFile(path, "utf8")
-          return text === "" ? [] : text.slice(0, text.endsWith("\n") ? -1 : undefined).split("\n")
-        } catch (error) {
-          if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined
-          throw error
-        }
-      }
       const append = async (app: string, lines: ReadonlyArray<string>) => {
         const path = pathOf(app)
         let count = counts.get(app)
@@ -125,3 +129,4 @@ export const file = (dir: string, linesPerApp: number) =>
       })
     })
   )
+}

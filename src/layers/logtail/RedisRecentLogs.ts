@@ -35,10 +35,18 @@ export const layer = (options: Options) =>
       const client = options.url === undefined
         ? new Redis({ host: options.host, port: options.port, password: options.password, db: options.db, ...settings })
         : new Redis(options.url, settings)
-      client.on("error", () => {}) // reported through the commands that fail, and by the connect below
+      // Errors are reported through the commands that fail; the latest says why a connect failed.
+      let lastError: Error | undefined
+      client.on("error", (error: Error) => (lastError = error))
       const where = options.url === undefined ? `${options.host}:${options.port}/${options.db}` : redact(options.url)
       yield* Effect.acquireRelease(
-        Effect.tryPromise({ try: () => client.connect(), catch: fail(`cannot connect to ${where}`) }),
+        Effect.tryPromise({
+          try: () => client.connect(),
+          catch: (error) => {
+            client.disconnect()
+            return fail(`cannot connect to ${where}`)(lastError ?? error)
+          }
+        }),
         () => Effect.promise(() => client.quit().catch(() => client.disconnect()))
       )
       yield* Log.info("recent logs in Redis", { redis: where, linesPerApp: options.linesPerApp })

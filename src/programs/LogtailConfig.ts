@@ -21,7 +21,12 @@ export const LogtailConfig = Config.all({
     Config.map(atLeast("DEIS_LOGGER_REDIS_PIPELINE_TIMEOUT_SECONDS", 0), (s) => Duration.seconds(s)),
     Duration.seconds(1)
   ),
-  aggregatorType: optional(Config.String("AGGREGATOR_TYPE")),
+  aggregatorType: optional(Config.Literals(["nsq"], "AGGREGATOR_TYPE")),
+  nsqdHost: optional(Config.String("DEIS_NSQD_SERVICE_HOST")),
+  nsqdPort: Config.withDefault(Config.Port("DEIS_NSQD_SERVICE_PORT_TRANSPORT"), 4150),
+  nsqTopic: Config.withDefault(Config.String("NSQ_TOPIC"), "logs"),
+  nsqChannel: Config.withDefault(Config.String("NSQ_CHANNEL"), "consume"),
+  nsqHandlerCount: Config.withDefault(atLeast("NSQ_HANDLER_COUNT", 1), 30),
   // This logtail's Service, for the syslog endpoint agents forward tailed apps to: NAME.NAMESPACE.
   name: optional(Config.String("NAME")),
   namespace: optional(Config.String("NAMESPACE")),

@@ -74,22 +74,32 @@ const removeStaleRoutes = (endpoint: string) =>
 
 export const layer = (config: LogtrainConfig, tail: LogtailConfig, commandLine: Logtrain.CommandLine = {}) =>
   Effect.gen(function*() {
-    if (tail.aggregatorType !== undefined && tail.aggregatorType !== "") {
-      return yield* new Logtrain.StartupError({
-        detail: `AGGREGATOR_TYPE=${tail.aggregatorType}: only syslog inputs are available in this version of logtail ` +
-          "(unset AGGREGATOR_TYPE; logtrain agents send with a syslog drain)"
-      })
+    const nsq = tail.aggregatorType === "nsq"
+    if (nsq && (tail.nsqdHost === undefined || tail.nsqdHost === "")) {
+      return yield* new Logtrain.StartupError({ detail: "AGGREGATOR_TYPE=nsq needs DEIS_NSQD_SERVICE_HOST" })
     }
-    const named = [config.syslogTcp, config.syslogUdp, config.syslogTls].some((flag) => flag !== undefined)
+    // As logtrain: the syslog inputs named run; with none named, TCP and UDP — unless logs come from NSQ.
+    const named = nsq || [config.syslogTcp, config.syslogUdp, config.syslogTls].some((flag) => flag !== undefined)
     const tcp = named ? config.syslogTcp === true : true
     const udp = named ? config.syslogUdp === true : true
     const tls = config.syslogTls === true
-    if (!tcp && !udp && !tls) {
-      return yield* new Logtrain.StartupError({ detail: "no inputs are enabled: set one of SYSLOG_TCP, SYSLOG_UDP, SYSLOG_TLS to true" })
+    if (!tcp && !udp && !tls && !nsq) {
+      return yield* new Logtrain.StartupError({ detail: "no inputs are enabled: set one of SYSLOG_TCP, SYSLOG_UDP, SYSLOG_TLS to true, or AGGREGATOR_TYPE=nsq" })
     }
     const host = config.listenAddress
     const tlsMaterial = tls ? yield* Logtrain.serverTls(config) : undefined
+    const aggregator = nsq
+      ? Layer.unwrap(Effect.map(Effect.promise(() => import("../layers/logtail/NsqConsumer.ts")), (module) =>
+        module.layer({
+          host: tail.nsqdHost!,
+          port: tail.nsqdPort,
+          topic: tail.nsqTopic,
+          channel: tail.nsqChannel,
+          handlerCount: tail.nsqHandlerCount
+        })))
+      : Layer.empty
     const inputs = Layer.mergeAll(
+      aggregator,
       tcp ? SyslogTcp.layer({ host, port: config.syslogTcpPort, maxMessageBytes: config.maxMessageBytes }) : Layer.empty,
       udp ? SyslogUdp.layer({ host, port: config.syslogUdpPort, maxMessageBytes: config.maxMessageBytes }) : Layer.empty,
       tlsMaterial === undefined
@@ -163,7 +173,7 @@ export const layer = (config: LogtrainConfig, tail: LogtailConfig, commandLine: 
         yield* Log.warn("NAME is not set: live tails cannot tell agents where to send, and show only what they already send here")
       }
       yield* Log.info("logtail started", {
-        inputs: [tcp ? `syslog+tcp :${config.syslogTcpPort}` : "", udp ? `syslog+udp :${config.syslogUdpPort}` : "", tls ? `syslog+tls :${config.syslogTlsPort}` : ""]
+        inputs: [nsq ? `nsq ${tail.nsqdHost}:${tail.nsqdPort}/${tail.nsqTopic}` : "", tcp ? `syslog+tcp :${config.syslogTcpPort}` : "", udp ? `syslog+udp :${config.syslogUdpPort}` : "", tls ? `syslog+tls :${config.syslogTlsPort}` : ""]
           .filter((s) => s !== "").join(", "),
         http: `:${config.httpPort}`,
         storage: tail.storageAdapter,

@@ -1,0 +1,22 @@
+# logtrain and logtail. The build is `npm run build` (tested by the test suite); this file only
+# runs it and keeps what runs: the bundle, its .proto files, the embedded default routes.
+#   docker build -t logtrain .
+#   docker run logtrain                                   # logtrain
+#   docker run logtrain node dist/bundle/logtail.js       # logtail
+FROM node:24-slim AS build
+WORKDIR /src
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY . .
+RUN npm run build
+
+FROM node:24-slim
+WORKDIR /app
+ENV NODE_ENV=production
+COPY --from=build /src/dist/bundle ./dist/bundle
+COPY --from=build /src/config ./config
+USER node
+EXPOSE 9000 9001 9002 9003/udp 9004
+# Node is PID 1: logtrain handles SIGTERM and SIGINT itself (finishes reading, flushes, exits 0)
+# and starts no child processes, so no init is needed.
+CMD ["node", "dist/bundle/logtrain.js"]

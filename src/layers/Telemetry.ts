@@ -53,4 +53,8 @@ export const processMetrics: Layer.Layer<never> = Layer.effectDiscard(Effect.gen
   yield* gauge("nodejs_heap_size_used_bytes", "V8 heap in use, in bytes.", {}, () => process.memoryUsage().heapUsed)
   yield* gauge("nodejs_heap_size_total_bytes", "V8 heap reserved, in bytes.", {}, () => process.memoryUsage().heapTotal)
   yield* gauge("nodejs_external_memory_bytes", "Memory held outside the V8 heap (buffers), in bytes.", {}, () => process.memoryUsage().external)
+  yield* counter("process_cpu_seconds_total", "User and system CPU time spent, in seconds.", {}, () => {
+    const { system, user } = process.cpuUsage()
+    return (user + system) / 1e6
+  })
 }))

@@ -205,6 +205,13 @@ export const main = (args: ReadonlyArray<string> = process.argv.slice(2)) =>
     Effect.provide(Logtrain.logging({ logFormat: "logfmt", logLevel: "Info" }))
   )
 
-export const run = (): void => NodeRuntime.runMain(main(), { teardown: Logtrain.teardown, disableErrorReporting: true })
+let running = false
+
+/** Runs logtail as the process, once (see logtrain's run). */
+export const run = (): void => {
+  if (running) return
+  running = true
+  NodeRuntime.runMain(main(), { teardown: Logtrain.teardown, disableErrorReporting: true })
+}
 
 if (import.meta.main) run()

@@ -17,6 +17,7 @@ import * as SyslogUdp from "../layers/inputs/SyslogUdp.ts"
 import * as HttpEvents from "../layers/inputs/HttpEvents.ts"
 import * as HttpSyslog from "../layers/inputs/HttpSyslog.ts"
 import * as Tls from "../layers/transports/tls.ts"
+import { describeCause } from "../layers/transports/TransportError.ts"
 import { LogtrainConfig } from "./LogtrainConfig.ts"
 import * as RouterCore from "./RouterCore.ts"
 import * as Log from "../layers/Log.ts"
@@ -249,7 +250,12 @@ export const logging = (config: Pick<LogtrainConfig, "logFormat" | "logLevel">) 
  * the schema error's two lines.
  */
 export const describeStartupError = (error: { readonly _tag: string; readonly message: string }): string => {
-  if (error._tag !== "ConfigError") return error.message
+  if (error._tag === "ServeError") {
+    // The HTTP server could not listen; the error itself says nothing, its cause does.
+    const cause = "cause" in error ? error.cause : undefined
+    return `HTTP_PORT: cannot serve HTTP: ${cause === undefined ? "unknown error" : describeCause(cause)}`
+  }
+  if (error._tag !== "ConfigError") return error.message || error._tag
   const text = "cause" in error && error.cause instanceof Error ? error.cause.message : error.message
   const match = /^([\s\S]*?)\n\s*at \[(.*)\]\s*$/.exec(text)
   if (match === null) return text.replace(/\s*\n\s*/g, " ")
@@ -275,7 +281,16 @@ export const main = (args: ReadonlyArray<string> = process.argv.slice(2)) =>
 export const teardown: Runtime.Teardown = (exit, onExit) =>
   Exit.hasInterrupts(exit) && !Exit.hasFails(exit) ? onExit(0) : Runtime.defaultTeardown(exit, onExit)
 
-/** Runs logtrain as the process: SIGTERM/SIGINT shut it down gracefully. */
-export const run = (): void => NodeRuntime.runMain(main(), { teardown, disableErrorReporting: true })
+let running = false
+
+/**
+ * Runs logtrain as the process: SIGTERM/SIGINT shut it down gracefully. Once: the bin script calls
+ * it, and so does this module when it is the main one (as in a bundle, where they are one file).
+ */
+export const run = (): void => {
+  if (running) return
+  running = true
+  NodeRuntime.runMain(main(), { teardown, disableErrorReporting: true })
+}
 
 if (import.meta.main) run()

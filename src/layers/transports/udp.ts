@@ -44,7 +44,14 @@ export const bind = (options: ServerOptions): Effect.Effect<Server, TransportErr
       receiveBuffer: { capacity: options.bufferedDatagrams, strategy: "dropping" }
     })
     const reader = yield* socket.reader.pipe(
-      Effect.mapError((error) => new TransportError({ reason: "Listen", address, detail: error.message }))
+      Effect.mapError((error) =>
+        new TransportError({
+          reason: "Listen",
+          address,
+          // The socket error's own message may be empty; its cause (the Node error) says why.
+          detail: error.message || describeCause((error as { readonly reason?: { readonly cause?: unknown } }).reason?.cause ?? error)
+        })
+      )
     )
     return {
       port: reader.address.port,

@@ -5,6 +5,7 @@ import * as Kubernetes from "../../../src/layers/datasources/Kubernetes.ts"
 import { WritableDatasource } from "../../../src/layers/datasources/WritableDatasource.ts"
 import * as KubeApi from "../../../src/layers/kubernetes/KubeApi.ts"
 import * as KubeCache from "../../../src/layers/kubernetes/KubeCache.ts"
+import * as Permissions from "../../../src/layers/kubernetes/Permissions.ts"
 import { Readiness } from "../../../src/layers/Readiness.ts"
 import { RouteTable } from "../../../src/layers/RouteTable.ts"
 import * as RouterCore from "../../../src/programs/RouterCore.ts"
@@ -57,6 +58,23 @@ const ready = (readiness: Readiness["Service"]) =>
 /** A series' value from the Prometheus text; `labels` must open its label set (or be empty). */
 const metric = (text: string, name: string, labels = "") =>
   Number(new RegExp(`^${name}(?:\\{${labels}[^}]*\\})? (\\d+)`, "m").exec(text)?.[1] ?? Number.NaN)
+
+/** The RBAC (group/resource/verb) a request to the API server needs. */
+const rbacOf = (request: { readonly method: string; readonly path: string; readonly watch: boolean }): string => {
+  const match = /^\/(?:api\/v1|apis\/([^/]+)\/v1)(?:\/namespaces\/[^/]+)?\/([^/]+)(\/[^/]+)?$/.exec(request.path)
+  if (match === null) return `unknown ${request.method} ${request.path}`
+  const [, group = "", resource, name] = match
+  const verb = request.method === "PATCH"
+    ? "patch"
+    : request.method === "POST"
+    ? "create"
+    : name !== undefined
+    ? "get"
+    : request.watch
+    ? "watch"
+    : "list"
+  return `${group}/${resource}/${verb}`
+}
 
 describe("Kubernetes datasource", () => {
   for (const resource of ["deployments", "statefulsets", "daemonsets"] as const) {
@@ -233,6 +251,14 @@ describe("Kubernetes datasource", () => {
 
       const error = yield* Effect.flip(writable.add({ hostname: "nobody.shop", endpoint: "syslog+tcp://tail:1" }))
       assert.include(error.message, "no deployment, statefulset or daemonset has hostname nobody.shop")
+
+      // Every request made is one the RBAC of deployments/kubernetes grants (Permissions).
+      const granted = new Set([...Permissions.read, ...Permissions.write].flatMap((rule) =>
+        rule.resources.flatMap((resource) => rule.verbs.map((verb) => `${rule.apiGroup}/${resource}/${verb}`))
+      ))
+      const used = new Set(fake.requests.map(rbacOf))
+      assert.includeMembers([...granted], [...used])
+      assert.includeMembers([...used], ["apps/deployments/patch", "apps/deployments/list", "apps/deployments/watch", "authorization.k8s.io/selfsubjectaccessreviews/create"])
     }))
 
   it.live("not ready while the API server cannot be reached, and ready once it can", () =>

@@ -5,6 +5,7 @@
  * @kubernetes/client-node alone costs.
  *
  *   node bench/kubernetes-memory.ts [deployments=1500] [pods=200] [bytes of bulk per object=6000]
+ *   ENTRY=dist/bundle/logtrain.js node bench/kubernetes-memory.ts     # the bundle (npm run build)
  *
  * Objects carry bulk (managedFields, as real ones do) that logtrain must not keep. RSS is sampled
  * every 200 ms for 5 s after /readyz says ready and 3 s of settling; the median is reported, with
@@ -19,7 +20,8 @@ import { freePorts } from "../test/helpers/ports.ts"
 const deployments = Number(process.argv[2] ?? 1500)
 const pods = Number(process.argv[3] ?? 200)
 const bulk = Number(process.argv[4] ?? 6000)
-const entry = join(import.meta.dirname, "../src/programs/logtrain.ts")
+// ENTRY=dist/bundle/logtrain.js measures the bundle (npm run build) instead of the sources.
+const entry = process.env.ENTRY ?? join(import.meta.dirname, "../src/programs/logtrain.ts")
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 const status = (pid: number, field: string) =>

@@ -15,6 +15,8 @@ import { join, resolve } from "node:path"
 
 export interface Peer {
   readonly dir: string
+  /** The peer's process (for measuring it). */
+  readonly pid: number
   /** Lines of a file the peer writes (its output), as they are now. */
   readonly lines: (file?: string) => Array<string>
   /** What the peer printed (for failure messages). */
@@ -73,6 +75,7 @@ const start = async (
   }
   return {
     dir,
+    pid: child.pid!,
     log: () => output,
     lines: (file = "out.log") => {
       const path = join(dir, file)

@@ -443,9 +443,13 @@ export const layer = (options: Options): Layer.Layer<never, Checkpoints.Checkpoi
         if (own.size > f.print.fingerprintBytes) {
           const current = yield* Effect.tryPromise(() => FsP.stat(f.path)).pipe(Effect.option)
           if (current._tag === "Some" && Files.sameIdentity(current.value, own)) {
+            // The longer print is taken before looking for copies: a truncation after it is
+            // found by it later; one before it leaves a copy that is found now. (Taken after,
+            // it could be the print of the next generation, and this one's copy never read.)
+            const print = yield* io(`read ${f.path}`, () => Files.fingerprintOf(f.handle, own.size))
             const copies = yield* copiesOf(f, own)
             if (copies.length > 0) yield* truncated(f, copies)
-            else f.print = yield* io(`read ${f.path}`, () => Files.fingerprintOf(f.handle, own.size))
+            else f.print = print
           }
         }
         f.lastLook = now

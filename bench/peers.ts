@@ -1,0 +1,501 @@
+/**
+ * `npm run bench`: logtrain side by side with rsyslog and syslog-ng, in the same run, alternating,
+ * on this machine; a table of absolute figures and ratios (logtrain ÷ peer), and a JSON file in
+ * bench/results/.
+ *
+ *   npm run bench                          # all scenarios, 1 round
+ *   npm run bench -- --rounds 3 --only relay,files --lines 2000000 --reference-seconds 180
+ *
+ * Scenarios:
+ *   relay      N RFC 5424 lines of ~200 bytes, octet-counted, over one TCP connection → the relay's
+ *              TCP input → routed by hostname → a syslog TCP output → a sink counting lines.
+ *   files      52 CRI-format container log files written concurrently (one rotation by rename
+ *              each, midway) → the relay (logtrain's container input; rsyslog imfile; syslog-ng
+ *              wildcard-file) → the sink.
+ *   reference  logtrain alone (the original's published claim): the fake kube-apiserver with 1500
+ *              deployments and 52 pods on this node, 52 files written at 20 lines/s each, syslog
+ *              TCP/UDP on, routes to a syslog+tcp sink: average and peak RSS, CPU % of one core.
+ *
+ * The relay runs alone on core 0 (taskset); the load generator and the sink on core 1. Peers are
+ * configured not to lose lines (flow control; blocking queues), so lost lines are a finding.
+ * logtrain runs from the bundle (npm run build) as the container image does: ENTRY=sources runs
+ * src/programs/logtrain.ts instead.
+ */
+import { type ChildProcess, execFileSync, spawn } from "node:child_process"
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs"
+import { open } from "node:fs/promises"
+import * as Net from "node:net"
+import { cpus, tmpdir } from "node:os"
+import { join } from "node:path"
+import { parseArgs } from "node:util"
+import * as FakeKubeApi from "../test/helpers/FakeKubeApi.ts"
+import * as Peers from "../test/helpers/Peers.ts"
+import { freePorts } from "../test/helpers/ports.ts"
+
+const { values: args } = parseArgs({
+  options: {
+    rounds: { type: "string", default: "1" },
+    only: { type: "string", default: "relay,files,reference" },
+    lines: { type: "string", default: "2000000" },
+    "file-lines": { type: "string", default: "10000" },
+    "reference-seconds": { type: "string", default: "120" }
+  }
+})
+const rounds = Number(args.rounds)
+const only = new Set(args.only.split(","))
+const root = join(import.meta.dirname, "..")
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+const twoCores = cpus().length >= 2
+const RELAY_CORE = "0"
+if (twoCores) execFileSync("taskset", ["-p", "-c", "1", String(process.pid)], { stdio: "ignore" })
+
+const logtrainEntry = process.env.ENTRY === "sources" ? join(root, "src/programs/logtrain.ts") : join(root, "dist/bundle/logtrain.js")
+if (!existsSync(logtrainEntry)) {
+  console.log("building the bundle (npm run build) …")
+  execFileSync(process.execPath, [join(root, "scripts/build.ts")], { stdio: "inherit" })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Measuring a process
+
+const stat = (pid: number) => {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ")
+  return (Number(fields[11]) + Number(fields[12])) / 100
+}
+const status = (pid: number, field: string) => Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1]) / 1024
+
+interface Relay {
+  readonly name: string
+  readonly pid: number
+  stop(): Promise<void>
+  log(): string
+}
+
+/** The sink: a process on core 1 counting newline-terminated lines. */
+const startSink = async (port: number) => {
+  let received = 0
+  const child = spawn(twoCores ? "taskset" : process.execPath, [
+    ...(twoCores ? ["-c", "1", process.execPath] : []),
+    join(root, "bench/tools/count-sink.ts"),
+    String(port)
+  ], { stdio: ["pipe", "pipe", "inherit"] })
+  await new Promise<void>((resolve) => {
+    let buffered = ""
+    child.stdout!.on("data", (data: Buffer) => {
+      buffered += data.toString()
+      const lines = buffered.split("\n")
+      buffered = lines.pop()!
+      for (const l of lines) {
+        if (l === "ready") resolve()
+        else received = Number(l)
+      }
+    })
+  })
+  return {
+    received: () => received,
+    stop: () => {
+      child.stdin!.end()
+      return new Promise((r) => child.once("exit", r))
+    }
+  }
+}
+
+const pinned = (command: string, commandArgs: ReadonlyArray<string>) =>
+  twoCores ? { command: "taskset", args: ["-c", RELAY_CORE, command, ...commandArgs] } : { command, args: [...commandArgs] }
+
+const startLogtrain = async (env: Record<string, string>, httpPort: number): Promise<Relay> => {
+  const { args: a, command } = pinned(process.execPath, [logtrainEntry])
+  let output = ""
+  const child: ChildProcess = spawn(command, a, {
+    env: { PATH: process.env.PATH ?? "", HOME: tmpdir(), LISTEN_ADDRESS: "127.0.0.1", HTTP_PORT: String(httpPort), LOG_LEVEL: "warn", ...env },
+    stdio: ["ignore", "ignore", "pipe"]
+  })
+  child.stderr!.on("data", (d: Buffer) => (output += d.toString()))
+  const exited = new Promise<void>((r) => child.once("exit", () => r()))
+  const deadline = Date.now() + 30_000
+  while (!(await fetch(`http://127.0.0.1:${httpPort}/readyz`).then((r) => r.ok, () => false))) {
+    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`logtrain did not start:\n${output}`)
+    await sleep(50)
+  }
+  // With taskset in front, the relay is taskset's child: measure the node process.
+  const pid = twoCores ? Number(execFileSync("pgrep", ["-P", String(child.pid)]).toString().trim() || child.pid) : child.pid!
+  return {
+    name: "logtrain",
+    pid,
+    log: () => output,
+    stop: async () => {
+      child.kill("SIGTERM")
+      await exited
+    }
+  }
+}
+
+/** rsyslog and syslog-ng via the test helpers, then moved onto the relay core. */
+const peerRelay = (name: string, peer: Peers.Peer): Relay => {
+  if (twoCores) execFileSync("taskset", ["-a", "-p", "-c", RELAY_CORE, String(peer.pid)], { stdio: "ignore" })
+  return { name, pid: peer.pid, log: peer.log, stop: peer.stop }
+}
+
+interface Result {
+  readonly scenario: string
+  readonly relay: string
+  readonly lines: number
+  readonly received: number
+  readonly lost: number
+  readonly seconds: number
+  readonly linesPerSecond: number
+  readonly cpuSeconds: number
+  readonly cpuSecondsPerMillion: number
+  readonly peakRssMB: number
+  readonly error?: string
+}
+
+/** Waits until the sink has `expected` lines or nothing has arrived for `quietMs`; measures the relay meanwhile. */
+const measure = async (scenario: string, relay: Relay, sink: { received: () => number }, expected: number, run: () => Promise<void>, quietMs = 5000) => {
+  const cpu0 = stat(relay.pid)
+  const base = sink.received()
+  let first = 0
+  let last = performance.now()
+  let lastCount = base
+  const started = performance.now()
+  const sending = run()
+  while (sink.received() - base < expected) {
+    const now = performance.now()
+    const count = sink.received()
+    if (first === 0 && count > base) first = now
+    if (count !== lastCount) {
+      lastCount = count
+      last = now
+    } else if (now - last > quietMs && now - started > quietMs) break
+    await sleep(5)
+  }
+  await sending
+  const end = performance.now()
+  const received = sink.received() - base
+  const seconds = (end - (first || started)) / 1000
+  const cpuSeconds = stat(relay.pid) - cpu0
+  const result: Result = {
+    scenario,
+    relay: relay.name,
+    lines: expected,
+    received,
+    lost: expected - received,
+    seconds: Number(seconds.toFixed(3)),
+    linesPerSecond: Math.round(received / seconds),
+    cpuSeconds: Number(cpuSeconds.toFixed(2)),
+    cpuSecondsPerMillion: Number((cpuSeconds / (received / 1e6)).toFixed(2)),
+    peakRssMB: Number(status(relay.pid, "VmHWM").toFixed(1))
+  }
+  console.log(`  ${relay.name.padEnd(9)} ${result.linesPerSecond.toLocaleString("en").padStart(9)} lines/s  ${result.cpuSecondsPerMillion.toFixed(2)} CPU-s/M  peak RSS ${result.peakRssMB} MB  lost ${result.lost}`)
+  return result
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scenario 1: TCP relay
+
+const HOST = "bench.host"
+const relayLine = (i: number) => {
+  const line = `<134>1 2026-01-01T00:00:00.000000Z ${HOST} app 1234 - - ${"x".repeat(120)} line ${String(i).padStart(9, "0")}`
+  return `${Buffer.byteLength(line)} ${line}`
+}
+
+const sendRelay = async (port: number, total: number) => {
+  const socket = await new Promise<Net.Socket>((resolve, reject) => {
+    const s = Net.createConnection({ host: "127.0.0.1", port }, () => resolve(s))
+    s.once("error", reject)
+  })
+  const block = 10_000
+  for (let sent = 0; sent < total; sent += block) {
+    let chunk = ""
+    for (let i = sent; i < Math.min(total, sent + block); i++) chunk += relayLine(i)
+    if (!socket.write(chunk)) await new Promise((r) => socket.once("drain", r))
+  }
+  await new Promise<void>((r) => socket.end(() => r()))
+}
+
+const relayScenario = async (relayName: string): Promise<Result> => {
+  const total = Number(args.lines)
+  const [http, input, sinkPort] = await freePorts(3)
+  const sink = await startSink(sinkPort!)
+  let relay: Relay | undefined
+  try {
+    if (relayName === "logtrain") {
+      relay = await startLogtrain({
+        SYSLOG_TCP: "true",
+        SYSLOG_TCP_PORT: String(input),
+        DRAIN_WHEN_FULL: "block",
+        ROUTES: JSON.stringify({ [HOST]: [`syslog+tcp://127.0.0.1:${sinkPort}`] })
+      }, http!)
+    } else if (relayName === "rsyslog") {
+      relay = peerRelay("rsyslog", await Peers.rsyslog(() => `
+main_queue(queue.type="LinkedList" queue.size="200000" queue.timeoutEnqueue="3600000")
+module(load="imtcp")
+input(type="imtcp" port="${input}" address="127.0.0.1")
+template(name="out" type="string" string="<%PRI%>1 %TIMESTAMP:::date-rfc3339% %HOSTNAME% %APP-NAME% %PROCID% %MSGID% %STRUCTURED-DATA% %msg%\\n")
+if $hostname == "${HOST}" then {
+  action(type="omfwd" target="127.0.0.1" port="${sinkPort}" protocol="tcp" template="out"
+         queue.type="LinkedList" queue.size="200000" queue.timeoutEnqueue="3600000" action.resumeRetryCount="-1")
+}
+`, { tcp: [input!] }))
+    } else {
+      relay = peerRelay("syslog-ng", await Peers.syslogNg(() => `
+options { log-fifo-size(200000); flush-lines(100); };
+source s_in { syslog(ip("127.0.0.1") port(${input}) transport("tcp") log-iw-size(100000) max-connections(10)); };
+destination d_out { network("127.0.0.1" port(${sinkPort}) transport("tcp") template("<\${PRI}>1 \${ISODATE} \${HOST} \${PROGRAM} \${PID} \${MSGID} \${SDATA} \${MESSAGE}\\n")); };
+filter f_host { host("${HOST}" type(string)); };
+log { source(s_in); filter(f_host); destination(d_out); flags(flow-control); };
+`, { tcp: [input!] }))
+    }
+    return await measure("relay", relay, sink, total, () => sendRelay(input!, total))
+  } finally {
+    await relay?.stop()
+    await sink.stop()
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scenario 2: file tail
+
+const ID = "cafe".repeat(16)
+const FILES = 52
+
+/** Writes `perFile` CRI lines to each file, concurrently, renaming each file once midway. */
+const writeFiles = async (paths: ReadonlyArray<string>, perFile: number) => {
+  const block = 500
+  await Promise.all(paths.map(async (path, f) => {
+    let handle = await open(path, "a")
+    for (let i = 0; i < perFile; i += block) {
+      if (i === Math.floor(perFile / 2 / block) * block) {
+        // Rotation by rename, as the kubelet does: the old file stays, a new one takes its name.
+        await handle.close()
+        renameSync(path, `${path}.1`)
+        handle = await open(path, "a")
+      }
+      let chunk = ""
+      for (let n = i; n < Math.min(perFile, i + block); n++) {
+        chunk += `2026-01-01T00:00:00.123456789Z stdout F file ${f} line ${String(n).padStart(7, "0")} ${"y".repeat(100)}\n`
+      }
+      await handle.write(chunk)
+      await sleep(0)
+    }
+    await handle.close()
+  }))
+}
+
+const filesScenario = async (relayName: string): Promise<Result> => {
+  const perFile = Number(args["file-lines"])
+  const total = perFile * FILES
+  const dir = mkdtempSync(join(tmpdir(), "logtrain-bench-files-"))
+  const containers = join(dir, "containers")
+  const state = join(dir, "state")
+  mkdirSync(containers)
+  mkdirSync(state)
+  const paths = Array.from({ length: FILES }, (_, i) => {
+    const podDir = join(dir, "pods", `bench_app-${i}_uid`, "app")
+    mkdirSync(podDir, { recursive: true })
+    const file = join(podDir, "0.log")
+    writeFileSync(file, "")
+    return file
+  })
+  // The kubelet's layout for logtrain; the peers follow the files themselves (no symlinks to chase).
+  paths.forEach((file, i) => symlinkSync(file, join(containers, `app-${i}-5d8f7c-x2x9q_bench_app-${ID}.log`)))
+  const [http, sinkPort] = await freePorts(2)
+  const sink = await startSink(sinkPort!)
+  let relay: Relay | undefined
+  try {
+    if (relayName === "logtrain") {
+      // Not the first run: files with no checkpoint are read from their start.
+      writeFileSync(join(state, "container-logs.json"), JSON.stringify({ version: 1, files: [] }))
+      relay = await startLogtrain({
+        KUBERNETES: "true",
+        KUBERNETES_LOG_PATH: containers,
+        STATE_DIR: state,
+        SYSLOG_TCP: "false",
+        SYSLOG_UDP: "false",
+        DRAIN_WHEN_FULL: "block",
+        ROUTES: JSON.stringify({ "*": [`syslog+tcp://127.0.0.1:${sinkPort}`] })
+      }, http!)
+    } else if (relayName === "rsyslog") {
+      relay = peerRelay("rsyslog", await Peers.rsyslog(() => `
+main_queue(queue.type="LinkedList" queue.size="200000" queue.timeoutEnqueue="3600000")
+module(load="imfile" mode="inotify")
+input(type="imfile" file="${join(dir, "pods")}/*/app/0.log" tag="app" freshStartTail="off" reopenOnTruncate="on")
+template(name="out" type="string" string="<%PRI%>1 %TIMESTAMP:::date-rfc3339% %HOSTNAME% %APP-NAME% - - - %msg%\\n")
+action(type="omfwd" target="127.0.0.1" port="${sinkPort}" protocol="tcp" template="out"
+       queue.type="LinkedList" queue.size="200000" queue.timeoutEnqueue="3600000" action.resumeRetryCount="-1")
+`, {}))
+    } else {
+      relay = peerRelay("syslog-ng", await Peers.syslogNg(() => `
+options { log-fifo-size(200000); flush-lines(100); };
+source s_files { wildcard-file(base-dir("${join(dir, "pods")}") filename-pattern("0.log") recursive(yes) flags(no-parse) follow-freq(0.1) log-iw-size(100000)); };
+destination d_out { network("127.0.0.1" port(${sinkPort}) transport("tcp") template("<\${PRI}>1 \${ISODATE} \${HOST} app - - - \${MESSAGE}\\n")); };
+log { source(s_files); destination(d_out); flags(flow-control); };
+`, {}))
+    }
+    await sleep(500)
+    return await measure("files", relay, sink, total, () => writeFiles(paths, perFile), 10_000)
+  } finally {
+    await relay?.stop()
+    await sink.stop()
+    rmSync(dir, { recursive: true, force: true })
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scenario 3: the reference workload (logtrain alone)
+
+const referenceScenario = async () => {
+  const seconds = Number(args["reference-seconds"])
+  const fake = await FakeKubeApi.listen({ bookmarkIntervalMs: 5000 })
+  const dir = mkdtempSync(join(tmpdir(), "logtrain-bench-reference-"))
+  const containers = join(dir, "containers")
+  mkdirSync(containers)
+  for (let i = 0; i < 1500; i++) {
+    fake.create("deployments", {
+      name: `app-${i}`,
+      namespace: `space-${i % 40}`,
+      padding: 6000,
+      ...(i < FILES ? { annotations: { "logtrain.akkeris.io/drains": "SINK" } } : {})
+    })
+  }
+  const [http, tcp, udp, sinkPort] = await freePorts(4)
+  for (let i = 0; i < FILES; i++) {
+    const ns = `space-${i % 40}`
+    fake.create("replicasets", { name: `app-${i}-5d8f7c`, namespace: ns, owner: { kind: "Deployment", name: `app-${i}` } })
+    fake.create("pods", { name: `app-${i}-5d8f7c-x2x9q`, namespace: ns, nodeName: "node-1", owner: { kind: "ReplicaSet", name: `app-${i}-5d8f7c` }, padding: 6000 })
+  }
+  // The drain URL needs the sink's port: set the annotations now.
+  for (let i = 0; i < FILES; i++) {
+    fake.annotate("deployments", `space-${i % 40}`, `app-${i}`, { "logtrain.akkeris.io/drains": `syslog+tcp://127.0.0.1:${sinkPort}` })
+  }
+  const paths = Array.from({ length: FILES }, (_, i) => {
+    const podDir = join(dir, "pods", `space-${i % 40}_app-${i}-5d8f7c-x2x9q_uid`, "app")
+    mkdirSync(podDir, { recursive: true })
+    const file = join(podDir, "0.log")
+    writeFileSync(file, "")
+    symlinkSync(file, join(containers, `app-${i}-5d8f7c-x2x9q_space-${i % 40}_app-${ID}.log`))
+    return file
+  })
+  const sink = await startSink(sinkPort!)
+  const relay = await startLogtrain({
+    KUBERNETES: "true",
+    KUBERNETES_DATASOURCE: "true",
+    NODE_NAME: "node-1",
+    KUBERNETES_LOG_PATH: containers,
+    STATE_DIR: join(dir, "state"),
+    SYSLOG_TCP: "true",
+    SYSLOG_TCP_PORT: String(tcp),
+    SYSLOG_UDP: "true",
+    SYSLOG_UDP_PORT: String(udp),
+    KUBECONFIG: fake.kubeconfig
+  }, http!)
+  try {
+    const samples: Array<number> = []
+    const cpu0 = stat(relay.pid)
+    const start = Date.now()
+    let written = 0
+    while (Date.now() - start < seconds * 1000) {
+      const now = new Date().toISOString()
+      // 20 lines/s per file: 2 lines each 100 ms.
+      for (const path of paths) {
+        writeFileSync(path, `${now} stdout F request ${written} served in 12ms ${"z".repeat(80)}\n${now} stderr F warning ${written}\n`, { flag: "a" })
+      }
+      written += 2 * FILES
+      samples.push(status(relay.pid, "VmRSS"))
+      await sleep(100)
+    }
+    const cpu = stat(relay.pid) - cpu0
+    await sleep(2000)
+    const result = {
+      scenario: "reference",
+      relay: "logtrain",
+      seconds,
+      linesWritten: written,
+      received: sink.received(),
+      averageRssMB: Number((samples.reduce((a, b) => a + b, 0) / samples.length).toFixed(1)),
+      peakRssMB: Number(status(relay.pid, "VmHWM").toFixed(1)),
+      cpuPercentOfOneCore: Number((cpu / seconds * 100).toFixed(1))
+    }
+    console.log(`  logtrain  ${result.linesWritten} lines written, ${result.received} delivered; RSS average ${result.averageRssMB} MB, peak ${result.peakRssMB} MB; CPU ${result.cpuPercentOfOneCore}% of one core`)
+    console.log("  targets (the original's claim): peak ≤ 64 MB, average ≤ 59 MB, CPU ≤ 5%")
+    return result
+  } finally {
+    await relay.stop()
+    await sink.stop()
+    await fake.stop()
+    rmSync(dir, { recursive: true, force: true })
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+const relays = ["logtrain", "rsyslog", "syslog-ng"]
+const results: Array<Result> = []
+const unavailable: Array<string> = []
+
+const attempt = async (scenario: string, relay: string, run: (relay: string) => Promise<Result>) => {
+  try {
+    results.push(await run(relay))
+  } catch (error) {
+    const message = (error as Error).message.split("\n").slice(0, 6).join("\n    ")
+    console.log(`  ${relay.padEnd(9)} could not run: ${message}`)
+    unavailable.push(`${scenario}/${relay}: ${message.split("\n")[0]}`)
+  }
+}
+
+console.log(`node ${process.version}, ${cpus().length} cores (${cpus()[0]?.model ?? "?"}); relay on core ${twoCores ? RELAY_CORE : "any"}; logtrain: ${logtrainEntry.replace(`${root}/`, "")}`)
+for (const [scenario, run] of [["relay", relayScenario], ["files", filesScenario]] as const) {
+  if (!only.has(scenario)) continue
+  console.log(`\n${scenario === "relay" ? `TCP relay: ${Number(args.lines).toLocaleString("en")} lines` : `file tail: ${FILES} files × ${args["file-lines"]} lines`}`)
+  for (let round = 0; round < rounds; round++) {
+    // Alternating: each round in the other order, so drift in the machine hits all alike.
+    for (const relay of round % 2 === 0 ? relays : relays.toReversed()) await attempt(scenario, relay, run)
+  }
+}
+const reference = only.has("reference")
+  ? await (console.log(`\nreference workload: ${args["reference-seconds"]} s`), referenceScenario())
+  : undefined
+
+const median = (xs: ReadonlyArray<number>) => {
+  const s = xs.toSorted((a, b) => a - b)
+  return s.length === 0 ? Number.NaN : s.length % 2 === 1 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2
+}
+const summary: Array<Record<string, string | number>> = []
+for (const scenario of ["relay", "files"]) {
+  const of = (relay: string) => results.filter((r) => r.scenario === scenario && r.relay === relay)
+  const ours = of("logtrain")
+  if (ours.length === 0) continue
+  const figures = (rs: ReadonlyArray<Result>) => ({
+    linesPerSecond: median(rs.map((r) => r.linesPerSecond)),
+    cpuSecondsPerMillion: median(rs.map((r) => r.cpuSecondsPerMillion)),
+    peakRssMB: median(rs.map((r) => r.peakRssMB)),
+    lost: Math.max(...rs.map((r) => r.lost))
+  })
+  const mine = figures(ours)
+  for (const peer of ["rsyslog", "syslog-ng"]) {
+    const theirs = of(peer)
+    if (theirs.length === 0) continue
+    const p = figures(theirs)
+    summary.push({
+      scenario,
+      peer,
+      "lines/s logtrain": mine.linesPerSecond,
+      "lines/s peer": p.linesPerSecond,
+      "ratio lines/s": Number((mine.linesPerSecond / p.linesPerSecond).toFixed(2)),
+      "CPU-s/M ratio": Number((mine.cpuSecondsPerMillion / p.cpuSecondsPerMillion).toFixed(2)),
+      "peak RSS MB logtrain": mine.peakRssMB,
+      "peak RSS MB peer": p.peakRssMB,
+      "RSS ratio": Number((mine.peakRssMB / p.peakRssMB).toFixed(2)),
+      "lost logtrain": mine.lost,
+      "lost peer": p.lost
+    })
+  }
+}
+console.log("\nratios are logtrain ÷ peer (lines/s: above 1 is faster; CPU and RSS: below 1 is leaner)")
+console.table(summary)
+if (unavailable.length > 0) console.log(`could not run:\n  ${unavailable.join("\n  ")}`)
+const resultsDir = join(root, "bench/results")
+mkdirSync(resultsDir, { recursive: true })
+const file = join(resultsDir, `${new Date().toISOString().replace(/[:.]/g, "-")}.json`)
+writeFileSync(file, `${JSON.stringify({ node: process.version, cores: cpus().length, entry: logtrainEntry, runs: results, summary, reference, unavailable }, null, 2)}\n`)
+console.log(`results: ${file.replace(`${root}/`, "")}`)

@@ -40,6 +40,8 @@ const portsOf = (container: Doc): Record<string, number> => Object.fromEntries(c
 const defaults = Effect.runSync(LogtrainConfig.parse(ConfigProvider.fromEnv({ env: {} })))
 const logtailDefaults = Effect.runSync(LogtailConfig.parse(ConfigProvider.fromEnv({ env: {} })))
 
+const mebibytes = (quantity: string) => Number(/^(\d+)Mi$/.exec(quantity)![1])
+
 const sortRules = (rules: ReadonlyArray<Doc>) =>
   rules.flatMap((r) =>
     (r.apiGroups ?? [r.apiGroup]).flatMap((g: string) => r.resources.flatMap((res: string) => r.verbs.map((v: string) => `${g}/${res}/${v}`)))
@@ -157,7 +159,6 @@ describe("deployments", () => {
     assert.deepStrictEqual([main.livenessProbe.httpGet.path, main.livenessProbe.httpGet.port], ["/healthz", "http"])
     assert.deepStrictEqual([main.readinessProbe.httpGet.path, main.readinessProbe.httpGet.port], ["/readyz", "http"])
     // Above what logtrain was measured to use with the Kubernetes datasource (189 MB; see the comment there).
-    const mebibytes = (q: string) => Number(/^(\d+)Mi$/.exec(q)![1])
     assert.isAtLeast(mebibytes(main.resources.requests.memory), 189 * 1e6 / 2 ** 20)
     assert.isAtLeast(mebibytes(main.resources.limits.memory), mebibytes(main.resources.requests.memory) * 1.5)
     // The grace period covers the flush deadline and the 2 s the inputs get to finish reading.

@@ -117,8 +117,8 @@ const startLogtrain = async (env: Record<string, string>, httpPort: number): Pro
     if (child.exitCode !== null || Date.now() > deadline) throw new Error(`logtrain did not start:\n${output}`)
     await sleep(50)
   }
-  // With taskset in front, the relay is taskset's child: measure the node process.
-  const pid = twoCores ? Number(execFileSync("pgrep", ["-P", String(child.pid)]).toString().trim() || child.pid) : child.pid!
+  // taskset execs the command: its pid is the relay's.
+  const pid = child.pid!
   return {
     name: "logtrain",
     pid,
@@ -239,7 +239,7 @@ if $hostname == "${HOST}" then {
 `, { tcp: [input!] }))
     } else {
       relay = peerRelay("syslog-ng", await Peers.syslogNg(() => `
-options { log-fifo-size(200000); flush-lines(100); };
+options { keep-hostname(yes); log-fifo-size(200000); };
 source s_in { syslog(ip("127.0.0.1") port(${input}) transport("tcp") log-iw-size(100000) max-connections(10)); };
 destination d_out { network("127.0.0.1" port(${sinkPort}) transport("tcp") template("<\${PRI}>1 \${ISODATE} \${HOST} \${PROGRAM} \${PID} \${MSGID} \${SDATA} \${MESSAGE}\\n")); };
 filter f_host { host("${HOST}" type(string)); };
@@ -326,7 +326,7 @@ action(type="omfwd" target="127.0.0.1" port="${sinkPort}" protocol="tcp" templat
 `, {}))
     } else {
       relay = peerRelay("syslog-ng", await Peers.syslogNg(() => `
-options { log-fifo-size(200000); flush-lines(100); };
+options { keep-hostname(yes); log-fifo-size(200000); };
 source s_files { wildcard-file(base-dir("${join(dir, "pods")}") filename-pattern("0.log") recursive(yes) flags(no-parse) follow-freq(0.1) log-iw-size(100000)); };
 destination d_out { network("127.0.0.1" port(${sinkPort}) transport("tcp") template("<\${PRI}>1 \${ISODATE} \${HOST} app - - - \${MESSAGE}\\n")); };
 log { source(s_files); destination(d_out); flags(flow-control); };

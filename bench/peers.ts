@@ -466,9 +466,9 @@ for (const scenario of ["relay", "files"]) {
   const ours = of("logtrain")
   if (ours.length === 0) continue
   const figures = (rs: ReadonlyArray<Result>) => ({
-    linesPerSecond: median(rs.map((r) => r.linesPerSecond)),
-    cpuSecondsPerMillion: median(rs.map((r) => r.cpuSecondsPerMillion)),
-    peakRssMB: median(rs.map((r) => r.peakRssMB)),
+    linesPerSecond: Math.round(median(rs.map((r) => r.linesPerSecond))),
+    cpuSecondsPerMillion: Number(median(rs.map((r) => r.cpuSecondsPerMillion)).toFixed(2)),
+    peakRssMB: Number(median(rs.map((r) => r.peakRssMB)).toFixed(1)),
     lost: Math.max(...rs.map((r) => r.lost))
   })
   const mine = figures(ours)

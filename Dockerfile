@@ -13,6 +13,9 @@ RUN npm run build
 FROM node:24-slim
 WORKDIR /app
 ENV NODE_ENV=production
+# A small young generation: measured (npm run bench), peak RSS halves (284 → 164 MB in the TCP
+# relay) and throughput does not drop (235k → 289k lines/s). Override NODE_OPTIONS to change it.
+ENV NODE_OPTIONS=--max-semi-space-size=4
 COPY --from=build /src/dist/bundle ./dist/bundle
 COPY --from=build /src/config ./config
 USER node

@@ -107,7 +107,16 @@ const startLogtrain = async (env: Record<string, string>, httpPort: number): Pro
   const { args: a, command } = pinned(process.execPath, [logtrainEntry])
   let output = ""
   const child: ChildProcess = spawn(command, a, {
-    env: { PATH: process.env.PATH ?? "", HOME: tmpdir(), LISTEN_ADDRESS: "127.0.0.1", HTTP_PORT: String(httpPort), LOG_LEVEL: "warn", ...env },
+    env: {
+      PATH: process.env.PATH ?? "",
+      HOME: tmpdir(),
+      LISTEN_ADDRESS: "127.0.0.1",
+      HTTP_PORT: String(httpPort),
+      LOG_LEVEL: "warn",
+      // The container image's V8 settings (Dockerfile); LOGTRAIN_NODE_OPTIONS="…" npm run bench tries others.
+      NODE_OPTIONS: process.env.LOGTRAIN_NODE_OPTIONS ?? "--max-semi-space-size=4",
+      ...env
+    },
     stdio: ["ignore", "ignore", "pipe"]
   })
   child.stderr!.on("data", (d: Buffer) => (output += d.toString()))

@@ -132,6 +132,10 @@ export const layer = (options: Options): Layer.Layer<never, Checkpoints.Checkpoi
     /** Checkpoints of files dropped after a read error, until the next scan picks them up again. */
     const retry = new Map<string, Checkpoints.FileCheckpoint>()
     const followers = new Map<string, Follower>()
+    // Registered before anything reads: runs last at shutdown, once every follower has stopped.
+    yield* Effect.addFinalizer(() =>
+      Effect.promise(() => Promise.all([...followers.values()].map((f) => f.handle.close().catch(() => undefined))))
+    )
     /** Files not followed (excluded namespace, not an Akkeris app), by path. */
     const ignored = new Set<string>()
     const counts = { renames: 0, truncations: 0, unrecovered: 0, released: 0, splitOfReleased: 0 }

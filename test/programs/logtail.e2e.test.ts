@@ -99,6 +99,29 @@ describe("logtail end to end", () => {
     }
   }, 60_000)
 
+  it("refuses to start, in one line naming what is wrong, when configuration is wrong", async () => {
+    const cases: ReadonlyArray<readonly [Record<string, string>, string]> = [
+      [{ STORAGE_ADAPTER: "mem" }, "STORAGE_ADAPTER: expected"],
+      [{ NUMBER_OF_LINES: "0" }, "NUMBER_OF_LINES"],
+      [{ STORAGE_ADAPTER: "redis", DEIS_LOGGER_REDIS_SERVICE_PORT: "1" }, "redis storage: cannot connect to 127.0.0.1:1/0: connect ECONNREFUSED"],
+      [{ STORAGE_ADAPTER: "file", STORAGE_FILE_DIR: "/etc/hostname/logs" }, "file storage: /etc/hostname/logs: ENOTDIR"],
+      [{ AGGREGATOR_TYPE: "nsq" }, "AGGREGATOR_TYPE=nsq needs DEIS_NSQD_SERVICE_HOST"],
+      [{ AGGREGATOR_TYPE: "kafka" }, "AGGREGATOR_TYPE: expected"],
+      [{ POSTGRES: "true" }, "POSTGRES=true needs DATABASE_URL"]
+    ]
+    for (const [env, expected] of cases) {
+      const [http, tcp, udp] = await freePorts(3)
+      const lt = LogtrainProcess.startLogtail({ HTTP_PORT: String(http), SYSLOG_TCP_PORT: String(tcp), SYSLOG_UDP_PORT: String(udp), ...env })
+      const code = await Promise.race([lt.exited(), sleep(15_000).then(() => "still running")])
+      await lt.stop()
+      assert.strictEqual(code, 1, `${JSON.stringify(env)}: ${lt.stderr()}`)
+      const errors = lt.stderr().split("\n").filter((line) => line.includes("level=ERROR"))
+      assert.strictEqual(errors.length, 1, lt.stderr())
+      assert.include(errors[0], `logtail cannot start: `)
+      assert.include(errors[0], expected)
+    }
+  }, 120_000)
+
   it("a live tail routes its app to logtail through Postgres while it is open, streams the lines, and removes the route", async () => {
     const db = Postgres.create()
     const [ltHttp, ltTcp, tailHttp, tailTcp] = await freePorts(4)

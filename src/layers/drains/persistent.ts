@@ -8,7 +8,7 @@
 import { Duration, Effect, Option } from "effect"
 import type { PersistentDrainUrl } from "../../domain/DrainUrl.ts"
 import * as Rfc5424 from "../../domain/syslog/Rfc5424.ts"
-import { PersistentLogs } from "../storage/PersistentLogs.ts"
+import { PersistentLogs } from "../storage/PersistentLogsService.ts"
 import { DrainError } from "./DrainError.ts"
 import type { DrainSink } from "./DrainRunner.ts"
 

@@ -5,7 +5,7 @@
  */
 import { Effect, Option, Stream } from "effect"
 import { HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
-import { PersistentLogs } from "../storage/PersistentLogs.ts"
+import { PersistentLogs } from "../storage/PersistentLogsService.ts"
 
 const encoder = new TextEncoder()
 

@@ -13,23 +13,14 @@
  */
 import { NodeServices } from "@effect/platform-node"
 import { PgClient, PgMigrator } from "@effect/sql-pg"
-import { Context, Effect, Layer, Option, type Redacted, Stream } from "effect"
+import { Effect, Layer, Option, type Redacted, Stream } from "effect"
 import { SqlClient, type SqlError } from "effect/sql"
 
 const PAGE = 200
 
-export class PersistentLogs extends Context.Service<PersistentLogs, {
-  /** Stores lines (without their newline) for a key, after what it already holds. */
-  readonly append: (key: string, lines: ReadonlyArray<string>) => Effect.Effect<void, SqlError.SqlError>
-  /**
-   * A key's lines, oldest first, each ending with a newline — the last `tail` of them when given;
-   * none when nothing was ever stored for the key.
-   */
-  readonly read: (
-    key: string,
-    tail?: number
-  ) => Effect.Effect<Option.Option<Stream.Stream<string, SqlError.SqlError>>, SqlError.SqlError>
-}>()("logtrain/storage/PersistentLogs") {}
+import { PersistentLogs } from "./PersistentLogsService.ts"
+
+export { PersistentLogs }
 
 const migrations = PgMigrator.fromRecord({
   "1_log_batches": Effect.flatMap(SqlClient.SqlClient, (sql) =>

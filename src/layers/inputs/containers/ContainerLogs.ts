@@ -93,6 +93,11 @@ interface Follower {
   lastLook: number
   /** Rotated files and copies already read (the last few). */
   readonly consumed: Array<Files.Identity>
+  /**
+   * The newest modification time of a copy read, or when following began: a copy made since that
+   * is not among those read holds lines not yet read, whatever else is found.
+   */
+  copiesSince: number
   readonly buffer: Buffer
 }
 
@@ -274,7 +279,7 @@ export const layer = (options: Options): Layer.Layer<never, Checkpoints.Checkpoi
       Effect.gen(function*() {
         const missed = yield* io(`list the rotated files of ${f.path}`, () => Files.rotatedSince(f.path, afterMs, [...exclude, ...f.consumed]))
         for (const rotated of missed) {
-          consumed(f, rotated.stat)
+          consumed(f, rotated.stat, rotated.stat.mtimeMs)
           const handle = yield* Effect.tryPromise(() => FsP.open(rotated.path, "r")).pipe(Effect.option)
           if (handle._tag === "None") continue
           f.offset = 0
@@ -287,9 +292,10 @@ export const layer = (options: Options): Layer.Layer<never, Checkpoints.Checkpoi
       })
 
     /** Remembers a rotated file or copy as read (the last few), so that it is never read twice. */
-    const consumed = (f: Follower, identity: Files.Identity) => {
+    const consumed = (f: Follower, identity: Files.Identity, mtimeMs?: number) => {
       f.consumed.push({ dev: identity.dev, ino: identity.ino })
       if (f.consumed.length > 32) f.consumed.shift()
+      if (mtimeMs !== undefined) f.copiesSince = Math.max(f.copiesSince, mtimeMs)
     }
 
     /**
@@ -314,10 +320,13 @@ export const layer = (options: Options): Layer.Layer<never, Checkpoints.Checkpoi
         if (f.print.fingerprintBytes >= Files.FINGERPRINT_BYTES) {
           const copy = await Files.findSibling(f.path, async (stat, handle) =>
             stat.size >= from && !exclude.some((identity) => Files.sameIdentity(identity, stat)) && (await Files.matches(handle, f.print)))
-          if (copy === undefined) return []
+          // Copies made since the last one read, other than this one: generations that went by
+          // unseen (the file truncated twice between two looks, or while a print was taken). They
+          // are read whole, after the one being continued: later, rather than never.
+          const unseen = await completed(f, await Files.rotatedSince(f.path, f.copiesSince, copy === undefined ? exclude : [copy.stat, ...exclude]))
+          if (copy === undefined) return unseen.map((c) => ({ ...c, whole: true }))
           await copy.handle.close()
-          const later = await Files.rotatedSince(f.path, copy.stat.mtimeMs, [copy.stat, ...exclude])
-          return [{ path: copy.path, stat: copy.stat }, ...(await completed(f, later))]
+          return [{ path: copy.path, stat: copy.stat }, ...unseen]
         }
         const recent = await completed(f, await Files.rotatedSince(f.path, f.lastLook - 1000, exclude))
         while (recent.length > 0 && !(await fits(recent[0]!.path, recent[0]!.stat.size))) recent.shift()
@@ -345,7 +354,7 @@ export const layer = (options: Options): Layer.Layer<never, Checkpoints.Checkpoi
      * start. The file's new first bytes are taken before looking for more copies, so a truncation
      * while the copies are read is either found now or noticed at the next look.
      */
-    const truncated = (f: Follower, found: ReadonlyArray<{ readonly path: string; readonly stat: Fs.Stats }>) =>
+    const truncated = (f: Follower, found: ReadonlyArray<{ readonly path: string; readonly stat: Fs.Stats; readonly whole?: boolean }>) =>
       Effect.gen(function*() {
         const from = f.offset
         if (found.length === 0) {
@@ -357,19 +366,19 @@ export const layer = (options: Options): Layer.Layer<never, Checkpoints.Checkpoi
           })
         }
         const done: Array<Files.Identity> = []
-        let copies = found
+        let copies: ReadonlyArray<{ readonly path: string; readonly stat: Fs.Stats; readonly whole?: boolean }> = found
         let first = true
         while (true) {
           let newest = 0
           for (const copy of copies) {
             counts.truncations++
             done.push(copy.stat)
-            consumed(f, copy.stat)
+            consumed(f, copy.stat, copy.stat.mtimeMs)
             newest = Math.max(newest, copy.stat.mtimeMs)
             const handle = yield* Effect.tryPromise(() => FsP.open(copy.path, "r")).pipe(Effect.option)
             if (handle._tag === "None") continue
             // The first copy continues what was read; later ones are read whole.
-            if (!first) f.offset = 0
+            if (!first || copy.whole === true) f.offset = 0
             first = false
             yield* readFrom(f, handle.value, Number.POSITIVE_INFINITY).pipe(Effect.ensuring(Effect.promise(() => handle.value.close())))
             yield* endOfFile(f)
@@ -425,7 +434,7 @@ export const layer = (options: Options): Layer.Layer<never, Checkpoints.Checkpoi
           const last = yield* io(`stat ${f.path}`, () => f.handle.stat())
           // Rotated more than once since the last look: read the files in between too.
           counts.renames += 1 + (yield* readRotated(f, last.mtimeMs, [f.identity, nextStat]))
-          consumed(f, f.identity)
+          consumed(f, f.identity, last.mtimeMs)
           yield* switchTo(f, next, nextStat)
           f.rotatedSince = undefined
           return true
@@ -552,6 +561,7 @@ export const layer = (options: Options): Layer.Layer<never, Checkpoints.Checkpoi
           rotatedSince: undefined,
           lastLook: Date.now(),
           consumed: [],
+          copiesSince: Date.now(),
           buffer: Buffer.allocUnsafe(CHUNK)
         }
 

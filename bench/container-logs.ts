@@ -16,6 +16,7 @@ import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSy
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { freePorts } from "../test/helpers/ports.ts"
+import { startSink } from "./tools/sink.ts"
 
 const mode = process.argv[2] ?? "throughput"
 const root = mkdtempSync(join(tmpdir(), "logtrain-bench-containers-"))
@@ -36,20 +37,7 @@ const container = (i: number) => {
 }
 
 const [http, sinkPort] = await freePorts(2)
-let received = 0
-const sink = spawn(process.execPath, [join(import.meta.dirname, "tools/count-sink.ts"), String(sinkPort)], { stdio: ["pipe", "pipe", "inherit"] })
-await new Promise<void>((resolve) => {
-  let buffered = ""
-  sink.stdout!.on("data", (data: Buffer) => {
-    buffered += data.toString()
-    const lines = buffered.split("\n")
-    buffered = lines.pop()!
-    for (const l of lines) {
-      if (l === "ready") resolve()
-      else received = Number(l)
-    }
-  })
-})
+const sink = await startSink(sinkPort!)
 
 const startLogtrain = () => {
   const pin = process.env.PIN_CPU
@@ -112,7 +100,7 @@ try {
     await ready()
     const cpu0 = lt.cpu()
     let first = 0
-    const count = () => received
+    const count = sink.received
     while (count() < expected) {
       if (first === 0 && count() > 0) first = performance.now()
       await sleep(5)
@@ -148,7 +136,7 @@ try {
       await sleep(100)
     }
     const deadline = Date.now() + 10_000
-    const delivered = () => received
+    const delivered = sink.received
     while (delivered() < written && Date.now() < deadline) await sleep(50)
     samples.sort((a, b) => a - b)
     const metrics = await fetch(`http://127.0.0.1:${http}/metrics`).then((r) => r.text())
@@ -157,10 +145,10 @@ try {
       lt.child.kill("SIGUSR2")
       await sleep(5000)
     }
-    console.log(`${files} files × ${rate} lines/s for ${seconds} s: ${written} lines written, ${received} delivered; logtrain RSS ${samples[Math.floor(samples.length / 2)]!.toFixed(1)} MB (median of the last half), heap used ${heap.toFixed(1)} MB, CPU ${lt.cpu().toFixed(2)} s`)
+    console.log(`${files} files × ${rate} lines/s for ${seconds} s: ${written} lines written, ${sink.received()} delivered; logtrain RSS ${samples[Math.floor(samples.length / 2)]!.toFixed(1)} MB (median of the last half), heap used ${heap.toFixed(1)} MB, CPU ${lt.cpu().toFixed(2)} s`)
     await lt.stop()
   }
 } finally {
-  sink.stdin!.end()
+  await sink.stop()
   rmSync(root, { recursive: true, force: true })
 }

@@ -31,6 +31,7 @@ import { parseArgs } from "node:util"
 import * as FakeKubeApi from "../test/helpers/FakeKubeApi.ts"
 import * as Peers from "../test/helpers/Peers.ts"
 import { freePorts } from "../test/helpers/ports.ts"
+import * as Sink from "./tools/sink.ts"
 
 const { values: args } = parseArgs({
   options: {
@@ -72,33 +73,7 @@ interface Relay {
 }
 
 /** The sink: a process on core 1 counting newline-terminated lines. */
-const startSink = async (port: number) => {
-  let received = 0
-  const child = spawn(twoCores ? "taskset" : process.execPath, [
-    ...(twoCores ? ["-c", "1", process.execPath] : []),
-    join(root, "bench/tools/count-sink.ts"),
-    String(port)
-  ], { stdio: ["pipe", "pipe", "inherit"] })
-  await new Promise<void>((resolve) => {
-    let buffered = ""
-    child.stdout!.on("data", (data: Buffer) => {
-      buffered += data.toString()
-      const lines = buffered.split("\n")
-      buffered = lines.pop()!
-      for (const l of lines) {
-        if (l === "ready") resolve()
-        else received = Number(l)
-      }
-    })
-  })
-  return {
-    received: () => received,
-    stop: () => {
-      child.stdin!.end()
-      return new Promise((r) => child.once("exit", r))
-    }
-  }
-}
+const startSink = (port: number) => Sink.startSink(port, twoCores ? "1" : undefined)
 
 const pinned = (command: string, commandArgs: ReadonlyArray<string>) =>
   twoCores ? { command: "taskset", args: ["-c", RELAY_CORE, command, ...commandArgs] } : { command, args: [...commandArgs] }

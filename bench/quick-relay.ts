@@ -10,26 +10,14 @@
 import { spawn } from "node:child_process"
 import * as Net from "node:net"
 import { readFileSync } from "node:fs"
+import { startSink } from "./tools/sink.ts"
 
 const total = Number(process.argv[2] ?? 1_000_000)
 const framing = "newline"
 const SINK_PORT = 19601, TCP_PORT = 19602, HTTP_PORT = 19600
 
 // The drain uses newline framing; the sink, in its own process, counts LF bytes.
-let received = 0
-const sink = spawn(process.execPath, ["bench/tools/count-sink.ts", String(SINK_PORT)], { stdio: ["pipe", "pipe", "inherit"] })
-await new Promise<void>((resolve) => {
-  let buffered = ""
-  sink.stdout!.on("data", (data: Buffer) => {
-    buffered += data.toString()
-    const lines = buffered.split("\n")
-    buffered = lines.pop()!
-    for (const l of lines) {
-      if (l === "ready") resolve()
-      else received = Number(l)
-    }
-  })
-})
+const sink = await startSink(SINK_PORT)
 
 // PIN_CPU=1 runs logtrain on that core alone (taskset), so the figure is "on one core".
 const nodeArgs = [...(process.env.NODE_FLAGS ?? "").split(" ").filter(Boolean), "src/programs/logtrain.ts"]
@@ -87,14 +75,14 @@ write()
 let lastLog = performance.now()
 // `received` is updated by the sink's stdout handler, which the loop awaits between checks.
 // oxlint-disable-next-line no-unmodified-loop-condition
-while (received < total) {
+while (sink.received() < total) {
   await new Promise((r) => setTimeout(r, 20))
   if (performance.now() - lastLog > 250) {
     lastLog = performance.now()
     const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))
     const metrics = await fetch(`http://127.0.0.1:${HTTP_PORT}/metrics`).then((r) => r.text(), () => "")
     const depth = (name: string) => /\n([a-z_]+depth[^ ]*) (\d+)/g.exec(metrics) && [...metrics.matchAll(new RegExp(`${name}[^\\n]* (\\d+)`, "g"))].map((x) => x[1]).join("/")
-    console.error(`  ${Math.round((lastLog - start) / 1000)}s sent=${i} received=${received} rss=${Number(m?.[1]) / 1024 | 0}MB ingest=${depth("logtrain_ingest_depth")} drain=${depth("logtrain_drain_buffer_depth")} dropped=${depth("logtrain_drain_dropped_total")}`)
+    console.error(`  ${Math.round((lastLog - start) / 1000)}s sent=${i} received=${sink.received()} rss=${Number(m?.[1]) / 1024 | 0}MB ingest=${depth("logtrain_ingest_depth")} drain=${depth("logtrain_drain_buffer_depth")} dropped=${depth("logtrain_drain_dropped_total")}`)
   }
   if (performance.now() - start > 120_000) break
 }
@@ -102,11 +90,11 @@ const seconds = (performance.now() - start) / 1000
 const cpu = cpuOf() - cpu0
 clearInterval(rssTimer)
 console.log(JSON.stringify({
-  lines: total, received, framing, seconds: +seconds.toFixed(2), linesPerSecond: Math.round(received / seconds),
+  lines: total, received: sink.received(), framing, seconds: +seconds.toFixed(2), linesPerSecond: Math.round(sink.received() / seconds),
   cpuSeconds: +cpu.toFixed(2), cpuSecondsPerMillion: +(cpu / (total / 1e6)).toFixed(2), peakRssMB: +peakRss.toFixed(1)
 }))
 client.end()
 child.kill("SIGTERM")
-sink.stdin!.end()
+await sink.stop()
 await new Promise((r) => child.once("exit", r))
 process.exit(0)

@@ -10,7 +10,7 @@
  * arrives: lists in pages of 500, each trimmed before the next; watch events one by one.
  */
 import { Context, Data, Effect, Layer } from "effect"
-import type { Kind, KubeObject } from "../../domain/Kubernetes.ts"
+import { type Kind, type KubeObject, trim } from "../../domain/Kubernetes.ts"
 import * as ConfigSource from "./KubeConfigSource.ts"
 import * as KubeConnection from "./KubeConnection.ts"
 
@@ -74,6 +74,33 @@ export class KubeApi extends Context.Service<KubeApi, {
   /** Whether this service account may `verb` the resource (a SelfSubjectAccessReview). */
   readonly allowed: (verb: string, resource: ResourceType) => Effect.Effect<boolean, KubeError>
 }>()("logtrain/kubernetes/KubeApi") {}
+
+/**
+ * Every object of a list, page after page (each page trimmed before the next is asked for), and the
+ * list's resourceVersion. `page(next)` fetches the page a continue token names (the first: none).
+ */
+export const listPages = <E>(
+  kind: Kind,
+  page: (next: string | undefined) => Effect.Effect<
+    { readonly items: ReadonlyArray<unknown>; readonly resourceVersion?: string | undefined; readonly next?: string | undefined },
+    E
+  >
+): Effect.Effect<{ readonly objects: ReadonlyArray<KubeObject>; readonly resourceVersion: string }, E> =>
+  Effect.gen(function*() {
+    const objects: Array<KubeObject> = []
+    let next: string | undefined
+    let resourceVersion = ""
+    do {
+      const fetched = yield* page(next)
+      for (const item of fetched.items) {
+        const object = trim(kind, item)
+        if (object !== undefined) objects.push(object)
+      }
+      resourceVersion = fetched.resourceVersion ?? resourceVersion
+      next = fetched.next || undefined
+    } while (next !== undefined)
+    return { objects, resourceVersion }
+  })
 
 export interface Options {
   /** A kubeconfig file; otherwise KUBECONFIG, ~/.kube/config, or the in-cluster service account. */

@@ -13,8 +13,8 @@ import {
   Watch
 } from "@kubernetes/client-node"
 import { Effect } from "effect"
-import { type KubeObject, trim } from "../../domain/Kubernetes.ts"
-import { KubeApi, KubeError, PAGE_SIZE, pathOf, type ResourceType, WATCH_SECONDS } from "./KubeApi.ts"
+import { trim } from "../../domain/Kubernetes.ts"
+import { KubeApi, KubeError, listPages, PAGE_SIZE, pathOf, type ResourceType, WATCH_SECONDS } from "./KubeApi.ts"
 import type * as ConfigSource from "./KubeConfigSource.ts"
 
 /** Loads the configuration from its source (see KubeConfigSource). */
@@ -96,26 +96,16 @@ export const make = (source: ConfigSource.ConfigSource): Effect.Effect<KubeApi["
       return KubeApi.of({
         server,
         list: (resource, listOptions) =>
-          Effect.gen(function*() {
-            const objects: Array<KubeObject> = []
-            let next: string | undefined
-            let resourceVersion = ""
-            do {
-              const page: Page = yield* request(`list ${resource.plural}`, () =>
+          listPages(resource.kind, (next) =>
+            Effect.map(
+              request(`list ${resource.plural}`, () =>
                 listPage(resource, {
                   limit: PAGE_SIZE,
                   ...(next === undefined ? {} : { _continue: next }),
                   ...(listOptions?.fieldSelector === undefined ? {} : { fieldSelector: listOptions.fieldSelector })
-                }))
-              for (const item of page.items) {
-                const object = trim(resource.kind, item)
-                if (object !== undefined) objects.push(object)
-              }
-              resourceVersion = page.metadata?.resourceVersion ?? resourceVersion
-              next = page.metadata?._continue || undefined
-            } while (next !== undefined)
-            return { objects, resourceVersion }
-          }),
+                })),
+              (page: Page) => ({ items: page.items, resourceVersion: page.metadata?.resourceVersion, next: page.metadata?._continue })
+            )),
         watch: (resource, watchOptions, onEvent) =>
           Effect.callback<void, KubeError>((resume) => {
             const what = `watch ${resource.plural}`

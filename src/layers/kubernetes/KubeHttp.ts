@@ -7,8 +7,8 @@
 import { Effect, type Scope } from "effect"
 import * as Http from "node:http"
 import * as Https from "node:https"
-import { type KubeObject, trim } from "../../domain/Kubernetes.ts"
-import { KubeApi, KubeError, PAGE_SIZE, pathOf, type ResourceType, WATCH_SECONDS } from "./KubeApi.ts"
+import { trim } from "../../domain/Kubernetes.ts"
+import { KubeApi, KubeError, listPages, PAGE_SIZE, pathOf, type ResourceType, WATCH_SECONDS } from "./KubeApi.ts"
 import type { Direct } from "./KubeConnection.ts"
 
 /** A watch silent this long (no event, no bookmark) is ended and resumed: the connection may be dead. */
@@ -75,25 +75,14 @@ export const make = (connection: Direct): Effect.Effect<KubeApi["Service"], neve
     return KubeApi.of({
       server: connection.server,
       list: (resource, options) =>
-        Effect.gen(function*() {
-          const objects: Array<KubeObject> = []
-          let next: string | undefined
-          let resourceVersion = ""
-          do {
-            const page = (yield* json(
-              `list ${resource.plural}`,
-              "GET",
-              `${pathOf(resource)}${query({ limit: PAGE_SIZE, continue: next, fieldSelector: options?.fieldSelector })}`
-            )) as { items?: ReadonlyArray<unknown>; metadata?: { resourceVersion?: string; continue?: string } }
-            for (const item of page.items ?? []) {
-              const object = trim(resource.kind, item)
-              if (object !== undefined) objects.push(object)
+        listPages(resource.kind, (next) =>
+          Effect.map(
+            json(`list ${resource.plural}`, "GET", `${pathOf(resource)}${query({ limit: PAGE_SIZE, continue: next, fieldSelector: options?.fieldSelector })}`),
+            (body) => {
+              const page = body as { items?: ReadonlyArray<unknown>; metadata?: { resourceVersion?: string; continue?: string } }
+              return { items: page.items ?? [], resourceVersion: page.metadata?.resourceVersion, next: page.metadata?.continue }
             }
-            resourceVersion = page.metadata?.resourceVersion ?? resourceVersion
-            next = page.metadata?.continue || undefined
-          } while (next !== undefined)
-          return { objects, resourceVersion }
-        }),
+          )),
       watch: (resource, options, onEvent) =>
         Effect.callback<void, KubeError>((resume, signal) => {
           const what = `watch ${resource.plural}`

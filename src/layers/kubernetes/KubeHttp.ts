@@ -1,6 +1,6 @@
 /**
  * The Kubernetes API over plain HTTPS (node:https, one keep-alive agent): the five kinds of request
- * logtrain makes — list (in pages of 500), watch (a stream of JSON lines), get, a JSON merge patch
+ * logtrain makes — list (in pages of PAGE_SIZE), watch (a stream of JSON lines), get, a JSON merge patch
  * of annotations, and a SelfSubjectAccessReview. What arrives is trimmed as it is parsed (see
  * domain/Kubernetes), page by page and event by event.
  */
@@ -57,7 +57,13 @@ export const make = (connection: Direct): Effect.Effect<KubeApi["Service"], neve
         request.on("response", (response) => {
           const chunks: Array<Buffer> = []
           response.on("data", (chunk: Buffer) => chunks.push(chunk))
-          response.on("end", () => resume(Effect.succeed({ status: response.statusCode ?? 0, body: Buffer.concat(chunks).toString("utf8") })))
+          response.on("end", () => {
+            const body = Buffer.concat(chunks).toString("utf8")
+            // A keep-alive socket can keep the request, and so these listeners, reachable for as long
+            // as it lives (Node's TLS session cache): the chunks must not stay with them.
+            chunks.length = 0
+            resume(Effect.succeed({ status: response.statusCode ?? 0, body }))
+          })
           response.on("error", (error) => resume(Effect.fail(requestFailed(what, error))))
         })
         request.on("error", (error) => resume(Effect.fail(requestFailed(what, error))))

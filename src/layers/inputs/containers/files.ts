@@ -1,9 +1,13 @@
 /**
  * File identity for the container log input: device + inode, plus a hash of the first bytes (an
  * inode is reused once its file is deleted), and finding a file's rotated sibling.
+ *
+ * What is done at every look at a file (its first bytes) reads synchronously: a local file's
+ * bytes are in the page cache, and a synchronous read costs ~1–3 µs where one through the thread
+ * pool costs ~30–40 µs of CPU (measured on Node 24) — the bulk of following many quiet files.
  */
 import { createHash } from "node:crypto"
-import type { Stats } from "node:fs"
+import { readSync, type Stats } from "node:fs"
 import * as Fs from "node:fs/promises"
 import { basename, dirname, join } from "node:path"
 
@@ -30,23 +34,27 @@ export interface LiveFingerprint extends Fingerprint {
 
 const hash = (bytes: Buffer) => createHash("sha1").update(bytes).digest("base64")
 
-const firstBytes = async (handle: Fs.FileHandle, bytes: number): Promise<Buffer | undefined> => {
-  const buffer = Buffer.alloc(bytes)
-  const { bytesRead } = await handle.read(buffer, 0, bytes, 0)
-  return bytesRead < bytes ? undefined : buffer
+/** Where first bytes are read to be compared (one buffer: reads are synchronous). */
+const scratch = Buffer.alloc(FINGERPRINT_BYTES)
+
+/** The first `bytes` bytes of an open file, in `scratch` (valid until the next call), or undefined if shorter. */
+const firstBytes = (handle: Fs.FileHandle, bytes: number): Buffer | undefined => {
+  const bytesRead = readSync(handle.fd, scratch, 0, bytes, 0)
+  return bytesRead < bytes ? undefined : scratch.subarray(0, bytes)
 }
 
 /** The fingerprint of an open file of `size` bytes: its first bytes (up to FINGERPRINT_BYTES). */
-export const fingerprintOf = async (handle: Fs.FileHandle, size: number): Promise<LiveFingerprint> => {
+export const fingerprintOf = (handle: Fs.FileHandle, size: number): LiveFingerprint => {
   const bytes = Math.min(size, FINGERPRINT_BYTES)
-  const prefix = (await firstBytes(handle, bytes)) ?? Buffer.alloc(0)
+  const read = firstBytes(handle, bytes)
+  const prefix = read === undefined ? Buffer.alloc(0) : Buffer.from(read)
   return { fingerprint: prefix.length === bytes ? hash(prefix) : "", fingerprintBytes: prefix.length, prefix }
 }
 
 /** Whether an open file still begins with the bytes `print` was taken from. */
-export const matches = async (handle: Fs.FileHandle, print: Fingerprint): Promise<boolean> => {
+export const matches = (handle: Fs.FileHandle, print: Fingerprint): boolean => {
   if (print.fingerprintBytes === 0) return true
-  const bytes = await firstBytes(handle, print.fingerprintBytes)
+  const bytes = firstBytes(handle, print.fingerprintBytes)
   if (bytes === undefined) return false
   return "prefix" in print ? bytes.equals((print as LiveFingerprint).prefix) : hash(bytes) === print.fingerprint
 }
@@ -133,10 +141,29 @@ export const rotatedSince = async (
   return found.toSorted((a, b) => a.stat.mtimeMs - b.stat.mtimeMs || naturalOrder(a.path, b.path))
 }
 
-const collator = new Intl.Collator("en", { numeric: true })
+/**
+ * `0.log.9` before `0.log.10`: runs of digits compare by value, the rest by code unit. (Not
+ * Intl.Collator: it would load ICU's collation data, megabytes of memory, for file names.)
+ */
+export const naturalOrder = (a: string, b: string): number => {
+  const parts = /(\d+)|(\D+)/g
+  const as = a.match(parts) ?? []
+  const bs = b.match(parts) ?? []
+  for (let i = 0; i < Math.min(as.length, bs.length); i++) {
+    const x = as[i]!
+    const y = bs[i]!
+    if (x === y) continue
+    const digits = isDigit(x) && isDigit(y)
+    if (digits && x.length !== y.length) {
+      const byValue = BigInt(x) < BigInt(y) ? -1 : BigInt(x) > BigInt(y) ? 1 : 0
+      if (byValue !== 0) return byValue
+    }
+    return x < y ? -1 : 1
+  }
+  return as.length - bs.length
+}
 
-/** `0.log.9` before `0.log.10`. */
-const naturalOrder = (a: string, b: string): number => collator.compare(a, b)
+const isDigit = (part: string) => part.charCodeAt(0) >= 48 && part.charCodeAt(0) <= 57
 
 /** The first `bytes` bytes of a file (fewer if it is shorter); empty if it cannot be read. */
 export const headOf = async (path: string, bytes: number): Promise<Buffer> => {

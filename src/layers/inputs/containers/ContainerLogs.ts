@@ -5,8 +5,11 @@
  *
  * - Discovery: one `fs.watch` on the directory (not one watcher per file) for quick pick-up, and a
  *   rescan every `rescanInterval` so a missed event costs seconds, not lines.
- * - Reading: one open file per followed file, read from where it was left; at its end the file is
- *   polled every `pollInterval`. Reading waits while the router is saturated (Ingest is bounded).
+ * - Reading: one open file per followed file, read from where it was left. Every `pollInterval`
+ *   one pass looks at all the files at their end, synchronously (an fstat each; a chunk read
+ *   where they grew) and hands the lines of all of them to the router as one batch; a file with
+ *   more to read, or something to sort out (rotation, truncation, deletion), has its own fiber
+ *   do it. Reading waits while the router is saturated (Ingest is bounded).
  * - Rotation by rename: the path now names another file; the old one is read to its end (until
  *   the new one has data — the runtime has switched — or `rotateWait` passes), then closed, and
  *   the new one read from its start.
@@ -111,6 +114,8 @@ interface Follower {
   copiesSince: number
   /** The modification time seen when the file was last found with nothing new. */
   quietSince: number
+  /** Set while its fiber waits for the next look (see `glance`): wakes it. */
+  wake: (() => void) | undefined
 }
 
 const isMissing = (error: unknown) => {
@@ -239,22 +244,28 @@ export const layer = (options: Options): Layer.Layer<never, Checkpoints.Checkpoi
           f.committed = committed
           return Effect.void
         }
-        const now = Date.now()
-        const packets = lines.map((line) =>
-          LogPacket.make({
-            time: new Date(Number.isNaN(line.time) ? now : line.time),
-            hostname: f.hostname,
-            tag: f.tag,
-            message: line.text,
-            severity: line.stream === "stderr" ? LogPacket.Severity.Error : LogPacket.Severity.Informational,
-            facility: LogPacket.Facility.user
-          })
-        )
-        stats.records += packets.length
+        const packets: Array<LogPacket.LogPacket> = []
+        packetsOf(f, lines, packets)
         return Effect.map(ingest.offer(packets), () => {
           f.committed = committed
         })
       })
+
+    /** Lines of `f` as packets, added to `packets`. */
+    const packetsOf = (f: Follower, lines: ReadonlyArray<ContainerLog.Line>, packets: Array<LogPacket.LogPacket>) => {
+      const now = Date.now()
+      for (const line of lines) {
+        packets.push(LogPacket.make({
+          time: new Date(Number.isNaN(line.time) ? now : line.time),
+          hostname: f.hostname,
+          tag: f.tag,
+          message: line.text,
+          severity: line.stream === "stderr" ? LogPacket.Severity.Error : LogPacket.Severity.Informational,
+          facility: LogPacket.Facility.user
+        }))
+      }
+      stats.records += lines.length
+    }
 
     /** Reads `handle` (a rotated file or copy: it no longer changes) from `f.offset` to its end. */
     const readFrom = (f: Follower, handle: FsP.FileHandle, limit: number) =>
@@ -566,7 +577,16 @@ export const layer = (options: Options): Layer.Layer<never, Checkpoints.Checkpoi
             f.joiner.flushOlderThan(Date.now() - partialTimeout)
             yield* handOver(f)
           }
-          yield* Effect.sleep(pollInterval)
+          // Until the next look finds something to do (see `glance`).
+          yield* Effect.callback<void>((resume) => {
+            f.wake = () => {
+              f.wake = undefined
+              resume(Effect.void)
+            }
+            return Effect.sync(() => {
+              f.wake = undefined
+            })
+          })
         }
       }).pipe(
         Effect.catch((error) =>
@@ -579,6 +599,84 @@ export const layer = (options: Options): Layer.Layer<never, Checkpoints.Checkpoi
           })
         )
       )
+
+    /**
+     * One look at a file whose fiber waits, done synchronously: the common cases — nothing new, or
+     * new lines of the same file — are handled here, one chunk of each file, and the lines of all
+     * files go to the router as one batch. Anything else (a short file, a truncation, a rotation or
+     * deletion, more than a chunk to read, an error) wakes the file's fiber, which deals with it as
+     * `follow` does. Returns whether to wake it.
+     */
+    const glance = (f: Follower, now: number): boolean => {
+      if (f.print.fingerprintBytes < Files.FINGERPRINT_BYTES) return true
+      const stat = Fs.fstatSync(f.handle.fd)
+      if (stat.size < f.offset) return true
+      let more = false
+      if (stat.size === f.offset) {
+        if (stat.mtimeMs !== f.quietSince) {
+          // Written without growing: a truncation refilled to the same length?
+          if (!Files.matches(f.handle, f.print)) return true
+          f.quietSince = stat.mtimeMs
+        }
+        // Rotated or deleted: the fiber sees to it (inspect).
+        const current = Fs.statSync(f.path, { throwIfNoEntry: false })
+        if (current === undefined || !Files.sameIdentity(current, f.identity)) return true
+      } else {
+        const buffer = takeBuffer()
+        try {
+          const bytesRead = Fs.readSync(f.handle.fd, buffer, 0, CHUNK, f.offset)
+          // Truncated just before or during the read: the fiber reads on from the copy.
+          if (!Files.matches(f.handle, f.print)) return true
+          f.offset += bytesRead
+          consume(f, buffer.subarray(0, bytesRead), now)
+          more = bytesRead === CHUNK
+        } finally {
+          giveBack(buffer)
+        }
+      }
+      f.joiner.flushOlderThan(now - partialTimeout)
+      return more
+    }
+
+    /** Most packets in one batch of `look`. */
+    const BATCH = 4096
+
+    /** Every `pollInterval`: a glance at each file whose fiber waits; one batch to the router. */
+    const look = Effect.gen(function*() {
+      const now = Date.now()
+      const wake: Array<Follower> = []
+      let packets: Array<LogPacket.LogPacket> = []
+      let commits: Array<readonly [Follower, number]> = []
+      const send = Effect.suspend(() => {
+        const sent = commits
+        const batch = packets
+        packets = []
+        commits = []
+        return Effect.map(ingest.offer(batch), () => {
+          for (const [f, committed] of sent) f.committed = committed
+        })
+      })
+      for (const f of followers.values()) {
+        if (f.wake === undefined) continue
+        let busy: boolean
+        try {
+          busy = glance(f, now)
+        } catch {
+          busy = true // The fiber meets the error again, and deals with it.
+        }
+        if (busy) wake.push(f)
+        if (f.out.length > 0) {
+          packetsOf(f, f.out.splice(0), packets)
+          commits.push([f, f.joiner.pendingOffset ?? (f.skipping ? f.offset : readPosition(f))])
+          if (packets.length >= BATCH) yield* send
+        } else if (!busy) {
+          f.committed = f.joiner.pendingOffset ?? (f.skipping ? f.offset : readPosition(f))
+        }
+      }
+      if (packets.length > 0) yield* send
+      // After the batch: what a fiber then reads comes after what was read here.
+      for (const f of wake) f.wake?.()
+    })
 
     const checkpointOf = (f: Follower): Checkpoints.FileCheckpoint => ({
       path: f.path,
@@ -621,7 +719,8 @@ export const layer = (options: Options): Layer.Layer<never, Checkpoints.Checkpoi
           lastLook: Date.now(),
           consumed: [],
           copiesSince: Date.now(),
-          quietSince: Number.NaN
+          quietSince: Number.NaN,
+          wake: undefined
         }
 
         const checkpoint = retry.get(path) ?? saved.get(path)
@@ -725,6 +824,8 @@ export const layer = (options: Options): Layer.Layer<never, Checkpoints.Checkpoi
         yield* scan.pipe(Effect.catch((error) => Log.warn("scanning the log directory failed", { error: error.message })))
       }
     }).pipe(Effect.forkIn(scope))
+
+    yield* look.pipe(Effect.delay(pollInterval), Effect.forever, Effect.forkIn(scope))
 
     yield* save.pipe(
       Effect.catch((error) => Log.error("cannot save checkpoints", { error: error.message })),

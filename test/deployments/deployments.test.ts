@@ -150,6 +150,10 @@ describe("deployments", () => {
     assert.notStrictEqual(state.readOnly, true)
     const volume = spec.volumes.find((v: Doc) => v.name === state.name)
     assert.isDefined(volume.hostPath, "checkpoints survive the pod")
+    // The image's compile cache lies on that volume: written once per node, kept across restarts.
+    const compileCache = /^ENV NODE_COMPILE_CACHE=(\S+)$/m.exec(readFileSync(join(root, "Dockerfile"), "utf8"))?.[1]
+    assert.isDefined(compileCache)
+    assert.isTrue(compileCache!.startsWith(`${state.mountPath}/`), compileCache)
     assert.deepStrictEqual(vars.NODE_NAME.valueFrom, { fieldRef: { fieldPath: "spec.nodeName" } })
     for (const flag of ["KUBERNETES", "KUBERNETES_DATASOURCE", "SYSLOG_TCP", "SYSLOG_UDP", "ENVOY"]) assert.strictEqual(vars[flag].value, "true", flag)
     assert.deepStrictEqual(portsOf(main), {

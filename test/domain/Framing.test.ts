@@ -1,7 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import * as fc from "fast-check"
 import { Buffer } from "node:buffer"
-import { FrameDecoder, newlineTerminated, octetCounted } from "../../src/domain/syslog/Framing.ts"
+import { frame, frameAll, FrameDecoder, newlineTerminated, octetCounted } from "../../src/domain/syslog/Framing.ts"
 
 const bytes = (s: string) => Buffer.from(s, "utf8")
 
@@ -113,5 +113,23 @@ describe("framing properties", () => {
 
   it("newline framing turns line breaks inside a message into spaces", () => {
     assert.strictEqual(newlineTerminated("a\nb\r\nc\0d"), "a b  c d\n")
+  })
+})
+
+describe("frameAll", () => {
+  it("property: the bytes of the framed messages joined, whatever the text (and however large the batch)", () => {
+    fc.assert(fc.property(
+      fc.array(fc.oneof(fc.string({ unit: "binary", maxLength: 300 }), fc.string({ unit: "grapheme", maxLength: 50 })), { maxLength: 40 }),
+      fc.constantFrom("newline" as const, "octet-counting" as const),
+      (messages, framing) => {
+        const expected = Buffer.from(messages.map((m) => frame(framing, m)).join(""), "utf8")
+        assert.isTrue(frameAll(messages, framing).equals(expected))
+      }
+    ))
+    // Past the scratch buffer's first size, several times over.
+    const big = Array.from({ length: 3000 }, (_, i) => `${"é✓".repeat(100)} ${i}`)
+    for (const framing of ["newline", "octet-counting"] as const) {
+      assert.isTrue(frameAll(big, framing).equals(Buffer.from(big.map((m) => frame(framing, m)).join(""), "utf8")))
+    }
   })
 })

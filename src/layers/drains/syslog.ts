@@ -23,7 +23,7 @@ import { randomUUID } from "node:crypto"
 import { Duration, Effect } from "effect"
 import type { SyslogDrainUrl } from "../../domain/DrainUrl.ts"
 import type { LogPacket } from "../../domain/LogPacket.ts"
-import { frame, type Framing } from "../../domain/syslog/Framing.ts"
+import { frameAll, type Framing } from "../../domain/syslog/Framing.ts"
 import * as Rfc5424 from "../../domain/syslog/Rfc5424.ts"
 import * as Http from "../transports/http.ts"
 import * as Tcp from "../transports/tcp.ts"
@@ -38,12 +38,9 @@ export const MAX_DATAGRAM_BYTES = 2048
 const CONNECT_TIMEOUT = Duration.seconds(10)
 const WRITE_TIMEOUT = Duration.seconds(30)
 
-/** The batch as one string of framed messages: one write per batch. */
-export const encodeBatch = (batch: ReadonlyArray<LogPacket>, framing: Framing): string => {
-  let out = ""
-  for (const packet of batch) out += frame(framing, Rfc5424.format(packet))
-  return out
-}
+/** The batch as the bytes of its framed messages: one write per batch. */
+export const encodeBatch = (batch: ReadonlyArray<LogPacket>, framing: Framing): Buffer =>
+  frameAll(batch.map(Rfc5424.format), framing)
 
 /** A message cut to at most `max` UTF-8 bytes, without splitting a character. */
 export const datagram = (message: string, max: number): Buffer => {

@@ -13,13 +13,13 @@ const packet = (message: string, extra: Partial<LogPacket.LogPacketFields> = {})
   LogPacket.make({ time: new Date("2024-01-02T03:04:05.678Z"), hostname: "api.default", tag: "api-7d9f", message, ...extra })
 
 describe("syslog drain encoding", () => {
-  it("frames a batch as one string, newline or octet-counted, that a decoder splits back", () => {
+  it("frames a batch as one buffer, newline or octet-counted, that a decoder splits back", () => {
     const batch = [packet("one"), packet("two\nlines"), packet("ünï")]
-    const newline = SyslogDrain.encodeBatch(batch, "newline")
+    const newline = SyslogDrain.encodeBatch(batch, "newline").toString("utf8")
     assert.strictEqual(newline.split("\n").length, 4)
     assert.include(newline, "two lines")
     const octet = SyslogDrain.encodeBatch(batch, "octet-counting")
-    const frames = new FrameDecoder({ maxFrameBytes: 1024 }).decode(Buffer.from(octet))
+    const frames = new FrameDecoder({ maxFrameBytes: 1024 }).decode(octet)
     assert.deepStrictEqual(frames.map((f) => f.slice(f.lastIndexOf(" - - - ") + 7)), ["one", "two\nlines", "ünï"])
   })
 

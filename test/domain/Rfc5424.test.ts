@@ -115,6 +115,28 @@ describe("RFC 5424 properties", () => {
     }), { numRuns: 500 })
   })
 
+  it("property: a timestamp reads as Date.parse reads it (or, where it cannot, as the time received)", () => {
+    const seconds = fc.date({ min: new Date(-1e12), max: new Date(4e12), noInvalidDate: true }).map((d) => d.toISOString().slice(0, 19))
+    const timestamp = fc.tuple(
+      fc.oneof(seconds, fc.constantFrom("2024-02-30T00:00:00", "2023-02-29T12:00:00", "2024-01-01T23:59:60", "2024-13-01T00:00:00", "2024-1-01T00:00:00x")),
+      fc.oneof(fc.constant(""), fc.constant("."), fc.stringMatching(/^\.\d{1,12}$/)),
+      fc.oneof(
+        fc.constant("Z"),
+        fc.tuple(fc.constantFrom("+", "-"), fc.integer({ min: 0, max: 25 }), fc.integer({ min: 0, max: 61 }))
+          .map(([sign, h, m]) => `${sign}${String(h).padStart(2, "0")}:${String(m).padStart(2, "0")}`),
+        fc.constantFrom("+0200", "+02", "z", "ZZ", "+02:0")
+      )
+    ).map((parts) => parts.join(""))
+    // Several in a row: the second read once is kept for the lines after it.
+    fc.assert(fc.property(fc.array(timestamp, { minLength: 1, maxLength: 4 }), (timestamps) => {
+      for (const ts of timestamps) {
+        const parsed = Syslog.parse(`<13>1 ${ts} host app - - - message`, now) as LogPacket.LogPacket
+        const expected = Date.parse(ts)
+        assert.strictEqual(parsed.time.getTime(), Number.isNaN(expected) ? now.getTime() : expected, ts)
+      }
+    }), { numRuns: 3000 })
+  })
+
   it("parsing never throws, whatever the text: it gives a packet or a parse error", () => {
     fc.assert(fc.property(fc.string({ unit: "binary", maxLength: 300 }), (text) => {
       for (const line of [text, `<13>1 ${text}`, `<13>${text}`]) {

@@ -541,42 +541,41 @@ export const layer = (options: Options): Layer.Layer<never, Checkpoints.Checkpoi
       })
 
     /**
-     * Reads the live file from `f.offset`, a burst of it; `atEnd` when what was there has been read
-     * (the last read came short). After each read, the file must still begin with the same bytes:
-     * a truncation (copytruncate) just before or during the read would have put other bytes at
-     * that offset, so the chunk is dropped and read again from the copy.
+     * Reads the live file from `f.offset`, a burst of it (less if a read comes short: the end of
+     * what was there); returns the bytes read. After each read, the file must still begin with the
+     * same bytes: a truncation (copytruncate) just before or during the read would have put other
+     * bytes at that offset, so the chunk is dropped and read again from the copy.
      */
     const readLive = (f: Follower) =>
       Effect.gen(function*() {
         let total = 0
-        if (yield* quiet(f)) return { total, atEnd: true }
+        if (yield* quiet(f)) return total
         while (total < BURST) {
           if (f.print.fingerprintBytes < Files.FINGERPRINT_BYTES) yield* checkShort(f)
           const bytesRead = yield* readChunk(f, f.handle, () => sameFile(f))
           if (bytesRead < 0) continue
-          if (bytesRead === 0) return { total, atEnd: true }
+          if (bytesRead === 0) return total
           total += bytesRead
           yield* handOver(f)
-          if (bytesRead < CHUNK) return { total, atEnd: true }
+          if (bytesRead < CHUNK) return total
         }
-        return { total, atEnd: false }
+        return total
       })
 
     const follow = (f: Follower) =>
       Effect.gen(function*() {
         while (true) {
-          const { atEnd, total } = yield* readLive(f)
-          if (!atEnd) {
+          const total = yield* readLive(f)
+          if (total > 0) {
+            // Still being written: read on (after the other fibers' turn) until a look finds nothing.
+            f.joiner.flushOlderThan(Date.now() - partialTimeout)
+            yield* handOver(f)
             yield* Effect.yieldNow
             continue
           }
           // Nothing new: was the file rotated, truncated or deleted? (While it grows, it is still
           // the one being written.)
-          if (total === 0 && !(yield* inspect(f))) return
-          if (total > 0) {
-            f.joiner.flushOlderThan(Date.now() - partialTimeout)
-            yield* handOver(f)
-          }
+          if (!(yield* inspect(f))) return
           // Until the next look finds something to do (see `glance`).
           yield* Effect.callback<void>((resume) => {
             f.wake = () => {

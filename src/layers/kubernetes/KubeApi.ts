@@ -45,8 +45,9 @@ export type WatchEvent =
 
 /**
  * Objects per list page. Small on purpose: a page is held whole (text, then parsed) before it is
- * trimmed, and V8 keeps the heap it grew to — with deployments of ~7 KB, pages of 500 grew the
- * heap by tens of MB at start for good; pages of 100 keep that to a few.
+ * trimmed, and the process keeps the memory it grew to. Measured with 1500 deployments of ~7 KB
+ * (npm run bench:kubernetes-memory, the bundle): the datasource cost 40.9 MB of RSS with pages of
+ * 500, 22.5 MB with pages of 100.
  */
 export const PAGE_SIZE = 100
 /** The API server ends a watch after this long; it is then resumed from the last resourceVersion. */

@@ -1,0 +1,76 @@
+import { assert, describe, it } from "@effect/vitest"
+import { Effect, Fiber, Stream } from "effect"
+import * as LogPacket from "../../src/domain/LogPacket.ts"
+import { Ingest } from "../../src/layers/Ingest.ts"
+
+const packets = (from: number, n: number) =>
+  Array.from({ length: n }, (_, i) => LogPacket.make({ time: new Date(0), hostname: "h", tag: "t", message: String(from + i) }))
+
+const messages = (chunks: ReadonlyArray<ReadonlyArray<LogPacket.LogPacket>>) => chunks.flat().map((p) => Number(p.message))
+
+/** The next chunk the router would take. */
+const take = (ingest: Ingest["Service"]) =>
+  ingest.packets.pipe(Stream.chunks, Stream.take(1), Stream.runCollect, Effect.map((chunks) => chunks[0]!))
+
+const withIngest = <A, E>(capacity: number, body: (ingest: Ingest["Service"]) => Effect.Effect<A, E>) =>
+  Effect.gen(function*() {
+    return yield* body(yield* Ingest)
+  }).pipe(Effect.provide(Ingest.layer({ capacity })))
+
+describe("Ingest", () => {
+  it.effect("offers wait while the queue is full and everything comes out once, in order, in chunks of at most 1024", () =>
+    withIngest(100, (ingest) =>
+      Effect.gen(function*() {
+        // Three producers, each offering more than the queue holds.
+        const producers = yield* Effect.forEach([0, 1, 2], (p) =>
+          Effect.forkChild(Effect.forEach([0, 1, 2, 3, 4], (k) => ingest.offer(packets(p * 100_000 + k * 700, 700)))))
+        const taken: Array<ReadonlyArray<LogPacket.LogPacket>> = []
+        while (taken.reduce((n, c) => n + c.length, 0) < 3 * 5 * 700) {
+          const chunk = yield* take(ingest)
+          assert.isAtMost(chunk.length, 1024)
+          assert.isAtMost(chunk.length, 100)
+          taken.push(chunk)
+        }
+        yield* Effect.forEach(producers, Fiber.join)
+        const got = messages(taken)
+        assert.strictEqual(got.length, 10_500)
+        assert.strictEqual(new Set(got).size, 10_500)
+        for (const p of [0, 1, 2]) {
+          const mine = got.filter((m) => Math.floor(m / 100_000) === p)
+          assert.deepStrictEqual(mine, mine.toSorted((a, b) => a - b), "each producer's packets in its order")
+        }
+      })))
+
+  it.effect("offerOrDrop takes what fits and says how many did not", () =>
+    withIngest(10, (ingest) =>
+      Effect.gen(function*() {
+        assert.strictEqual(ingest.offerOrDrop(packets(0, 4)), 0)
+        assert.strictEqual(ingest.offerOrDrop(packets(4, 10)), 4)
+        assert.deepStrictEqual(messages([yield* take(ingest)]), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9])
+      })))
+
+  it.effect("end: what is queued and what waits to be queued still comes out, then the stream ends; later offers are refused", () =>
+    withIngest(5, (ingest) =>
+      Effect.gen(function*() {
+        const waiting = yield* Effect.forkChild(ingest.offer(packets(0, 12)))
+        yield* Effect.yieldNow
+        yield* ingest.end
+        const all = yield* ingest.packets.pipe(Stream.runCollect)
+        yield* Fiber.join(waiting)
+        assert.deepStrictEqual(all.map((p) => Number(p.message)), Array.from({ length: 12 }, (_, i) => i))
+        yield* ingest.offer(packets(100, 3))
+        assert.strictEqual(ingest.offerOrDrop(packets(200, 3)), 3)
+      })))
+
+  it.effect("an offer that waits can be interrupted, and leaves the queue working", () =>
+    withIngest(3, (ingest) =>
+      Effect.gen(function*() {
+        yield* ingest.offer(packets(0, 3))
+        const stuck = yield* Effect.forkChild(ingest.offer(packets(3, 3)))
+        yield* Effect.yieldNow
+        yield* Fiber.interrupt(stuck)
+        assert.deepStrictEqual(messages([yield* take(ingest)]), [0, 1, 2])
+        yield* ingest.offer(packets(10, 2))
+        assert.deepStrictEqual(messages([yield* take(ingest)]), [10, 11])
+      })))
+})

@@ -12,6 +12,7 @@
  * beyond it the line is cut into several, so a runaway writer cannot make logtrain hold an
  * unbounded line.
  */
+import * as Rfc3339 from "./Rfc3339.ts"
 
 export interface ContainerFile {
   readonly pod: string
@@ -54,34 +55,8 @@ const lineError = (reason: LineError["reason"], line: string): LineError => ({ r
 export const decodeLine = (line: string): Piece | LineError =>
   line.charCodeAt(0) === 123 /* { */ ? decodeDocker(line) : decodeCri(line)
 
-/** The last second parsed (`YYYY-MM-DDTHH:MM:SS`) and its milliseconds: lines mostly share it. */
-let cachedSecond = ""
-let cachedMillis = Number.NaN
-
-/**
- * Milliseconds of an RFC 3339 time as runtimes write it (`2024-01-01T00:00:00.123456789Z`),
- * quickly for UTC times (the second is parsed once), by Date.parse otherwise. NaN when invalid.
- */
-export const parseTime = (text: string): number => {
-  const end = text.length - 1
-  if (end < 19 || text.charCodeAt(end) !== 90 /* Z */ || text.charCodeAt(10) !== 84 /* T */) return Date.parse(text)
-  const second = text.slice(0, 19)
-  if (second !== cachedSecond) {
-    const millis = Date.parse(`${second}Z`)
-    if (Number.isNaN(millis)) return Date.parse(text)
-    cachedSecond = second
-    cachedMillis = millis
-  }
-  if (end === 19) return cachedMillis
-  if (text.charCodeAt(19) !== 46 /* . */) return Date.parse(text)
-  let ms = 0
-  for (let i = 20, scale = 100; i < end && i < 23; i++, scale /= 10) {
-    const digit = text.charCodeAt(i) - 48
-    if (digit < 0 || digit > 9) return Date.parse(text)
-    ms += digit * scale
-  }
-  return cachedMillis + ms
-}
+/** Milliseconds of an RFC 3339 time as runtimes write it (`2024-01-01T00:00:00.123456789Z`); NaN when invalid. */
+export const parseTime = (text: string): number => Rfc3339.parse(text)
 
 const LOG_START = '{"log":"'
 const STREAM = '","stream":"'

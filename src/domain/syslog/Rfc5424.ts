@@ -8,6 +8,7 @@
  * the message. The formatter is strict: what it
  * writes is always valid RFC 5424, whatever the packet holds.
  */
+import * as Rfc3339 from "../Rfc3339.ts"
 import type { LogPacket } from "../LogPacket.ts"
 import { fail, type SyslogParseError } from "./SyslogParseError.ts"
 
@@ -121,59 +122,9 @@ const parseTimestamp = (line: string, start: number, end: number): number => {
   const last = line.charCodeAt(end - 1)
   // A zone is required: "Z" (ABNF strings ignore case: "z" too) or a numeric offset ending in a digit.
   if (last !== 90 /* Z */ && last !== 122 /* z */ && (last < 48 || last > 57)) return Number.NaN
-  const quick = quickTimestamp(line, start, end)
-  return Number.isNaN(quick) ? Date.parse(line.slice(start, end)) : quick
+  return Rfc3339.parse(line, start, end)
 }
 
-/** The last `YYYY-MM-DDThh:mm:ss` read, and its milliseconds in UTC: consecutive lines mostly share it. */
-let lastSecond = ""
-let lastSecondMillis = 0
-
-const digit = (line: string, i: number): number => {
-  const d = line.charCodeAt(i) - 48
-  return d >= 0 && d <= 9 ? d : Number.NaN
-}
-
-/**
- * What `Date.parse` reads in the usual timestamp — `YYYY-MM-DDThh:mm:ss[.1-9 digits](Z|±hh:mm)`
- * — without it: the second is parsed once for all the lines that share it, the rest by hand.
- * NaN for anything else (then Date.parse decides).
- */
-const quickTimestamp = (line: string, start: number, end: number): number => {
-  let same = lastSecond.length === 19
-  for (let i = 0; same && i < 19; i++) same = line.charCodeAt(start + i) === lastSecond.charCodeAt(i)
-  if (!same) {
-    for (let i = 0; i < 19; i++) {
-      const c = line.charCodeAt(start + i)
-      const shaped = i === 4 || i === 7 ? c === 45 : i === 10 ? c === 84 : i === 13 || i === 16 ? c === 58 : c >= 48 && c <= 57
-      if (!shaped) return Number.NaN
-    }
-    const second = line.slice(start, start + 19)
-    const millis = Date.parse(`${second}Z`)
-    if (Number.isNaN(millis)) return Number.NaN
-    lastSecond = second
-    lastSecondMillis = millis
-  }
-  let i = start + 19
-  let fraction = 0
-  if (line.charCodeAt(i) === 46 /* . */) {
-    const from = ++i
-    for (let scale = 100; i < end && i - from < 9; i++, scale /= 10) {
-      const d = digit(line, i)
-      if (Number.isNaN(d)) break
-      if (scale >= 1) fraction += d * scale
-    }
-    if (i === from) return Number.NaN
-  }
-  const zone = line.charCodeAt(i)
-  if (zone === 90 /* Z */ || zone === 122 /* z */) return i === end - 1 ? lastSecondMillis + fraction : Number.NaN
-  if ((zone !== 43 && zone !== 45) || end - i !== 6 || line.charCodeAt(i + 3) !== 58) return Number.NaN
-  const hours = digit(line, i + 1) * 10 + digit(line, i + 2)
-  const minutes = digit(line, i + 4) * 10 + digit(line, i + 5)
-  if (!(hours <= 23 && minutes <= 59)) return Number.NaN
-  const offset = (hours * 60 + minutes) * 60_000
-  return lastSecondMillis + fraction + (zone === 43 /* + */ ? -offset : offset)
-}
 
 /**
  * Index just after the STRUCTURED-DATA that starts at `start` ("-" or one or more elements), or -1

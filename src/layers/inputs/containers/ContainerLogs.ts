@@ -231,6 +231,12 @@ export const layer = (options: Options): Layer.Layer<never, Checkpoints.Checkpoi
     const readPosition = (f: Follower) => f.offset - (f.carry?.length ?? 0)
 
     /**
+     * What `f.committed` becomes once the lines in `f.out` are handed over: the start of a line
+     * still being joined, or else where reading is.
+     */
+    const commitPosition = (f: Follower) => f.joiner.pendingOffset ?? (f.skipping ? f.offset : readPosition(f))
+
+    /**
      * Hands the completed lines to the router; only then do they count as read. Interruptible: a
      * shutdown while the router is full must not hang. What was not handed over is read again
      * after a restart (a few lines may then arrive twice, none is lost).
@@ -238,8 +244,7 @@ export const layer = (options: Options): Layer.Layer<never, Checkpoints.Checkpoi
     const handOver = (f: Follower) =>
       Effect.suspend(() => {
         const lines = f.out.splice(0)
-        const position = f.skipping ? f.offset : readPosition(f)
-        const committed = f.joiner.pendingOffset ?? position
+        const committed = commitPosition(f)
         if (lines.length === 0) {
           f.committed = committed
           return Effect.void
@@ -666,10 +671,10 @@ export const layer = (options: Options): Layer.Layer<never, Checkpoints.Checkpoi
         if (busy) wake.push(f)
         if (f.out.length > 0) {
           packetsOf(f, f.out.splice(0), packets)
-          commits.push([f, f.joiner.pendingOffset ?? (f.skipping ? f.offset : readPosition(f))])
+          commits.push([f, commitPosition(f)])
           if (packets.length >= BATCH) yield* send
         } else if (!busy) {
-          f.committed = f.joiner.pendingOffset ?? (f.skipping ? f.offset : readPosition(f))
+          f.committed = commitPosition(f)
         }
       }
       if (packets.length > 0) yield* send

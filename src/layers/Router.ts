@@ -79,24 +79,33 @@ export const layer = (options: Options = { whenFull: "drop" }) =>
       return DONE
     }
 
-    const routeChunk = (chunk: ReadonlyArray<LogPacket>): Effect.Effect<void> =>
-      Effect.gen(function*() {
-        let stop = route(chunk, 0)
-        while (stop._tag !== "Done") {
-          if (stop._tag === "Unopened") {
-            yield* drains.open(stop.url)
-          } else {
-            stats.waits++
-            // A closing drain never has room: let offer count the packet as dropped, and go on.
-            if (!(yield* stop.drain.whenRoom)) {
-              stop.drain.offer(chunk[stop.index]!)
-              stop = route(chunk, stop.index, { endpoints: stop.endpoints, endpoint: stop.endpoint + 1 })
-              continue
-            }
+    /** Routes what `route` could not, waiting for a drain to open or (blocking) to have room. */
+    const routeRest = Effect.fnUntraced(function*(chunk: ReadonlyArray<LogPacket>, first: Stop) {
+      let stop = first
+      while (stop._tag !== "Done") {
+        if (stop._tag === "Unopened") {
+          yield* drains.open(stop.url)
+        } else {
+          stats.waits++
+          // A closing drain never has room: let offer count the packet as dropped, and go on.
+          if (!(yield* stop.drain.whenRoom)) {
+            stop.drain.offer(chunk[stop.index]!)
+            stop = route(chunk, stop.index, { endpoints: stop.endpoints, endpoint: stop.endpoint + 1 })
+            continue
           }
-          stop = route(chunk, stop.index, stop)
         }
-      })
+        stop = route(chunk, stop.index, stop)
+      }
+    })
+
+    // Usually a chunk is routed synchronously. The Effect for the rest is made only when needed,
+    // and from one generator function made once: a generator from a function made afresh for each
+    // chunk kept the whole chunk alive until the next full GC (V8), which made every packet
+    // survive into the old generation (measured: ~4x the garbage collection, 0.7x the lines/s).
+    const routeChunk = (chunk: ReadonlyArray<LogPacket>): Effect.Effect<void> => {
+      const stop = route(chunk, 0)
+      return stop._tag === "Done" ? Effect.void : routeRest(chunk, stop)
+    }
 
     const fiber = yield* ingest.packets.pipe(
       Stream.runForEachArray((chunk) => Effect.andThen(routeChunk(chunk), Effect.yieldNow)),

@@ -70,47 +70,46 @@ export const make = (url: ElasticsearchDrainUrl): Effect.Effect<DrainSink, Drain
           }
         }
         return {
-          send: (batch) =>
-            Effect.gen(function*() {
-              let state = progress.get(batch)
-              if (state === undefined) {
-                state = start(batch)
-                progress.set(batch, state)
-              }
-              const items = state.pending.map((i) => state.items[i]!)
-              const response = yield* Effect.mapError(client.post(Bulk.encode(items), headers), fromTransport(url.display))
-              const outcome = Bulk.readResponse(response.status, response.body, items.length)
-              const delivered = batch.length - state.pending.length - countOf(state.rejected)
-              if (outcome._tag !== "Items") {
-                return yield* new DrainError({
-                  reason: outcome._tag === "Retry" ? "Unavailable" : "Rejected",
-                  drain: url.display,
-                  code: outcome._tag === "Rejected" ? `http_${response.status}` : undefined,
-                  detail: outcome.detail,
-                  delivered
-                })
-              }
-              const still: Array<number> = []
-              let retry: Bulk.ItemOutcome | undefined
-              outcome.items.forEach((item, k) => {
-                if (item._tag === "Retry") {
-                  still.push(state.pending[k]!)
-                  retry ??= item
-                } else if (item._tag === "Rejected") {
-                  state.rejected.set(item.type, (state.rejected.get(item.type) ?? 0) + 1)
-                  state.lastRefusal = `${item.type}: ${item.reason}`.slice(0, 300)
-                }
+          send: Effect.fnUntraced(function*(batch: ReadonlyArray<LogPacket>) {
+            let state = progress.get(batch)
+            if (state === undefined) {
+              state = start(batch)
+              progress.set(batch, state)
+            }
+            const items = state.pending.map((i) => state.items[i]!)
+            const response = yield* Effect.mapError(client.post(Bulk.encode(items), headers), fromTransport(url.display))
+            const outcome = Bulk.readResponse(response.status, response.body, items.length)
+            const delivered = batch.length - state.pending.length - countOf(state.rejected)
+            if (outcome._tag !== "Items") {
+              return yield* new DrainError({
+                reason: outcome._tag === "Retry" ? "Unavailable" : "Rejected",
+                drain: url.display,
+                code: outcome._tag === "Rejected" ? `http_${response.status}` : undefined,
+                detail: outcome.detail,
+                delivered
               })
-              state.pending = still
-              if (retry !== undefined && retry._tag === "Retry") {
-                return yield* new DrainError({
-                  reason: "Unavailable",
-                  drain: url.display,
-                  detail: `${still.length} of ${items.length} items answered ${retry.status} (${retry.type}); sending those again`
-                })
+            }
+            const still: Array<number> = []
+            let retry: Bulk.ItemOutcome | undefined
+            outcome.items.forEach((item, k) => {
+              if (item._tag === "Retry") {
+                still.push(state.pending[k]!)
+                retry ??= item
+              } else if (item._tag === "Rejected") {
+                state.rejected.set(item.type, (state.rejected.get(item.type) ?? 0) + 1)
+                state.lastRefusal = `${item.type}: ${item.reason}`.slice(0, 300)
               }
-              return { rejected: state.rejected, example: state.lastRefusal } satisfies DeliveryReport
             })
+            state.pending = still
+            if (retry !== undefined && retry._tag === "Retry") {
+              return yield* new DrainError({
+                reason: "Unavailable",
+                drain: url.display,
+                detail: `${still.length} of ${items.length} items answered ${retry.status} (${retry.type}); sending those again`
+              })
+            }
+            return { rejected: state.rejected, example: state.lastRefusal } satisfies DeliveryReport
+          })
         }
       }
     )

@@ -38,6 +38,12 @@ export const make = (url: HttpDrainUrl): Effect.Effect<DrainSink, DrainError> =>
           )
         /** For `single`: how many packets of a batch are already delivered. */
         const delivered = new WeakMap<ReadonlyArray<LogPacket>, number>()
+        const postEach = Effect.fnUntraced(function*(batch: ReadonlyArray<LogPacket>) {
+          for (let i = delivered.get(batch) ?? 0; i < batch.length; i++) {
+            yield* post(toJson(batch[i]!), "application/json")
+            delivered.set(batch, i + 1)
+          }
+        })
         return {
           send: (batch: ReadonlyArray<LogPacket>) => {
             switch (url.format) {
@@ -46,12 +52,7 @@ export const make = (url: HttpDrainUrl): Effect.Effect<DrainSink, DrainError> =>
               case "ndjson":
                 return post(`${batch.map(toJson).join("\n")}\n`, "application/x-ndjson")
               case "single":
-                return Effect.gen(function*() {
-                  for (let i = delivered.get(batch) ?? 0; i < batch.length; i++) {
-                    yield* post(toJson(batch[i]!), "application/json")
-                    delivered.set(batch, i + 1)
-                  }
-                })
+                return postEach(batch)
             }
           }
         }

@@ -194,11 +194,17 @@ export const client = (options: ClientOptions): Effect.Effect<Client, never, Sco
 
     return {
       isConnected: () => socket !== undefined && !socket.destroyed,
+      // Not Effect.gen: a generator from a function made for each write keeps the data alive
+      // until the next full GC (see Router.ts).
       write: (data) =>
-        Effect.gen(function*() {
-          if (socket === undefined || socket.destroyed || socket.writableEnded) socket = yield* connect
-          yield* writeTo(socket, data)
-        })
+        Effect.suspend(() =>
+          socket === undefined || socket.destroyed || socket.writableEnded
+            ? Effect.flatMap(connect, (s) => {
+              socket = s
+              return writeTo(s, data)
+            })
+            : writeTo(socket, data)
+        )
     }
   })
 

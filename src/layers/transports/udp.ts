@@ -135,10 +135,16 @@ export const client = (options: ClientOptions): Effect.Effect<Client, never, Sco
     )
 
     return {
+      // Not Effect.gen: a generator from a function made for each send keeps the payloads alive
+      // until the next full GC (see Router.ts).
       send: (payloads) =>
-        Effect.gen(function*() {
-          if (socket === undefined) socket = yield* open
-          yield* sendAll(socket, payloads)
-        })
+        Effect.suspend(() =>
+          socket === undefined
+            ? Effect.flatMap(open, (s) => {
+              socket = s
+              return sendAll(s, payloads)
+            })
+            : sendAll(socket, payloads)
+        )
     }
   })

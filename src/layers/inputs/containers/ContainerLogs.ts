@@ -273,38 +273,36 @@ export const layer = (options: Options): Layer.Layer<never, Checkpoints.Checkpoi
     }
 
     /** Reads `handle` (a rotated file or copy: it no longer changes) from `f.offset` to its end. */
-    const readFrom = (f: Follower, handle: FsP.FileHandle, limit: number) =>
-      Effect.gen(function*() {
-        let total = 0
-        while (total < limit) {
-          const bytesRead = yield* readChunk(f, handle, () => Effect.succeed(true))
-          if (bytesRead === 0) break
-          total += bytesRead
-          yield* handOver(f)
-        }
-        return total
-      })
+    const readFrom = Effect.fnUntraced(function*(f: Follower, handle: FsP.FileHandle, limit: number) {
+      let total = 0
+      while (total < limit) {
+        const bytesRead = yield* readChunk(f, handle, () => Effect.succeed(true))
+        if (bytesRead === 0) break
+        total += bytesRead
+        yield* handOver(f)
+      }
+      return total
+    })
 
     /**
      * Reads one chunk of `handle` at `f.offset` into a shared buffer and, if `valid` says the bytes
      * are still those of the file being followed, decodes them (moving `f.offset` on). Returns the
      * bytes read, or -1 when they were dropped.
      */
-    const readChunk = <E>(f: Follower, handle: FsP.FileHandle, valid: () => Effect.Effect<boolean, E>) =>
-      Effect.gen(function*() {
-        const buffer = takeBuffer()
-        const bytesRead = yield* sync(`read ${f.path}`, () => Fs.readSync(handle.fd, buffer, 0, CHUNK, f.offset))
-        if (!(yield* valid())) {
-          giveBack(buffer)
-          return -1
-        }
-        if (bytesRead > 0) {
-          f.offset += bytesRead
-          consume(f, buffer.subarray(0, bytesRead), Date.now())
-        }
+    const readChunk = Effect.fnUntraced(function*<E>(f: Follower, handle: FsP.FileHandle, valid: () => Effect.Effect<boolean, E>) {
+      const buffer = takeBuffer()
+      const bytesRead = yield* sync(`read ${f.path}`, () => Fs.readSync(handle.fd, buffer, 0, CHUNK, f.offset))
+      if (!(yield* valid())) {
         giveBack(buffer)
-        return bytesRead
-      })
+        return -1
+      }
+      if (bytesRead > 0) {
+        f.offset += bytesRead
+        consume(f, buffer.subarray(0, bytesRead), Date.now())
+      }
+      giveBack(buffer)
+      return bytesRead
+    })
 
     /** Sends what is still being joined (the file ends here), and forgets the part line. */
     const endOfFile = (f: Follower) => {
@@ -314,35 +312,33 @@ export const layer = (options: Options): Layer.Layer<never, Checkpoints.Checkpoi
       return handOver(f)
     }
 
-    const switchTo = (f: Follower, handle: FsP.FileHandle, stat: Fs.Stats) =>
-      Effect.gen(function*() {
-        yield* io(`close ${f.path}`, () => f.handle.close()).pipe(Effect.ignore)
-        f.handle = handle
-        f.identity = stat
-        f.offset = 0
-        f.committed = 0
-        f.print = yield* sync(`read ${f.path}`, () => Files.fingerprintOf(handle, stat.size))
-      })
+    const switchTo = Effect.fnUntraced(function*(f: Follower, handle: FsP.FileHandle, stat: Fs.Stats) {
+      yield* io(`close ${f.path}`, () => f.handle.close()).pipe(Effect.ignore)
+      f.handle = handle
+      f.identity = stat
+      f.offset = 0
+      f.committed = 0
+      f.print = yield* sync(`read ${f.path}`, () => Files.fingerprintOf(handle, stat.size))
+    })
 
     /**
      * Reads, whole and oldest first, the files rotated out of `f.path` after `afterMs` other than
      * `exclude`: rotations that happened between two looks, or while reading was held back.
      */
-    const readRotated = (f: Follower, afterMs: number, exclude: ReadonlyArray<Files.Identity>) =>
-      Effect.gen(function*() {
-        const missed = yield* io(`list the rotated files of ${f.path}`, () => Files.rotatedSince(f.path, afterMs, [...exclude, ...f.consumed]))
-        for (const rotated of missed) {
-          consumed(f, rotated.stat, rotated.stat.mtimeMs)
-          const handle = yield* Effect.tryPromise(() => FsP.open(rotated.path, "r")).pipe(Effect.option)
-          if (handle._tag === "None") continue
-          f.offset = 0
-          f.carry = undefined
-          yield* readFrom(f, handle.value, Number.POSITIVE_INFINITY).pipe(Effect.ensuring(Effect.promise(() => handle.value.close())))
-          yield* endOfFile(f)
-          yield* Log.debug("read a rotated file found in between", { file: f.path, rotated: rotated.path })
-        }
-        return missed.length
-      })
+    const readRotated = Effect.fnUntraced(function*(f: Follower, afterMs: number, exclude: ReadonlyArray<Files.Identity>) {
+      const missed = yield* io(`list the rotated files of ${f.path}`, () => Files.rotatedSince(f.path, afterMs, [...exclude, ...f.consumed]))
+      for (const rotated of missed) {
+        consumed(f, rotated.stat, rotated.stat.mtimeMs)
+        const handle = yield* Effect.tryPromise(() => FsP.open(rotated.path, "r")).pipe(Effect.option)
+        if (handle._tag === "None") continue
+        f.offset = 0
+        f.carry = undefined
+        yield* readFrom(f, handle.value, Number.POSITIVE_INFINITY).pipe(Effect.ensuring(Effect.promise(() => handle.value.close())))
+        yield* endOfFile(f)
+        yield* Log.debug("read a rotated file found in between", { file: f.path, rotated: rotated.path })
+      }
+      return missed.length
+    })
 
     /** Remembers a rotated file or copy as read (the last few), so that it is never read twice. */
     const consumed = (f: Follower, identity: Files.Identity, mtimeMs?: number) => {
@@ -407,143 +403,137 @@ export const layer = (options: Options): Layer.Layer<never, Checkpoints.Checkpoi
      * start. The file's new first bytes are taken before looking for more copies, so a truncation
      * while the copies are read is either found now or noticed at the next look.
      */
-    const truncated = (f: Follower, found: ReadonlyArray<{ readonly path: string; readonly stat: Fs.Stats; readonly whole?: boolean }>) =>
-      Effect.gen(function*() {
-        const from = f.offset
-        if (found.length === 0) {
+    const truncated = Effect.fnUntraced(function*(f: Follower, found: ReadonlyArray<{ readonly path: string; readonly stat: Fs.Stats; readonly whole?: boolean }>) {
+      const from = f.offset
+      if (found.length === 0) {
+        counts.truncations++
+        counts.unrecovered++
+        yield* Log.warn("log file truncated and no copy found next to it: lines written after the last read may be lost", {
+          file: f.path,
+          readUpTo: from
+        })
+      }
+      const done: Array<Files.Identity> = []
+      let copies: ReadonlyArray<{ readonly path: string; readonly stat: Fs.Stats; readonly whole?: boolean }> = found
+      let first = true
+      while (true) {
+        let newest = 0
+        for (const copy of copies) {
           counts.truncations++
-          counts.unrecovered++
-          yield* Log.warn("log file truncated and no copy found next to it: lines written after the last read may be lost", {
-            file: f.path,
-            readUpTo: from
-          })
-        }
-        const done: Array<Files.Identity> = []
-        let copies: ReadonlyArray<{ readonly path: string; readonly stat: Fs.Stats; readonly whole?: boolean }> = found
-        let first = true
-        while (true) {
-          let newest = 0
-          for (const copy of copies) {
-            counts.truncations++
-            done.push(copy.stat)
-            consumed(f, copy.stat, copy.stat.mtimeMs)
-            newest = Math.max(newest, copy.stat.mtimeMs)
-            const handle = yield* Effect.tryPromise(() => FsP.open(copy.path, "r")).pipe(Effect.option)
-            if (handle._tag === "None") continue
-            // The first copy continues what was read; later ones are read whole.
-            if (!first || copy.whole === true) f.offset = 0
-            first = false
-            yield* readFrom(f, handle.value, Number.POSITIVE_INFINITY).pipe(Effect.ensuring(Effect.promise(() => handle.value.close())))
-            yield* endOfFile(f)
-            yield* Log.debug("log file truncated; read what was left from its copy", { file: f.path, copy: copy.path })
-          }
+          done.push(copy.stat)
+          consumed(f, copy.stat, copy.stat.mtimeMs)
+          newest = Math.max(newest, copy.stat.mtimeMs)
+          const handle = yield* Effect.tryPromise(() => FsP.open(copy.path, "r")).pipe(Effect.option)
+          if (handle._tag === "None") continue
+          // The first copy continues what was read; later ones are read whole.
+          if (!first || copy.whole === true) f.offset = 0
+          first = false
+          yield* readFrom(f, handle.value, Number.POSITIVE_INFINITY).pipe(Effect.ensuring(Effect.promise(() => handle.value.close())))
           yield* endOfFile(f)
-          const stat = yield* io(`stat ${f.path}`, () => f.handle.stat())
-          f.print = yield* sync(`read ${f.path}`, () => Files.fingerprintOf(f.handle, stat.size))
-          f.offset = 0
-          f.committed = 0
-          if (copies.length === 0) return
-          // Truncated again while those were read?
-          copies = yield* io(`list the copies of ${f.path}`, async () =>
-            completed(f, await Files.rotatedSince(f.path, newest, [stat, ...done, ...f.consumed])))
+          yield* Log.debug("log file truncated; read what was left from its copy", { file: f.path, copy: copy.path })
         }
-      })
-
-    const release = (f: Follower, why: string) =>
-      Effect.gen(function*() {
         yield* endOfFile(f)
-        followers.delete(f.path)
-        counts.splitOfReleased += f.joiner.split
-        counts.released++
-        yield* io(`close ${f.path}`, () => f.handle.close()).pipe(Effect.ignore)
-        yield* Log.debug("log file released", { file: f.path, why })
-      })
+        const stat = yield* io(`stat ${f.path}`, () => f.handle.stat())
+        f.print = yield* sync(`read ${f.path}`, () => Files.fingerprintOf(f.handle, stat.size))
+        f.offset = 0
+        f.committed = 0
+        if (copies.length === 0) return
+        // Truncated again while those were read?
+        copies = yield* io(`list the copies of ${f.path}`, async () =>
+          completed(f, await Files.rotatedSince(f.path, newest, [stat, ...done, ...f.consumed])))
+      }
+    })
+
+    const release = Effect.fnUntraced(function*(f: Follower, why: string) {
+      yield* endOfFile(f)
+      followers.delete(f.path)
+      counts.splitOfReleased += f.joiner.split
+      counts.released++
+      yield* io(`close ${f.path}`, () => f.handle.close()).pipe(Effect.ignore)
+      yield* Log.debug("log file released", { file: f.path, why })
+    })
 
     /**
      * At the end of what is there: has the path been rotated, truncated or deleted? Returns false
      * when the follower is done.
      */
-    const inspect = (f: Follower) =>
-      Effect.gen(function*() {
-        const now = Date.now()
-        const stat = yield* Effect.try(() => Fs.statSync(f.path)).pipe(
-          Effect.catch((error) => (isMissing(error.cause) ? Effect.succeed(undefined) : Effect.fail(error)))
-        )
-        if (stat === undefined) {
-          f.goneSince ??= now
-          if (now - f.goneSince < goneGrace) return true
-          yield* release(f, "deleted")
-          return false
-        }
-        f.goneSince = undefined
-        if (!Files.sameIdentity(stat, f.identity)) {
-          f.rotatedSince ??= now
-          // The runtime writes to the old file until it reopens: wait for the new one to have data.
-          if (stat.size === 0 && now - f.rotatedSince < rotateWait) return true
-          const next = yield* io(`open ${f.path}`, () => FsP.open(f.path, "r"))
-          const nextStat = yield* io(`stat ${f.path}`, () => next.stat())
-          yield* readFrom(f, f.handle, Number.POSITIVE_INFINITY)
-          yield* endOfFile(f)
-          const last = yield* io(`stat ${f.path}`, () => f.handle.stat())
-          // Rotated more than once since the last look: read the files in between too.
-          counts.renames += 1 + (yield* readRotated(f, last.mtimeMs, [f.identity, nextStat]))
-          consumed(f, f.identity, last.mtimeMs)
-          yield* switchTo(f, next, nextStat)
-          f.rotatedSince = undefined
-          return true
-        }
-        f.joiner.flushOlderThan(now - partialTimeout)
-        yield* handOver(f)
+    const inspect = Effect.fnUntraced(function*(f: Follower) {
+      const now = Date.now()
+      const stat = yield* Effect.try(() => Fs.statSync(f.path)).pipe(
+        Effect.catch((error) => (isMissing(error.cause) ? Effect.succeed(undefined) : Effect.fail(error)))
+      )
+      if (stat === undefined) {
+        f.goneSince ??= now
+        if (now - f.goneSince < goneGrace) return true
+        yield* release(f, "deleted")
+        return false
+      }
+      f.goneSince = undefined
+      if (!Files.sameIdentity(stat, f.identity)) {
+        f.rotatedSince ??= now
+        // The runtime writes to the old file until it reopens: wait for the new one to have data.
+        if (stat.size === 0 && now - f.rotatedSince < rotateWait) return true
+        const next = yield* io(`open ${f.path}`, () => FsP.open(f.path, "r"))
+        const nextStat = yield* io(`stat ${f.path}`, () => next.stat())
+        yield* readFrom(f, f.handle, Number.POSITIVE_INFINITY)
+        yield* endOfFile(f)
+        const last = yield* io(`stat ${f.path}`, () => f.handle.stat())
+        // Rotated more than once since the last look: read the files in between too.
+        counts.renames += 1 + (yield* readRotated(f, last.mtimeMs, [f.identity, nextStat]))
+        consumed(f, f.identity, last.mtimeMs)
+        yield* switchTo(f, next, nextStat)
+        f.rotatedSince = undefined
         return true
-      })
+      }
+      f.joiner.flushOlderThan(now - partialTimeout)
+      yield* handOver(f)
+      return true
+    })
 
     /**
      * A file that was too short to be told apart by its first bytes (at most FINGERPRINT_BYTES)
      * was truncated if copies of it were made since the last look — unless it was renamed away
      * (the path names another file now): then it is read to its end.
      */
-    const checkShort = (f: Follower) =>
-      Effect.gen(function*() {
-        const now = Date.now()
-        const own = yield* sync(`stat ${f.path}`, () => Fs.fstatSync(f.handle.fd))
-        if (own.size > f.print.fingerprintBytes) {
-          const current = yield* Effect.try(() => Fs.statSync(f.path)).pipe(Effect.option)
-          if (current._tag === "Some" && Files.sameIdentity(current.value, own)) {
-            // The longer print is taken before looking for copies: a truncation after it is
-            // found by it later; one before it leaves a copy that is found now. (Taken after,
-            // it could be the print of the next generation, and this one's copy never read.)
-            const print = yield* sync(`read ${f.path}`, () => Files.fingerprintOf(f.handle, own.size))
-            const copies = yield* copiesOf(f, own)
-            if (copies.length > 0) yield* truncated(f, copies)
-            else f.print = print
-          }
+    const checkShort = Effect.fnUntraced(function*(f: Follower) {
+      const now = Date.now()
+      const own = yield* sync(`stat ${f.path}`, () => Fs.fstatSync(f.handle.fd))
+      if (own.size > f.print.fingerprintBytes) {
+        const current = yield* Effect.try(() => Fs.statSync(f.path)).pipe(Effect.option)
+        if (current._tag === "Some" && Files.sameIdentity(current.value, own)) {
+          // The longer print is taken before looking for copies: a truncation after it is
+          // found by it later; one before it leaves a copy that is found now. (Taken after,
+          // it could be the print of the next generation, and this one's copy never read.)
+          const print = yield* sync(`read ${f.path}`, () => Files.fingerprintOf(f.handle, own.size))
+          const copies = yield* copiesOf(f, own)
+          if (copies.length > 0) yield* truncated(f, copies)
+          else f.print = print
         }
-        f.lastLook = now
-      })
+      }
+      f.lastLook = now
+    })
 
     /** Still the same file (it begins with the same bytes)? If not, it was truncated: read on from its copies. */
-    const sameFile = (f: Follower) =>
-      Effect.gen(function*() {
-        if (yield* sync(`read ${f.path}`, () => Files.matches(f.handle, f.print))) return true
-        const own = yield* sync(`stat ${f.path}`, () => Fs.fstatSync(f.handle.fd))
-        yield* truncated(f, yield* copiesOf(f, own))
-        return false
-      })
+    const sameFile = Effect.fnUntraced(function*(f: Follower) {
+      if (yield* sync(`read ${f.path}`, () => Files.matches(f.handle, f.print))) return true
+      const own = yield* sync(`stat ${f.path}`, () => Fs.fstatSync(f.handle.fd))
+      yield* truncated(f, yield* copiesOf(f, own))
+      return false
+    })
 
     /**
      * Whether the live file has nothing new, by one fstat: same size as what was read, and not
      * written since it was last found so (a write that left the size alone, a truncation refilled
      * to the same length, changes the time: then the file is read and its first bytes checked).
      */
-    const quiet = (f: Follower) =>
-      Effect.gen(function*() {
-        if (f.print.fingerprintBytes < Files.FINGERPRINT_BYTES) return false
-        const stat = yield* sync(`stat ${f.path}`, () => Fs.fstatSync(f.handle.fd))
-        if (stat.size !== f.offset) return false
-        if (stat.mtimeMs === f.quietSince) return true
-        f.quietSince = stat.mtimeMs
-        return false
-      })
+    const quiet = Effect.fnUntraced(function*(f: Follower) {
+      if (f.print.fingerprintBytes < Files.FINGERPRINT_BYTES) return false
+      const stat = yield* sync(`stat ${f.path}`, () => Fs.fstatSync(f.handle.fd))
+      if (stat.size !== f.offset) return false
+      if (stat.mtimeMs === f.quietSince) return true
+      f.quietSince = stat.mtimeMs
+      return false
+    })
 
     /**
      * Reads the live file from `f.offset`, a burst of it (less if a read comes short: the end of
@@ -551,21 +541,20 @@ export const layer = (options: Options): Layer.Layer<never, Checkpoints.Checkpoi
      * same bytes: a truncation (copytruncate) just before or during the read would have put other
      * bytes at that offset, so the chunk is dropped and read again from the copy.
      */
-    const readLive = (f: Follower) =>
-      Effect.gen(function*() {
-        let total = 0
-        if (yield* quiet(f)) return total
-        while (total < BURST) {
-          if (f.print.fingerprintBytes < Files.FINGERPRINT_BYTES) yield* checkShort(f)
-          const bytesRead = yield* readChunk(f, f.handle, () => sameFile(f))
-          if (bytesRead < 0) continue
-          if (bytesRead === 0) return total
-          total += bytesRead
-          yield* handOver(f)
-          if (bytesRead < CHUNK) return total
-        }
-        return total
-      })
+    const readLive = Effect.fnUntraced(function*(f: Follower) {
+      let total = 0
+      if (yield* quiet(f)) return total
+      while (total < BURST) {
+        if (f.print.fingerprintBytes < Files.FINGERPRINT_BYTES) yield* checkShort(f)
+        const bytesRead = yield* readChunk(f, f.handle, () => sameFile(f))
+        if (bytesRead < 0) continue
+        if (bytesRead === 0) return total
+        total += bytesRead
+        yield* handOver(f)
+        if (bytesRead < CHUNK) return total
+      }
+      return total
+    })
 
     const follow = (f: Follower) =>
       Effect.gen(function*() {

@@ -71,7 +71,7 @@ export const LogtrainConfig = Config.all({
   routesFile: optionalString("ROUTES_FILE"),
   routesPollInterval: withDefault(duration("ROUTES_POLL_INTERVAL"), Duration.seconds(5)),
 
-  ingestBufferSize: withDefault(atLeast("INGEST_BUFFER_SIZE", 1), 2000),
+  ingestBufferSize: withDefault(atLeast("INGEST_BUFFER_SIZE", 1), 1000),
   drainWhenFull: withDefault(Config.Literals(["drop", "block"], "DRAIN_WHEN_FULL"), "drop"),
   // Only what is set: each drain kind has its own defaults for the rest (see DrainRunner).
   drains: Config.all({

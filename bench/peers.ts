@@ -57,7 +57,7 @@ const root = join(import.meta.dirname, "..")
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 const twoCores = cpus().length >= 2
 const RELAY_CORE = "0"
-if (twoCores) execFileSync("taskset", ["-p", "-c", "1", String(process.pid)], { stdio: "ignore" })
+if (twoCores) execFileSync("taskset", ["-a", "-p", "-c", "1", String(process.pid)], { stdio: "ignore" })
 
 const logtrainEntry = process.env.ENTRY === "sources" ? join(root, "src/programs/logtrain.ts") : join(root, "dist/bundle/logtrain.js")
 if (!existsSync(logtrainEntry)) {

@@ -38,6 +38,7 @@ const run = (shape: Shape) => {
   }
   function* sharedStep(chunk: ReadonlyArray<{ readonly host: string }>) {
     read(chunk)
+    yield 0
   }
   const started = performance.now()
   for (let i = 0; i < TOTAL;) {
@@ -47,6 +48,7 @@ const run = (shape: Shape) => {
     else if (shape === "shared") sharedStep(chunk).next()
     else (function*() {
       read(chunk)
+      yield 0
     })().next()
   }
   const ms = performance.now() - started

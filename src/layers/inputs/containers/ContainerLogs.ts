@@ -23,7 +23,7 @@
  *   first); a file without starts at its end on the very first run, as the original did, and at
  *   its start otherwise (it appeared while logtrain was away).
  */
-import { Data, Duration, Effect, Layer, Queue, Semaphore } from "effect"
+import { Data, Duration, Effect, Layer, Queue } from "effect"
 import * as Fs from "node:fs"
 import * as FsP from "node:fs/promises"
 import { join } from "node:path"
@@ -101,8 +101,6 @@ interface Follower {
   readonly joiner: ContainerLog.LineJoiner
   /** Lines completed and not yet handed to the router. */
   readonly out: Array<ContainerLog.Line>
-  /** Whether its fiber holds the turn to read (see `readTurn`). */
-  inTurn: boolean
   goneSince: number | undefined
   rotatedSince: number | undefined
   /** When it was last inspected (at the end of what was there). */
@@ -132,8 +130,6 @@ export const layer = (options: Options): Layer.Layer<never, Checkpoints.Checkpoi
     const check = yield* (yield* Readiness).register(`input:${INPUT}`)
     const stats = yield* InputStats.make(INPUT)
     const scope = yield* Effect.scope
-    /** Held by a file's fiber while it reads a chunk and hands it over (see `readTurn`). */
-    const turn = yield* Semaphore.make(1)
     const pollInterval = options.pollInterval ?? Duration.millis(250)
     const rescanInterval = options.rescanInterval ?? Duration.seconds(2)
     const checkpointInterval = options.checkpointInterval ?? Duration.seconds(5)
@@ -280,9 +276,10 @@ export const layer = (options: Options): Layer.Layer<never, Checkpoints.Checkpoi
     const readFrom = Effect.fnUntraced(function*(f: Follower, handle: FsP.FileHandle, limit: number) {
       let total = 0
       while (total < limit) {
-        const bytesRead = yield* readTurn(f, handle, () => Effect.succeed(true))
+        const bytesRead = yield* readChunk(f, handle, () => Effect.succeed(true))
         if (bytesRead === 0) break
         total += bytesRead
+        yield* handOver(f)
       }
       return total
     })
@@ -306,26 +303,6 @@ export const layer = (options: Options): Layer.Layer<never, Checkpoints.Checkpoi
       giveBack(buffer)
       return bytesRead
     })
-
-    /**
-     * `readChunk`, then the lines handed over, one file at a time. Reading is synchronous, so files
-     * gain nothing by reading side by side, but each would hold its decoded lines while it waits
-     * for the router (52 busy files: up to ~20,000 packets). Measured in the file-tail bench: peak
-     * RSS 185–203 MB without the turn, 150–158 MB with it, lines/s within the scenario's noise.
-     */
-    const readTurn = <E>(f: Follower, handle: FsP.FileHandle, valid: () => Effect.Effect<boolean, E>) => {
-      const read = Effect.flatMap(readChunk(f, handle, valid), (bytesRead) =>
-        bytesRead > 0 ? Effect.as(handOver(f), bytesRead) : Effect.succeed(bytesRead))
-      // Already held: `valid` found a truncation and reads the copy while the turn is held.
-      return Effect.suspend(() =>
-        f.inTurn ? read : turn.withPermit(Effect.suspend(() => {
-          f.inTurn = true
-          return Effect.ensuring(read, Effect.sync(() => {
-            f.inTurn = false
-          }))
-        }))
-      )
-    }
 
     /** Sends what is still being joined (the file ends here), and forgets the part line. */
     const endOfFile = (f: Follower) => {
@@ -569,10 +546,11 @@ export const layer = (options: Options): Layer.Layer<never, Checkpoints.Checkpoi
       if (yield* quiet(f)) return total
       while (total < BURST) {
         if (f.print.fingerprintBytes < Files.FINGERPRINT_BYTES) yield* checkShort(f)
-        const bytesRead = yield* readTurn(f, f.handle, () => sameFile(f))
+        const bytesRead = yield* readChunk(f, f.handle, () => sameFile(f))
         if (bytesRead < 0) continue
         if (bytesRead === 0) return total
         total += bytesRead
+        yield* handOver(f)
         if (bytesRead < CHUNK) return total
       }
       return total
@@ -653,8 +631,8 @@ export const layer = (options: Options): Layer.Layer<never, Checkpoints.Checkpoi
       return more
     }
 
-    /** Most packets in one batch of `look` (about what Ingest holds: a batch waiting for room keeps its packets). */
-    const BATCH = 1024
+    /** Most packets in one batch of `look`. */
+    const BATCH = 4096
 
     /** Every `pollInterval`: a glance at each file whose fiber waits; one batch to the router. */
     const look = Effect.gen(function*() {
@@ -716,7 +694,6 @@ export const layer = (options: Options): Layer.Layer<never, Checkpoints.Checkpoi
         const print = yield* sync(`read ${path}`, () => Files.fingerprintOf(handle.value, stat.size))
         const out: Array<ContainerLog.Line> = []
         const f: Follower = {
-          inTurn: false,
           path,
           file,
           hostname: info.naming.hostname,

@@ -2,7 +2,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Context, Duration, Effect, Exit, Fiber, Layer, Scope, Stream } from "effect"
 import { PrometheusMetrics } from "effect/observability"
 import { spawn } from "node:child_process"
-import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, readdirSync, rmSync, statSync, symlinkSync, unlinkSync, writeFileSync } from "node:fs"
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, readdirSync, renameSync, rmSync, statSync, symlinkSync, unlinkSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import type { LogPacket } from "../../../src/domain/LogPacket.ts"
@@ -48,6 +48,9 @@ const write = (file: string, format: "docker" | "cri", from: number, count: numb
       child.once("exit", (code) => (code === 0 ? resolve() : reject(new Error(`writer exited ${code}`))))
     })
   )
+
+/** One CRI line, `line n`. */
+const criLine = (n: number) => `2026-01-01T00:00:00.000000000Z stdout F line ${n}\n`
 
 const expected = (from: number, count: number) => Array.from({ length: count }, (_, n) => `line ${from + n}`)
 
@@ -146,6 +149,29 @@ describe("container log input", () => {
       assert.deepStrictEqual(messages("old.shop"), ["half a line finished", ...expected(50, 10)])
       assert.deepStrictEqual(messages("new.shop"), expected(0, 20))
     }))
+
+  it.live("a write to a quiet file is read at once (inotify), not at the next poll; also after a rotation", () =>
+    Effect.gen(function*() {
+      const dirs = layout()
+      yield* Effect.addFinalizer(() => Effect.sync(dirs.remove))
+      const quiet = dirs.container("quiet-5d8f7c-x2x9q", "shop")
+      const { messages, start } = yield* harness()
+      // Looks every 30 s: only the watch can bring these lines within the waits below.
+      yield* start(options(dirs, { pollInterval: Duration.seconds(30) }))
+      yield* Effect.sleep("300 millis") // read to the end, now waiting
+      appendFileSync(quiet.file, criLine(0))
+      yield* waitUntil(() => messages("quiet.shop").length >= 1, Duration.seconds(3), () => `${messages("quiet.shop").length} of 1`)
+      // Rotated by rename: the new file is watched in turn.
+      renameSync(quiet.file, `${quiet.file}.20260101-000000`)
+      writeFileSync(quiet.file, criLine(1))
+      yield* waitUntil(() => messages("quiet.shop").length >= 2, Duration.seconds(3), () => `${messages("quiet.shop").length} of 2`)
+      yield* Effect.sleep("300 millis")
+      appendFileSync(quiet.file, criLine(2))
+      yield* waitUntil(() => messages("quiet.shop").length >= 3, Duration.seconds(3), () => `${messages("quiet.shop").length} of 3`)
+      assert.deepStrictEqual(messages("quiet.shop"), expected(0, 3))
+      const text = yield* PrometheusMetrics.format()
+      assert.strictEqual(metric(text, "logtrain_input_file_watch_failures_total"), 0)
+    }), 30_000)
 
   for (const rotate of ["rename", "copytruncate"] as const) {
     it.live(`rotation by ${rotate} at a high write rate: every line delivered exactly once, in order`, () =>

@@ -9,7 +9,8 @@
  *   one pass looks at all the files at their end, synchronously (an fstat each; a chunk read
  *   where they grew) and hands the lines of all of them to the router as one batch; a file with
  *   more to read, or something to sort out (rotation, truncation, deletion), has its own fiber
- *   do it. Reading waits while the router is saturated (Ingest is bounded).
+ *   do it. A waiting file that is written to (an inotify watch per file tells) is looked at within
+ *   NUDGE_DELAY_MS instead. Reading waits while the router is saturated (Ingest is bounded).
  * - Rotation by rename: the path now names another file; the old one is read to its end (until
  *   the new one has data — the runtime has switched — or `rotateWait` passes), then closed, and
  *   the new one read from its start.
@@ -70,6 +71,8 @@ export class ContainerLogsError extends Data.TaggedError("ContainerLogsError")<{
 const CHUNK = 64 * 1024
 /** Read at most this much from one file before letting the others have a turn. */
 const BURST = 1024 * 1024
+/** How long after a write to a waiting file it is looked at (with the others written to meanwhile). */
+const NUDGE_DELAY_MS = 20
 
 /**
  * Read buffers, shared by all the files: a buffer is needed only while a read is in flight and its
@@ -116,6 +119,10 @@ interface Follower {
   quietSince: number
   /** Set while its fiber waits for the next look (see `glance`): wakes it. */
   wake: (() => void) | undefined
+  /** Tells of writes to the file being read (inotify), so that a waiting file is looked at soon. */
+  watcher: Fs.FSWatcher | undefined
+  /** Read once more before waiting: the watch began after the last read. */
+  recheck: boolean
 }
 
 const isMissing = (error: unknown) => {
@@ -156,11 +163,17 @@ export const layer = (options: Options): Layer.Layer<never, Checkpoints.Checkpoi
     const followers = new Map<string, Follower>()
     // Registered before anything reads: runs last at shutdown, once every follower has stopped.
     yield* Effect.addFinalizer(() =>
-      Effect.promise(() => Promise.all([...followers.values()].map((f) => f.handle.close().catch(() => undefined))))
+      Effect.promise(() =>
+        Promise.all([...followers.values()].map((f) => {
+          clearTimeout(nudgeTimer)
+          unwatch(f)
+          return f.handle.close().catch(() => undefined)
+        }))
+      )
     )
     /** Files not followed (excluded namespace, not an Akkeris app), by path. */
     const ignored = new Set<string>()
-    const counts = { renames: 0, truncations: 0, unrecovered: 0, released: 0, splitOfReleased: 0 }
+    const counts = { renames: 0, truncations: 0, unrecovered: 0, released: 0, splitOfReleased: 0, watchFailures: 0 }
 
     yield* Telemetry.gauge("logtrain_input_files", "Files followed.", { input: INPUT }, () => followers.size)
     yield* Telemetry.counter("logtrain_input_file_rotations_total", "Rotations followed.", { input: INPUT, kind: "rename" }, () => counts.renames)
@@ -171,6 +184,12 @@ export const layer = (options: Options): Layer.Layer<never, Checkpoints.Checkpoi
       "Truncated files whose unread end could not be found in a copy (lines may be lost).",
       { input: INPUT },
       () => counts.unrecovered
+    )
+    yield* Telemetry.counter(
+      "logtrain_input_file_watch_failures_total",
+      "Files that could not be watched (e.g. fs.inotify.max_user_watches reached): their writes are found by the next poll instead.",
+      { input: INPUT },
+      () => counts.watchFailures
     )
     yield* Telemetry.counter("logtrain_input_lines_split_total", "Lines cut at KUBERNETES_MAX_LINE_SIZE.", { input: INPUT }, () => {
       let n = counts.splitOfReleased
@@ -319,6 +338,7 @@ export const layer = (options: Options): Layer.Layer<never, Checkpoints.Checkpoi
       f.offset = 0
       f.committed = 0
       f.print = yield* sync(`read ${f.path}`, () => Files.fingerprintOf(handle, stat.size))
+      watch(f)
     })
 
     /**
@@ -447,6 +467,7 @@ export const layer = (options: Options): Layer.Layer<never, Checkpoints.Checkpoi
     const release = Effect.fnUntraced(function*(f: Follower, why: string) {
       yield* endOfFile(f)
       followers.delete(f.path)
+      unwatch(f)
       counts.splitOfReleased += f.joiner.split
       counts.released++
       yield* io(`close ${f.path}`, () => f.handle.close()).pipe(Effect.ignore)
@@ -570,8 +591,13 @@ export const layer = (options: Options): Layer.Layer<never, Checkpoints.Checkpoi
           // Nothing new: was the file rotated, truncated or deleted? (While it grows, it is still
           // the one being written.)
           if (!(yield* inspect(f))) return
-          // Until the next look finds something to do (see `glance`).
+          // Until the next look finds something to do (see `glance`), or its file is written to
+          // (see `nudge`).
           yield* Effect.callback<void>((resume) => {
+            if (f.recheck) {
+              f.recheck = false
+              return resume(Effect.void)
+            }
             f.wake = () => {
               f.wake = undefined
               resume(Effect.void)
@@ -587,6 +613,7 @@ export const layer = (options: Options): Layer.Layer<never, Checkpoints.Checkpoi
             // Dropped: the next scan picks the file up again, from its last checkpoint.
             retry.set(f.path, checkpointOf(f))
             followers.delete(f.path)
+            unwatch(f)
             yield* Effect.promise(() => f.handle.close().catch(() => undefined))
             yield* Log.warn("log file read failed; it will be picked up again", { file: f.path, error: error.message })
           })
@@ -631,11 +658,78 @@ export const layer = (options: Options): Layer.Layer<never, Checkpoints.Checkpoi
       return more
     }
 
+    // A file whose fiber waits is looked at every pollInterval, and sooner when it is written to:
+    // inotify (fs.watch) tells of the write, and the files written to within NUDGE_DELAY get one
+    // look together. Without the watch (a failure, a missed event), the periodic look finds the
+    // write; with it, a file that was quiet has its lines on their way within NUDGE_DELAY, not up
+    // to pollInterval later, at a cost in proportion to the writes.
+    /** Waiting files written to since the last look. */
+    const dirty = new Set<Follower>()
+    let nudgeTimer: ReturnType<typeof setTimeout> | undefined
+    /** Resumes the look loop early; set while it waits. */
+    let lookNow: (() => void) | undefined
+    let nudged = false
+    const nudge = (f: Follower) => {
+      // A busy fiber sees the write itself. (One that has just found nothing and is about to
+      // wait misses it: the next write or the periodic look brings it.)
+      if (f.wake === undefined) return
+      dirty.add(f)
+      if (nudgeTimer !== undefined) return
+      nudgeTimer = setTimeout(() => {
+        nudgeTimer = undefined
+        if (lookNow === undefined) nudged = true
+        else lookNow()
+      }, NUDGE_DELAY_MS)
+      nudgeTimer.unref()
+    }
+    const unwatch = (f: Follower) => {
+      f.watcher?.close()
+      f.watcher = undefined
+      dirty.delete(f)
+    }
+    /** Watches the file `f.path` names now (renamed away, it keeps the watch: `switchTo` watches the new one). */
+    const watch = (f: Follower) => {
+      unwatch(f)
+      try {
+        const watcher = Fs.watch(f.path, { persistent: false }, () => nudge(f))
+        // Deleted, or the watch failed: the periodic look still finds the writes.
+        watcher.on("error", () => {
+          if (f.watcher === watcher) unwatch(f)
+        })
+        f.watcher = watcher
+        // Written before the watch began? Its fiber reads once more before it waits.
+        f.recheck = true
+      } catch (error) {
+        // Gone already: its fiber finds out. Anything else (ENOSPC: too many watches) is counted.
+        if (!isMissing(error)) counts.watchFailures++
+      }
+    }
+    /** Waits `ms` for the next look, or less when a waiting file is written to. */
+    const untilLook = (ms: number) => Effect.raceFirst(
+      Effect.sleep(Duration.millis(ms)),
+      Effect.callback<void>((resume) => {
+        if (nudged) {
+          nudged = false
+          return resume(Effect.void)
+        }
+        lookNow = () => {
+          lookNow = undefined
+          resume(Effect.void)
+        }
+        return Effect.sync(() => {
+          lookNow = undefined
+        })
+      })
+    )
+
     /** Most packets in one batch of `look`. */
     const BATCH = 4096
 
-    /** Every `pollInterval`: a glance at each file whose fiber waits; one batch to the router. */
-    const look = Effect.gen(function*() {
+    /**
+     * A glance at each of `which` whose fiber waits; one batch to the router. Every `pollInterval`
+     * all files, and in between the ones written to (see `nudge`).
+     */
+    const look = Effect.fnUntraced(function*(which: Iterable<Follower>) {
       const now = Date.now()
       const wake: Array<Follower> = []
       let packets: Array<LogPacket.LogPacket> = []
@@ -649,8 +743,9 @@ export const layer = (options: Options): Layer.Layer<never, Checkpoints.Checkpoi
           for (const [f, committed] of sent) f.committed = committed
         })
       })
-      for (const f of followers.values()) {
+      for (const f of which) {
         if (f.wake === undefined) continue
+        dirty.delete(f)
         let busy: boolean
         try {
           busy = glance(f, now)
@@ -713,7 +808,9 @@ export const layer = (options: Options): Layer.Layer<never, Checkpoints.Checkpoi
           consumed: [],
           copiesSince: Date.now(),
           quietSince: Number.NaN,
-          wake: undefined
+          wake: undefined,
+          watcher: undefined,
+          recheck: false
         }
 
         const checkpoint = retry.get(path) ?? saved.get(path)
@@ -735,6 +832,7 @@ export const layer = (options: Options): Layer.Layer<never, Checkpoints.Checkpoi
         }
         f.committed = f.offset
         followers.set(path, f)
+        watch(f)
         yield* Log.debug("following log file", { file: path, hostname: f.hostname, tag: f.tag, from: f.offset, named: info.known ? "api" : "file name" })
         const run = Effect.gen(function*() {
           if (previous !== undefined) {
@@ -818,7 +916,20 @@ export const layer = (options: Options): Layer.Layer<never, Checkpoints.Checkpoi
       }
     }).pipe(Effect.forkIn(scope))
 
-    yield* look.pipe(Effect.delay(pollInterval), Effect.forever, Effect.forkIn(scope))
+    yield* Effect.gen(function*() {
+      const every = Duration.toMillis(pollInterval)
+      let lastFull = Date.now()
+      while (true) {
+        yield* untilLook(Math.max(0, lastFull + every - Date.now()))
+        const now = Date.now()
+        if (now - lastFull >= every) {
+          lastFull = now
+          yield* look(followers.values())
+        } else {
+          yield* look([...dirty])
+        }
+      }
+    }).pipe(Effect.forkIn(scope))
 
     yield* save.pipe(
       Effect.catch((error) => Log.error("cannot save checkpoints", { error: error.message })),

@@ -14,7 +14,7 @@
  * the time spent in garbage collection, and the number of full collections.
  */
 import { execFileSync } from "node:child_process"
-import { constants, PerformanceObserver } from "node:perf_hooks"
+import { observeGc } from "./tools/gc.ts"
 
 const shapes = ["plain", "shared", "fresh"] as const
 type Shape = typeof shapes[number]
@@ -22,16 +22,8 @@ type Shape = typeof shapes[number]
 const TOTAL = 3_000_000
 const CHUNK = 333
 
-const run = (shape: Shape) => {
-  let gcMs = 0
-  let major = 0
-  const observer = new PerformanceObserver((list) => {
-    for (const entry of list.getEntries()) {
-      gcMs += entry.duration
-      if ((entry as unknown as { detail: { kind: number } }).detail.kind === constants.NODE_PERFORMANCE_GC_MAJOR) major++
-    }
-  })
-  observer.observe({ entryTypes: ["gc"] })
+const run = async (shape: Shape) => {
+  const gc = observeGc()
   let sum = 0
   const read = (chunk: ReadonlyArray<{ readonly host: string }>) => {
     for (const item of chunk) sum += item.host.length
@@ -52,16 +44,12 @@ const run = (shape: Shape) => {
     })().next()
   }
   const ms = performance.now() - started
-  // Let the observer deliver the last entries.
-  setTimeout(() => {
-    observer.disconnect()
-    console.log(JSON.stringify({ shape, ms: Math.round(ms), gcMs: Math.round(gcMs), fullGcs: major, check: sum }))
-  }, 50)
+  console.log(JSON.stringify({ shape, ms: Math.round(ms), ...(await gc.stop()), check: sum }))
 }
 
 const shape = process.argv[2] as Shape | undefined
 if (shape !== undefined) {
-  run(shape)
+  await run(shape)
 } else {
   for (const s of shapes) {
     const out = execFileSync(process.execPath, ["--max-semi-space-size=4", import.meta.filename, s], { encoding: "utf8" })

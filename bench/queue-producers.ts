@@ -18,7 +18,7 @@
  */
 import { Cause, Effect, Fiber, Queue, Semaphore, Stream } from "effect"
 import { execFileSync } from "node:child_process"
-import { constants, PerformanceObserver } from "node:perf_hooks"
+import { observeGc } from "./tools/gc.ts"
 
 const TOTAL = 3_000_000
 const BATCH = 380
@@ -30,15 +30,7 @@ interface Item {
 }
 
 const run = async (producers: number, turns: number) => {
-  let gcMs = 0
-  let major = 0
-  const observer = new PerformanceObserver((list) => {
-    for (const entry of list.getEntries()) {
-      gcMs += entry.duration
-      if ((entry as unknown as { detail: { kind: number } }).detail.kind === constants.NODE_PERFORMANCE_GC_MAJOR) major++
-    }
-  })
-  observer.observe({ entryTypes: ["gc"] })
+  const gc = observeGc()
   let made = 0
   let sum = 0
   const program = Effect.gen(function*() {
@@ -80,9 +72,7 @@ const run = async (producers: number, turns: number) => {
   const started = performance.now()
   await Effect.runPromise(program)
   const ms = performance.now() - started
-  await new Promise((resolve) => setTimeout(resolve, 50))
-  observer.disconnect()
-  console.log(JSON.stringify({ producers, turns, ms: Math.round(ms), gcMs: Math.round(gcMs), fullGcs: major, check: sum }))
+  console.log(JSON.stringify({ producers, turns, ms: Math.round(ms), ...(await gc.stop()), check: sum }))
 }
 
 if (process.argv[2] !== undefined) {

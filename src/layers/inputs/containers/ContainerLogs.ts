@@ -169,13 +169,13 @@ export const layer = (options: Options): Layer.Layer<never, Checkpoints.Checkpoi
     const followers = new Map<string, Follower>()
     // Registered before anything reads: runs last at shutdown, once every follower has stopped.
     yield* Effect.addFinalizer(() =>
-      Effect.promise(() =>
-        Promise.all([...followers.values()].map((f) => {
-          clearTimeout(nudgeTimer)
+      Effect.promise(() => {
+        clearTimeout(nudgeTimer)
+        return Promise.all([...followers.values()].map((f) => {
           unwatch(f)
           return f.handle.close().catch(() => undefined)
         }))
-      )
+      })
     )
     /** Files not followed (excluded namespace, not an Akkeris app), by path. */
     const ignored = new Set<string>()

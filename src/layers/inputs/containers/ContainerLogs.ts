@@ -493,8 +493,7 @@ export const layer = (options: Options): Layer.Layer<never, Checkpoints.Checkpoi
 
     const release = Effect.fnUntraced(function*(f: Follower, why: string) {
       yield* endOfFile(f)
-      followers.delete(f.path)
-      unwatch(f)
+      forget(f)
       counts.splitOfReleased += f.joiner.split
       counts.released++
       yield* io(`close ${f.path}`, () => f.handle.close()).pipe(Effect.ignore)
@@ -638,8 +637,7 @@ export const layer = (options: Options): Layer.Layer<never, Checkpoints.Checkpoi
           Effect.gen(function*() {
             // Dropped: the next scan picks the file up again, from its last checkpoint.
             retry.set(f.path, checkpointOf(f))
-            followers.delete(f.path)
-            unwatch(f)
+            forget(f)
             yield* Effect.promise(() => f.handle.close().catch(() => undefined))
             yield* Log.warn("log file read failed; it will be picked up again", { file: f.path, error: error.message })
           })
@@ -712,6 +710,11 @@ export const layer = (options: Options): Layer.Layer<never, Checkpoints.Checkpoi
       f.watcher?.close()
       f.watcher = undefined
       dirty.delete(f)
+    }
+    /** No longer followed: out of the table, its watch closed. */
+    const forget = (f: Follower) => {
+      followers.delete(f.path)
+      unwatch(f)
     }
     /** Watches the file `f.path` names now (renamed away, it keeps the watch: `switchTo` watches the new one). */
     const watch = (f: Follower) => {

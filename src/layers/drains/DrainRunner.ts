@@ -386,7 +386,17 @@ export const make = Effect.fnUntraced(function*(options: {
         lane.completed(batch.length)
         if (lane.length >= 2 * settings.batchSize && lanes.length < maxLanes && !closing) yield* split
       }
-    }))
+    })).pipe(
+      // A defect (a bug, e.g. a sender that cannot be made) ends the worker: said loudly here; its
+      // lane's packets are counted as dropped when the drain closes (below), not lost unseen.
+      Effect.catchDefect((defect) => {
+        stats.healthy = false
+        return Log.error("drain worker stopped by a defect; what it holds is dropped when the drain closes", {
+          drain: display,
+          defect: String(defect)
+        })
+      })
+    )
 
   /** Doubles the lanes; each new lane waits for its parent's backlog to be sent. */
   const split: Effect.Effect<void> = Effect.gen(function*() {
@@ -416,7 +426,16 @@ export const make = Effect.fnUntraced(function*(options: {
       wakeRoomWaiters()
       for (const lane of lanes) lane.wake?.()
       const flushed = yield* FiberSet.awaitEmpty(fibers).pipe(Effect.timeoutOption(settings.flushTimeout))
-      if (flushed._tag === "None") {
+      if (flushed._tag === "Some") {
+        // Every worker ended; any packet still in a lane had none left to send it (see `work`).
+        let left = 0
+        for (const lane of lanes) left += lane.clear()
+        if (left > 0) {
+          stats.dropped.shutdown += left
+          stats.depth = 0
+          yield* Log.warn("drain closed with packets no worker could send", { drain: display, dropped: left })
+        }
+      } else {
         yield* FiberSet.clear(fibers)
         let left = 0
         for (const lane of lanes) left += lane.clear() + lane.inFlight

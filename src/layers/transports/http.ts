@@ -6,12 +6,12 @@
  * Authorization header, and no message here ever contains the URL itself: errors name the drain
  * by its redacted form, which the caller passes in.
  */
-import { NodeHttpClient } from "@effect/platform-node"
+import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { Duration, Effect, Scope } from "effect"
 import { HttpClientRequest } from "effect/http"
 import { Buffer } from "node:buffer"
-import * as Tls from "node:tls"
-import type { ClientTls } from "./tls.ts"
+import type * as Undici from "undici"
+import { type ClientTls, trustedWith } from "./tls.ts"
 import { describeCause, TransportError } from "./TransportError.ts"
 
 export interface ClientOptions {
@@ -49,12 +49,24 @@ export const splitCredentials = (url: string): { readonly url: string; readonly 
 
 const MAX_BODY_SHOWN = 4096
 
+/**
+ * An undici Agent (a connection pool), closed with the scope; undici is loaded when the first HTTP
+ * drain opens. Made by undici.ts rather than `NodeHttpClient.makeDispatcherOptions`, which loads
+ * undici through a module re-exporting it (`export * from "undici"`): once bundled, that module
+ * exports nothing but `default`, and every HTTP drain of the bundle died making its Agent.
+ */
+const agent = (options: Undici.Agent.Options) =>
+  Effect.acquireRelease(
+    Effect.map(Effect.promise(() => import("./undici.ts")), (undici) => undici.makeAgent(options)),
+    (dispatcher) => Effect.promise(() => dispatcher.destroy())
+  )
+
 export const client = (options: ClientOptions): Effect.Effect<Client, never, Scope.Scope> =>
   Effect.gen(function*() {
-    const dispatcher = yield* NodeHttpClient.makeDispatcherOptions({
+    const dispatcher = yield* agent({
       connect: {
         rejectUnauthorized: options.tls.insecure !== true,
-        ...(options.tls.ca === undefined ? {} : { ca: [...Tls.rootCertificates, options.tls.ca] })
+        ...(options.tls.ca === undefined ? {} : { ca: trustedWith(options.tls.ca) })
       }
     })
     const http = yield* NodeHttpClient.makeUndici.pipe(Effect.provideService(NodeHttpClient.Dispatcher, dispatcher))

@@ -175,6 +175,20 @@ describe("DrainRunner", () => {
       assert.strictEqual(handle.stats.depth, 0)
     }))
 
+  it.effect("a worker killed by a defect is reported, and what it held is counted as dropped at close", () =>
+    Effect.gen(function*() {
+      const memory = yield* MemorySink.make()
+      // A sink whose sender cannot be made (a bug): the worker dies at its start.
+      const sink = { ...memory, sender: Effect.die(new TypeError("Agent is not a constructor")) }
+      const { close, handle } = yield* open(sink as unknown as MemorySink.MemorySink, { batchSize: 10 })
+      for (let i = 0; i < 3; i++) handle.offer(packet(`m${i}`))
+      yield* settle
+      assert.isFalse(handle.stats.healthy)
+      yield* close
+      assert.strictEqual(handle.stats.dropped.shutdown, 3)
+      assert.strictEqual(handle.stats.depth, 0)
+    }))
+
   it.effect("adds workers under pressure and keeps each source's packets in order across the split", () =>
     Effect.gen(function*() {
       const sink = yield* MemorySink.make()

@@ -6,6 +6,7 @@
  *   npm run bench                          # all scenarios, 1 round
  *   npm run bench -- --rounds 3 --only relay,files --lines 2000000 --reference-seconds 180
  *   npm run bench -- --only files --relays logtrain --logtrain-env MALLOC_ARENA_MAX=2,DRAIN_BUFFER_SIZE=1000   # try a setting
+ *   LOGTRAIN_NODE_ARGS="--trace-gc" LOGTRAIN_STDOUT=/tmp/gc.log npm run bench -- --only reference   # V8 flags, output kept
  *
  * Scenarios:
  *   relay      N RFC 5424 lines of ~200 bytes, octet-counted, over one TCP connection → the relay's
@@ -23,7 +24,7 @@
  * src/programs/logtrain.ts instead.
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process"
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs"
+import { existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs"
 import { open } from "node:fs/promises"
 import * as Net from "node:net"
 import { cpus, tmpdir } from "node:os"
@@ -108,7 +109,8 @@ const startLogtrain = async (env: Record<string, string>, httpPort: number): Pro
       ...extraEnv,
       ...env
     },
-    stdio: ["ignore", "ignore", "pipe"]
+    // LOGTRAIN_STDOUT=file keeps what logtrain prints on stdout (e.g. V8's --trace-gc), appended.
+    stdio: ["ignore", process.env.LOGTRAIN_STDOUT === undefined ? "ignore" : openSync(process.env.LOGTRAIN_STDOUT, "a"), "pipe"]
   })
   child.stderr!.on("data", (d: Buffer) => (output += d.toString()))
   const exited = new Promise<void>((r) => child.once("exit", () => r()))

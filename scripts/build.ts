@@ -9,14 +9,57 @@
  *   dist/bundle/proto/*.proto     the Envoy access-log service definitions
  *   config/routes.json            the embedded default routes (copied by the Dockerfile)
  */
-import { build } from "esbuild"
-import { cpSync, mkdirSync, rmSync } from "node:fs"
+import { build, type Plugin } from "esbuild"
+import { cpSync, mkdirSync, rmSync, writeFileSync } from "node:fs"
+import { isBuiltin } from "node:module"
 import { join } from "node:path"
 
 const root = join(import.meta.dirname, "..")
 const out = join(root, "dist/bundle")
 rmSync(out, { recursive: true, force: true })
 mkdirSync(out, { recursive: true })
+
+/**
+ * Node's builtin modules, imported statically, through `process.getBuiltinModule` rather than as ES
+ * modules. Node makes an ES module of a builtin by reading every export, getters included — and
+ * some getters load a great deal: `http.WebSocket` loads Node's own undici (fetch, with http2,
+ * worker_threads, zlib, assert: ~4 MB at rest), `crypto.webcrypto` the Web Crypto modules,
+ * `tls.rootCertificates` makes ~120 PEM strings, `fs.F_OK` prints a deprecation warning. Here
+ * an import names only what the module has as a plain property, plus the getters below, which
+ * load nothing new; an import of any other getter fails the build (esbuild: "No matching export";
+ * a property read through `import * as` one: "will always be undefined", a warning, also fatal).
+ */
+const plainGetters: Record<string, ReadonlyArray<string>> = {
+  fs: ["promises", "ReadStream", "WriteStream"],
+  stream: ["promises"],
+  dns: ["promises"],
+  timers: ["promises"],
+  http: ["globalAgent", "maxHeaderSize"],
+  events: ["defaultMaxListeners", "captureRejections"],
+  async_hooks: ["AsyncLocalStorage"],
+  buffer: ["INSPECT_MAX_BYTES"]
+}
+const builtinsWithoutFacade: Plugin = {
+  name: "builtins-without-facade",
+  setup(b) {
+    b.onResolve({ filter: /^(node:)?[a-z_/0-9]+$/ }, (args) => {
+      if (!isBuiltin(args.path)) return undefined
+      const id = args.path.replace(/^node:/, "")
+      // require() (bundled CommonJS) and import() already skip the facade.
+      return args.kind === "import-statement" ? { path: id, namespace: "builtin" } : { path: `node:${id}`, external: true }
+    })
+    b.onLoad({ filter: /.*/, namespace: "builtin" }, ({ path: id }) => {
+      const getters = new Set(plainGetters[id] ?? [])
+      const names = Object.entries(Object.getOwnPropertyDescriptors(process.getBuiltinModule(`node:${id}`)))
+        .filter(([name, d]) => (d.get === undefined || getters.has(name)) && name !== "default" && /^[A-Za-z_$][\w$]*$/.test(name))
+        .map(([name]) => name)
+      return {
+        contents: `const m = process.getBuiltinModule("node:${id}")\nexport default m\nexport const { ${names.join(", ")} } = m\n`,
+        loader: "js"
+      }
+    })
+  }
+}
 
 const result = await build({
   // The bin scripts, which call run(): a program module itself may end up in a shared chunk.
@@ -32,10 +75,18 @@ const result = await build({
   metafile: true,
   // pg's optional native binding; never used.
   external: ["pg-native"],
+  plugins: [builtinsWithoutFacade],
   // Bundled CommonJS code may call require(): give the ESM bundle one.
   banner: { js: "import { createRequire as __logtrainCreateRequire } from 'node:module'; const require = __logtrainCreateRequire(import.meta.url);" },
   logLevel: "warning"
 })
+// A warning is a defect here: e.g. a property read from a builtin that the imports above leave out.
+if (result.warnings.length > 0) {
+  console.error(`build: ${result.warnings.length} warning(s), above`)
+  process.exit(1)
+}
+// What each chunk holds and imports, for `esbuild --analyze`-like questions (why is X loaded at start?).
+writeFileSync(join(root, "dist/meta.json"), JSON.stringify(result.metafile))
 cpSync(join(root, "src/layers/inputs/envoy/proto"), join(out, "proto"), { recursive: true })
 
 const sizes = Object.entries(result.metafile.outputs)

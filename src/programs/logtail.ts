@@ -9,7 +9,7 @@
  * With no configuration it listens for syslog on TCP 9002 and UDP 9003, serves HTTP on 9000 and
  * keeps the last 1000 lines per app in memory.
  */
-import { NodeRuntime } from "@effect/platform-node"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Effect, Layer, Redacted } from "effect"
 import { type Route } from "../domain/Route.ts"
 import * as DrainRunner from "../layers/drains/DrainRunner.ts"

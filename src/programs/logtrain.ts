@@ -5,7 +5,7 @@
  * 9000, and routes every hostname to stdout:// through the routes file shipped in
  * config/routes.json — so `npm start` and one `logger` line show it working.
  */
-import { NodeRuntime } from "@effect/platform-node"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Data, Effect, Exit, Layer, Logger, Redacted, References, Runtime } from "effect"
 import { fileURLToPath } from "node:url"
 import { parseArgs } from "node:util"

@@ -5,13 +5,18 @@
 import { assert, describe, it } from "@effect/vitest"
 import { ConfigProvider, Effect } from "effect"
 import { execFileSync, spawn } from "node:child_process"
+import { once } from "node:events"
 import { existsSync, readdirSync, readFileSync } from "node:fs"
+import { connect } from "node:net"
 import { join } from "node:path"
 import { parseAllDocuments } from "yaml"
 import * as Permissions from "../../src/layers/kubernetes/Permissions.ts"
 import { LogtailConfig } from "../../src/programs/LogtailConfig.ts"
 import { LogtrainConfig } from "../../src/programs/LogtrainConfig.ts"
+import { caOption, certificates } from "../helpers/certs.ts"
+import * as HttpReceiver from "../helpers/HttpReceiver.ts"
 import { freePorts } from "../helpers/ports.ts"
+import * as SyslogReceiver from "../helpers/SyslogReceiver.ts"
 
 const root = join(import.meta.dirname, "../..")
 const manifests = join(root, "deployments/kubernetes")
@@ -98,6 +103,52 @@ describe("deployments", () => {
       assert.strictEqual(await exited, 0, `${program}: ${stderr}`)
     }
   }, 120_000)
+
+  // The bundle loads Node's builtins its own way (scripts/build.ts) and undici on demand: TLS,
+  // HTTP(S) and the CA option must work in it as in the sources. Runs after the test above built it.
+  it("the bundle delivers what its syslog input gets to syslog+tls, syslog+https (with a CA) and http drains", async () => {
+    const certs = certificates()
+    const tls = await SyslogReceiver.listen((await freePorts(1))[0]!, { tls: { cert: certs.serverCert, key: certs.serverKey } })
+    const https = await HttpReceiver.listen({ tls: { cert: certs.serverCert, key: certs.serverKey } })
+    const http = await HttpReceiver.listen()
+    const [httpPort, tcp, udp] = await freePorts(3)
+    const ca = caOption(certs.ca)
+    const drains = [`syslog+tls://localhost:${tls.port}?ca=${ca}`, `syslog+https://localhost:${https.port}/in?ca=${ca}`, `http://127.0.0.1:${http.port}/in`]
+    const child = spawn(process.execPath, [join(root, "dist/bundle/logtrain.js")], {
+      cwd: join(root, "dist"),
+      env: {
+        PATH: process.env.PATH ?? "",
+        LISTEN_ADDRESS: "127.0.0.1",
+        HTTP_PORT: String(httpPort),
+        SYSLOG_TCP: "true",
+        SYSLOG_TCP_PORT: String(tcp),
+        SYSLOG_UDP_PORT: String(udp),
+        ROUTES: JSON.stringify({ "*": drains })
+      },
+      stdio: ["ignore", "ignore", "pipe"]
+    })
+    let stderr = ""
+    child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()))
+    const exited = new Promise<number | null>((resolve) => child.once("exit", resolve))
+    try {
+      await waitHealthy(httpPort!, child, () => stderr)
+      const socket = connect(tcp!, "127.0.0.1")
+      await once(socket, "connect")
+      socket.end("<134>1 2026-11-21T10:00:00.000Z web-1 app - - - to every drain\n")
+      const delivered = () => tls.lines.length + https.requests.length + http.requests.length
+      const deadline = Date.now() + 10_000
+      while (delivered() < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50))
+      assert.deepStrictEqual(tls.packets().map((p) => p.message), ["to every drain"], stderr)
+      assert.strictEqual(https.requests.length, 1, stderr)
+      assert.include(https.requests[0]!.body, "to every drain")
+      assert.strictEqual(http.requests.length, 1, stderr)
+      assert.strictEqual(JSON.parse(http.requests[0]!.body)[0].message, "to every drain")
+    } finally {
+      child.kill("SIGTERM")
+      await Promise.all([tls.stop(), https.stop(), http.stop()])
+    }
+    assert.strictEqual(await exited, 0, stderr)
+  }, 60_000)
 
   it("kustomization.yaml lists every manifest, and every manifest parses", () => {
     const kustomization = parseAllDocuments(readFileSync(join(manifests, "kustomization.yaml"), "utf8"))[0]!.toJS() as Doc

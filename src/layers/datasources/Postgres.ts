@@ -15,7 +15,7 @@
  * was deleted. Reconnection backs off up to 30 s; /readyz says "not ready" until synced again.
  * Rows are tracked by id, so two rows with the same route keep it until both are gone.
  */
-import { NodeServices } from "@effect/platform-node"
+import * as NodeServices from "@effect/platform-node/NodeServices"
 import { PgClient, PgMigrator } from "@effect/sql-pg"
 import { Duration, Effect, Layer, type Redacted, Schedule, Stream } from "effect"
 import { SqlClient } from "effect/sql"

@@ -8,9 +8,10 @@
  *
  * Inputs that take HTTP (syslog over HTTP, events) add their own routes; programs pass them in.
  */
-import { NodeHttpServer } from "@effect/platform-node"
+import * as NodeHttpPlatform from "@effect/platform-node/NodeHttpPlatform"
+import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import { Effect, Layer } from "effect"
-import { HttpRouter, HttpServerResponse } from "effect/http"
+import { Etag, HttpRouter, HttpServerResponse } from "effect/http"
 import { PrometheusMetrics } from "effect/observability"
 import { createServer } from "node:http"
 import { Readiness } from "../Readiness.ts"
@@ -33,8 +34,16 @@ export interface Options {
   readonly port: number
 }
 
-/** Serves the health routes plus `routes`; request logging is off (probes and scrapes would flood it). */
+/**
+ * Serves the health routes plus `routes`; request logging is off (probes and scrapes would flood it).
+ * The server with only the HTTP services it uses: `NodeHttpServer.layer` adds all of Node's platform
+ * services, whose child-process spawner and terminal load `child_process` and `readline` at start.
+ */
 export const layer = <E, R>(options: Options, routes: Layer.Layer<never, E, R>) =>
   HttpRouter.serve(Layer.mergeAll(HealthRoutes, routes), { disableLogger: true, disableListenLog: true }).pipe(
-    Layer.provide(NodeHttpServer.layer(createServer, { host: options.host, port: options.port }))
+    Layer.provide(Layer.mergeAll(
+      NodeHttpServer.layerServer(createServer, { host: options.host, port: options.port }),
+      NodeHttpPlatform.layer,
+      Etag.layerWeak
+    ))
   )

@@ -8,7 +8,7 @@
  * - `GET` or `POST` on that URL (`/tails/:id`, `?lines=N` to replay the last N first) —
  *   `text/syslog+rfc5424`, a line as each arrives.
  */
-import { NodeHttpServerRequest } from "@effect/platform-node"
+import * as NodeHttpServerRequest from "@effect/platform-node/NodeHttpServerRequest"
 import { Effect, Layer, Option, Stream } from "effect"
 import { HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
 import { parseLogLines } from "../../domain/RecentLogs.ts"

@@ -11,7 +11,7 @@
  * never held in memory. A tail (`lines=N`) first finds, from the batches' line counts alone,
  * where the last N lines start, then streams from there.
  */
-import { NodeServices } from "@effect/platform-node"
+import * as NodeServices from "@effect/platform-node/NodeServices"
 import { PgClient, PgMigrator } from "@effect/sql-pg"
 import { Effect, Layer, Option, type Redacted, Stream } from "effect"
 import { SqlClient, type SqlError } from "effect/sql"

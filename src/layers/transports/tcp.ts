@@ -12,7 +12,8 @@
  * TLS only changes how a connection starts: the server upgrades each accepted socket, the client
  * connects with TLS (tls.ts builds the options); everything after that is the same code.
  */
-import { NodeSocket, NodeSocketServer } from "@effect/platform-node"
+import * as NodeSocket from "@effect/platform-node/NodeSocket"
+import * as NodeSocketServer from "@effect/platform-node/NodeSocketServer"
 import { Duration, Effect, Option, Redacted, Scope } from "effect"
 import type { NonEmptyReadonlyArray } from "effect/Array"
 import { Socket } from "effect/socket"

@@ -13,10 +13,16 @@ export interface ClientTls {
   readonly insecure?: boolean | undefined
 }
 
+/**
+ * The CA certificates a client trusts with an extra one: Node's bundled roots and `ca`. (Read when
+ * needed: `tls.rootCertificates`, a getter, is left out of the bundle's imports — see build.ts.)
+ */
+export const trustedWith = (ca: string): Array<string> => [...Tls.getCACertificates("bundled"), ca]
+
 /** Options for `tls.connect` to `host`: verification on unless insecure; SNI for names only (RFC 6066). */
 export const clientOptions = (host: string, settings: ClientTls): Tls.ConnectionOptions => ({
   rejectUnauthorized: settings.insecure !== true,
-  ...(settings.ca === undefined ? {} : { ca: [...Tls.rootCertificates, settings.ca] }),
+  ...(settings.ca === undefined ? {} : { ca: trustedWith(settings.ca) }),
   ...(Net.isIP(host) === 0 ? { servername: host } : {})
 })
 

@@ -5,7 +5,7 @@
  * buffer of datagrams received but not yet read and counts what it had to drop, so the loss is
  * visible instead of silent.
  */
-import { NodeDatagramSocket } from "@effect/platform-node"
+import * as NodeDatagramSocket from "@effect/platform-node/NodeDatagramSocket"
 import { Duration, Effect, Scope } from "effect"
 import type { NonEmptyReadonlyArray } from "effect/Array"
 import * as NetAddress from "effect/net/NetAddress"

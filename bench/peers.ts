@@ -21,7 +21,7 @@
  * The relay runs alone on core 0 (taskset); the load generator and the sink on core 1. Peers are
  * configured not to lose lines (flow control; blocking queues), so lost lines are a finding.
  * logtrain runs from the bundle (npm run build) as the container image does: ENTRY=sources runs
- * src/programs/logtrain.ts instead.
+ * src/programs/logtrain.ts instead, ENTRY=<file> another build (e.g. an older commit's bundle).
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process"
 import { existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs"
@@ -60,7 +60,9 @@ const twoCores = cpus().length >= 2
 const RELAY_CORE = "0"
 if (twoCores) execFileSync("taskset", ["-a", "-p", "-c", "1", String(process.pid)], { stdio: "ignore" })
 
-const logtrainEntry = process.env.ENTRY === "sources" ? join(root, "src/programs/logtrain.ts") : join(root, "dist/bundle/logtrain.js")
+const logtrainEntry = process.env.ENTRY === "sources"
+  ? join(root, "src/programs/logtrain.ts")
+  : process.env.ENTRY ?? join(root, "dist/bundle/logtrain.js")
 if (!existsSync(logtrainEntry)) {
   console.log("building the bundle (npm run build) …")
   execFileSync(process.execPath, [join(root, "scripts/build.ts")], { stdio: "inherit" })

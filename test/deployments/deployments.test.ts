@@ -62,6 +62,19 @@ const waitHealthy = async (port: number, child: ReturnType<typeof spawn>, stderr
   throw new Error(`not healthy: ${stderr()}`)
 }
 
+/** Starts a program of the bundle (from dist/, as the image does) on loopback, its stderr kept. */
+const startBundle = (program: string, env: Record<string, string>) => {
+  const child = spawn(process.execPath, [join(root, `dist/bundle/${program}.js`)], {
+    cwd: join(root, "dist"),
+    env: { PATH: process.env.PATH ?? "", LISTEN_ADDRESS: "127.0.0.1", ...env },
+    stdio: ["ignore", "ignore", "pipe"]
+  })
+  let output = ""
+  child.stderr!.on("data", (d: Buffer) => (output += d.toString()))
+  const exited = new Promise<number | null>((resolve) => child.once("exit", resolve))
+  return { child, stderr: () => output, exited }
+}
+
 describe("deployments", () => {
   it("npm run build makes a bundle whose logtrain and logtail start, answer /healthz and exit 0 on SIGTERM", async () => {
     const pkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { scripts: Record<string, string> }
@@ -76,31 +89,22 @@ describe("deployments", () => {
     assert.deepStrictEqual(find("StatefulSet", "logtail").spec.template.spec.containers[0].command, ["node", "dist/bundle/logtail.js"])
     for (const program of ["logtrain", "logtail"]) {
       const [http, tcp, udp, envoy] = await freePorts(4)
-      const child = spawn(process.execPath, [join(root, `dist/bundle/${program}.js`)], {
-        cwd: join(root, "dist"),
-        env: {
-          PATH: process.env.PATH ?? "",
-          LISTEN_ADDRESS: "127.0.0.1",
-          HTTP_PORT: String(http),
-          SYSLOG_TCP_PORT: String(tcp),
-          SYSLOG_UDP_PORT: String(udp),
-          // The Envoy input needs the .proto files next to the bundle.
-          ...(program === "logtrain" ? { ENVOY: "true", ENVOY_PORT: String(envoy), SYSLOG_TCP: "true" } : {})
-        },
-        stdio: ["ignore", "ignore", "pipe"]
+      const { child, exited, stderr } = startBundle(program, {
+        HTTP_PORT: String(http),
+        SYSLOG_TCP_PORT: String(tcp),
+        SYSLOG_UDP_PORT: String(udp),
+        // The Envoy input needs the .proto files next to the bundle.
+        ...(program === "logtrain" ? { ENVOY: "true", ENVOY_PORT: String(envoy), SYSLOG_TCP: "true" } : {})
       })
-      let stderr = ""
-      child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()))
-      const exited = new Promise<number | null>((resolve) => child.once("exit", resolve))
       try {
-        await waitHealthy(http!, child, () => stderr)
+        await waitHealthy(http!, child, stderr)
         const deadline = Date.now() + 10_000
-        while (!stderr.includes(`${program} started`) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50))
-        assert.include(stderr, `${program} started`)
+        while (!stderr().includes(`${program} started`) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50))
+        assert.include(stderr(), `${program} started`)
       } finally {
         child.kill("SIGTERM")
       }
-      assert.strictEqual(await exited, 0, `${program}: ${stderr}`)
+      assert.strictEqual(await exited, 0, `${program}: ${stderr()}`)
     }
   }, 120_000)
 
@@ -114,40 +118,31 @@ describe("deployments", () => {
     const [httpPort, tcp, udp] = await freePorts(3)
     const ca = caOption(certs.ca)
     const drains = [`syslog+tls://localhost:${tls.port}?ca=${ca}`, `syslog+https://localhost:${https.port}/in?ca=${ca}`, `http://127.0.0.1:${http.port}/in`]
-    const child = spawn(process.execPath, [join(root, "dist/bundle/logtrain.js")], {
-      cwd: join(root, "dist"),
-      env: {
-        PATH: process.env.PATH ?? "",
-        LISTEN_ADDRESS: "127.0.0.1",
-        HTTP_PORT: String(httpPort),
-        SYSLOG_TCP: "true",
-        SYSLOG_TCP_PORT: String(tcp),
-        SYSLOG_UDP_PORT: String(udp),
-        ROUTES: JSON.stringify({ "*": drains })
-      },
-      stdio: ["ignore", "ignore", "pipe"]
+    const { child, exited, stderr } = startBundle("logtrain", {
+      HTTP_PORT: String(httpPort),
+      SYSLOG_TCP: "true",
+      SYSLOG_TCP_PORT: String(tcp),
+      SYSLOG_UDP_PORT: String(udp),
+      ROUTES: JSON.stringify({ "*": drains })
     })
-    let stderr = ""
-    child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()))
-    const exited = new Promise<number | null>((resolve) => child.once("exit", resolve))
     try {
-      await waitHealthy(httpPort!, child, () => stderr)
+      await waitHealthy(httpPort!, child, stderr)
       const socket = connect(tcp!, "127.0.0.1")
       await once(socket, "connect")
       socket.end("<134>1 2026-11-21T10:00:00.000Z web-1 app - - - to every drain\n")
       const delivered = () => tls.lines.length + https.requests.length + http.requests.length
       const deadline = Date.now() + 10_000
       while (delivered() < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50))
-      assert.deepStrictEqual(tls.packets().map((p) => p.message), ["to every drain"], stderr)
-      assert.strictEqual(https.requests.length, 1, stderr)
+      assert.deepStrictEqual(tls.packets().map((p) => p.message), ["to every drain"], stderr())
+      assert.strictEqual(https.requests.length, 1, stderr())
       assert.include(https.requests[0]!.body, "to every drain")
-      assert.strictEqual(http.requests.length, 1, stderr)
+      assert.strictEqual(http.requests.length, 1, stderr())
       assert.strictEqual(JSON.parse(http.requests[0]!.body)[0].message, "to every drain")
     } finally {
       child.kill("SIGTERM")
       await Promise.all([tls.stop(), https.stop(), http.stop()])
     }
-    assert.strictEqual(await exited, 0, stderr)
+    assert.strictEqual(await exited, 0, stderr())
   }, 60_000)
 
   it("kustomization.yaml lists every manifest, and every manifest parses", () => {

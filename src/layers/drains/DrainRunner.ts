@@ -426,26 +426,21 @@ export const make = Effect.fnUntraced(function*(options: {
       wakeRoomWaiters()
       for (const lane of lanes) lane.wake?.()
       const flushed = yield* FiberSet.awaitEmpty(fibers).pipe(Effect.timeoutOption(settings.flushTimeout))
-      if (flushed._tag === "Some") {
-        // Every worker ended; any packet still in a lane had none left to send it (see `work`).
-        let left = 0
-        for (const lane of lanes) left += lane.clear()
-        if (left > 0) {
-          stats.dropped.shutdown += left
-          stats.depth = 0
-          yield* Log.warn("drain closed with packets no worker could send", { drain: display, dropped: left })
-        }
-      } else {
-        yield* FiberSet.clear(fibers)
-        let left = 0
-        for (const lane of lanes) left += lane.clear() + lane.inFlight
+      const timedOut = flushed._tag === "None"
+      if (timedOut) yield* FiberSet.clear(fibers)
+      // What is left: held past the flush timeout, or in a lane whose worker a defect ended (see `work`).
+      let left = 0
+      for (const lane of lanes) left += lane.clear() + lane.inFlight
+      if (timedOut || left > 0) {
         stats.dropped.shutdown += left
         stats.depth = 0
-        yield* Log.warn("drain closed before it could deliver everything", {
-          drain: display,
-          dropped: left,
-          flushTimeout: Duration.format(settings.flushTimeout)
-        })
+        yield* timedOut
+          ? Log.warn("drain closed before it could deliver everything", {
+            drain: display,
+            dropped: left,
+            flushTimeout: Duration.format(settings.flushTimeout)
+          })
+          : Log.warn("drain closed with packets no worker could send", { drain: display, dropped: left })
       }
     })
   )

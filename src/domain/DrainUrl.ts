@@ -29,7 +29,7 @@ export interface SyslogDrainUrl extends Common {
   readonly url: string
   /** For stream transports: `newline` (the original's, default for tcp) or `octet-counting` (tls). */
   readonly framing: Framing
-  /** For `syslog+tls`: extra trusted CA certificates (PEM), added to the system roots. */
+  /** For `syslog+tls`/`syslog+https`: extra trusted CA certificates (PEM), added to the system roots. */
   readonly ca: string | undefined
   /** For `syslog+tls`/`syslog+https`: skip certificate verification. */
   readonly insecure: boolean
@@ -40,6 +40,8 @@ export interface HttpDrainUrl extends Common {
   readonly _tag: "Http"
   /** The target, without logtrain's own options. */
   readonly url: string
+  /** For `https`: extra trusted CA certificates (PEM), added to the system roots. */
+  readonly ca: string | undefined
   readonly insecure: boolean
   /**
    * `array`: a batch as one JSON array (the default); `ndjson`: one object per line;
@@ -62,6 +64,8 @@ export interface ElasticsearchDrainUrl extends Common {
   readonly auth: ElasticsearchAuth
   /** Index name; absent means the packet's hostname, as in the original. */
   readonly index: string | undefined
+  /** For https: extra trusted CA certificates (PEM), added to the system roots. */
+  readonly ca: string | undefined
   readonly insecure: boolean
 }
 
@@ -131,20 +135,21 @@ const http: Parser = (url, endpoint, display) =>
   Result.gen(function*() {
     yield* hostOf(url, display)
     const insecure = yield* flag(url, "insecure", display)
+    const ca = yield* caOf(url, display)
     const format = url.searchParams.get("format") ?? "array"
     if (format !== "array" && format !== "ndjson" && format !== "single") {
       return yield* invalid("InvalidOption", display, `format must be array, ndjson or single, not "${format}"`)
     }
     const target = new URL(url.href)
-    target.searchParams.delete("insecure")
-    target.searchParams.delete("format")
-    return { _tag: "Http", endpoint, display, url: target.href, insecure, format } satisfies HttpDrainUrl
+    target.search = withoutOptions(url.searchParams, ["insecure", "ca", "format"])
+    return { _tag: "Http", endpoint, display, url: target.href, ca, insecure, format } satisfies HttpDrainUrl
   })
 
 const elasticsearch = (protocol: "http:" | "https:"): Parser => (url, endpoint, display) =>
   Result.gen(function*() {
     yield* hostOf(url, display)
     const insecure = yield* flag(url, "insecure", display)
+    const ca = yield* caOf(url, display)
     const mode = (url.searchParams.get("auth") ?? "basic").toLowerCase()
     if (mode !== "basic" && mode !== "bearer" && mode !== "apikey") {
       return yield* invalid("InvalidOption", display, `auth must be basic, bearer or apikey, not "${mode}"`)
@@ -167,7 +172,7 @@ const elasticsearch = (protocol: "http:" | "https:"): Parser => (url, endpoint, 
     if (!bulk.pathname.startsWith("/_bulk")) {
       bulk.pathname = bulk.pathname.endsWith("/") ? `${bulk.pathname}_bulk` : `${bulk.pathname}/_bulk`
     }
-    bulk.search = withoutOptions(url.searchParams, ["auth", "index", "insecure"])
+    bulk.search = withoutOptions(url.searchParams, ["auth", "index", "insecure", "ca"])
     return {
       _tag: "Elasticsearch",
       endpoint,
@@ -175,6 +180,7 @@ const elasticsearch = (protocol: "http:" | "https:"): Parser => (url, endpoint, 
       bulkUrl: bulk.href,
       auth,
       index,
+      ca,
       insecure
     } satisfies ElasticsearchDrainUrl
   })

@@ -53,6 +53,18 @@ describe("DrainUrl.parse", () => {
     assert.strictEqual(error("syslog+tls://h:6514?ca=bm90IGEgY2VydA==").reason, "InvalidOption")
   })
 
+  it("takes the CA bundle on https and Elasticsearch drains too, and keeps it out of the request URL", () => {
+    const b64 = Buffer.from(pem).toString("base64")
+    const json = ok(`https://h/in?x=1&ca=${encodeURIComponent(b64)}&format=ndjson`)
+    assert.strictEqual(json._tag === "Http" && json.ca, pem)
+    assert.strictEqual(json._tag === "Http" && json.url, "https://h/in?x=1")
+    const es = ok(`es+https://h:9200?ca=${encodeURIComponent(b64)}&index=logs`)
+    assert.strictEqual(es._tag === "Elasticsearch" && es.ca, pem)
+    assert.strictEqual(es._tag === "Elasticsearch" && es.bulkUrl, "https://h:9200/_bulk")
+    assert.strictEqual(error("https://h/in?ca=bm90IGEgY2VydA==").reason, "InvalidOption")
+    assert.strictEqual(error("es://h?ca=bm90IGEgY2VydA==").reason, "InvalidOption")
+  })
+
   it("reads every elasticsearch alias, as the original did", () => {
     const table: ReadonlyArray<readonly [string, string]> = [
       ["es+https://es.local:9200", "https://es.local:9200/_bulk"],

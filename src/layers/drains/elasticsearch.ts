@@ -12,7 +12,8 @@
  *   attempt, since ids are kept across retries), sent again on the next attempt (429, 5xx; only
  *   those items), or refused for good (any other 4xx, e.g. a mapping error): dropped and counted
  *   by Elasticsearch's error type (`logtrain_drain_rejected_total{reason=…}`).
- * - `insecure=true` skips certificate verification; otherwise TLS is verified.
+ * - TLS is verified against the system roots plus `ca=` (a base64 PEM bundle), unless
+ *   `insecure=true`.
  */
 import { Duration, Effect, Redacted } from "effect"
 import { Buffer } from "node:buffer"
@@ -52,7 +53,7 @@ export const make = (url: ElasticsearchDrainUrl): Effect.Effect<DrainSink, Drain
   Effect.succeed({
     settings: { batchSize: 1000, batchBytes: 5 * 1024 * 1024, batchTimeout: Duration.seconds(1) },
     sender: Effect.map(
-      Http.client({ url: url.bulkUrl, display: url.display, tls: { insecure: url.insecure }, timeout: TIMEOUT }),
+      Http.client({ url: url.bulkUrl, display: url.display, tls: { ca: url.ca, insecure: url.insecure }, timeout: TIMEOUT }),
       (client) => {
         const auth = authorization(url.auth)
         const headers: Record<string, string> = {

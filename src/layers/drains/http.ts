@@ -9,7 +9,8 @@
  *
  * Batches wait up to a second to fill (configurable with DRAIN_BATCH_TIMEOUT). 5xx, 408, 425 and
  * 429 answers and network errors are retried; other answers drop the batch, counted as rejected.
- * `insecure=true` skips certificate verification; user info in the URL becomes Basic auth.
+ * `ca=` (a base64 PEM bundle) adds trusted CAs to the system roots; `insecure=true` skips
+ * certificate verification; user info in the URL becomes Basic auth.
  */
 import { Duration, Effect } from "effect"
 import type { HttpDrainUrl } from "../../domain/DrainUrl.ts"
@@ -26,7 +27,7 @@ export const make = (url: HttpDrainUrl): Effect.Effect<DrainSink, DrainError> =>
     settings: { batchTimeout: Duration.seconds(1) },
     // One request at a time per source keeps `single` in order.
     sender: Effect.map(
-      Http.client({ url: url.url, display: url.display, tls: { insecure: url.insecure }, timeout: TIMEOUT }),
+      Http.client({ url: url.url, display: url.display, tls: { ca: url.ca, insecure: url.insecure }, timeout: TIMEOUT }),
       (client) => {
         const post = (body: string, contentType: string) =>
           client.post(body, { "content-type": contentType }).pipe(

@@ -97,6 +97,25 @@ describe("http drains", () => {
       assert.deepStrictEqual(receiver.requests.map((r) => r.path), ["/insecure"])
       yield* close
     }))
+
+  it.live("an https drain trusts the system roots plus the URL's CA, and no other", () =>
+    Effect.gen(function*() {
+      const certs = certificates()
+      const receiver = yield* Effect.acquireRelease(
+        Effect.promise(() => HttpReceiver.listen({ tls: { cert: certs.serverCert, key: certs.serverKey } })),
+        (r) => Effect.promise(() => r.stop())
+      )
+      const { close, drains } = yield* DrainsHarness.open(giveUpFast)
+      const other = yield* drains.open(`https://localhost:${receiver.port}/other?ca=${caOption(certs.otherCa)}`)
+      other.offer(packet(0))
+      yield* DrainsHarness.waitUntil(() => other.stats.errors >= 1, within, () => "a refused attempt")
+      const trusted = yield* drains.open(`https://localhost:${receiver.port}/trusted?ca=${caOption(certs.ca)}&x=1`)
+      trusted.offer(packet(1))
+      yield* DrainsHarness.waitUntil(() => receiver.requests.length >= 1, within, () => "delivery")
+      assert.deepStrictEqual(receiver.requests.map((r) => r.path), ["/trusted?x=1"])
+      assert.deepStrictEqual(JSON.parse(receiver.requests[0]!.body).map((p: { message: string }) => p.message), ["m1"])
+      yield* close
+    }))
 })
 
 describe("syslog+http drain", () => {

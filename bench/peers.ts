@@ -7,6 +7,7 @@
  *   npm run bench -- --rounds 3 --only relay,files --lines 2000000 --reference-seconds 180
  *   npm run bench -- --only files --relays logtrain --logtrain-env MALLOC_ARENA_MAX=2,DRAIN_BUFFER_SIZE=1000   # try a setting
  *   LOGTRAIN_NODE_ARGS="--trace-gc" LOGTRAIN_STDOUT=/tmp/gc.log npm run bench -- --only reference   # V8 flags, output kept
+ *   REFERENCE_PROBE="cat /proc/{pid}/smaps_rollup" npm run bench -- --only reference   # a command run on logtrain at the end
  *
  * Scenarios:
  *   relay      N RFC 5424 lines of ~200 bytes, octet-counted, over one TCP connection → the relay's
@@ -434,6 +435,9 @@ const referenceScenario = async () => {
     }
     const cpu = stat(relay.pid) - cpu0
     await sleep(2000)
+    if (process.env.REFERENCE_PROBE) {
+      console.log(execFileSync("sh", ["-c", process.env.REFERENCE_PROBE.replaceAll("{pid}", String(relay.pid))], { encoding: "utf8" }))
+    }
     const breakdown = await memoryBreakdown(relay.pid, http!)
     const result = {
       scenario: "reference",

@@ -104,21 +104,21 @@ const decodeDocker = (line: string): Piece | LineError => {
   }
 }
 
+/** Read in place (no slices but the text): this runs for every line of every container. */
 const decodeCri = (line: string): Piece | LineError => {
   const first = line.indexOf(" ")
   const second = first < 0 ? -1 : line.indexOf(" ", first + 1)
-  if (second < 0) return lineError("InvalidCri", line)
-  const stream = line.slice(first + 1, second)
-  if (stream !== "stdout" && stream !== "stderr") return lineError("InvalidCri", line)
+  if (second !== first + 7) return lineError("InvalidCri", line)
+  const stream = line.startsWith("stdout", first + 1) ? "stdout" : line.startsWith("stderr", first + 1) ? "stderr" : undefined
+  if (stream === undefined) return lineError("InvalidCri", line)
   // The tag: `P` or `F`, possibly followed by more `:`-separated tags in later versions.
   const third = line.indexOf(" ", second + 1)
-  const tag = third < 0 ? line.slice(second + 1) : line.slice(second + 1, third)
-  if (tag.length === 0) return lineError("InvalidCri", line)
+  if (third === second + 1 || second + 1 === line.length) return lineError("InvalidCri", line)
   return {
     stream,
-    time: parseTime(line.slice(0, first)),
+    time: Rfc3339.parse(line, 0, first),
     text: third < 0 ? "" : line.slice(third + 1),
-    partial: tag.charCodeAt(0) === 80 /* P */
+    partial: line.charCodeAt(second + 1) === 80 /* P */
   }
 }
 
@@ -173,7 +173,9 @@ export class LineJoiner {
   push(piece: Piece, offset: number, now: number): void {
     const open = this.pending.get(piece.stream)
     if (open === undefined && !piece.partial) {
-      this.emitCut(piece.stream, piece.time, piece.text)
+      // The usual line, whole and short: the piece itself is the line (one object less per line).
+      if (piece.text.length <= this.maxBytes / 3) this.emit(piece)
+      else this.emitCut(piece.stream, piece.time, piece.text)
       return
     }
     const group = open ?? { pieces: [], bytes: 0, time: piece.time, since: now, offset }

@@ -10,9 +10,13 @@ export const parse = (text: string, start = 0, end = text.length): number => {
   return Number.isNaN(quick) ? Date.parse(start === 0 && end === text.length ? text : text.slice(start, end)) : quick
 }
 
-/** The last `YYYY-MM-DDThh:mm:ss` read, and its milliseconds in UTC: consecutive lines mostly share it. */
-let lastSecond = ""
-let lastSecondMillis = 0
+/**
+ * The last `YYYY-MM-DDThh:mm:ss` read (its character codes: a slice of the line would keep the
+ * line alive and be slower to compare), and its milliseconds in UTC: consecutive lines mostly
+ * share it. `lastSecondMillis` is NaN until one is read.
+ */
+const lastSecond = new Uint16Array(19)
+let lastSecondMillis = Number.NaN
 
 const digit = (line: string, i: number): number => {
   const d = line.charCodeAt(i) - 48
@@ -25,18 +29,18 @@ const digit = (line: string, i: number): number => {
  * NaN for anything else (then Date.parse decides).
  */
 const quickTimestamp = (line: string, start: number, end: number): number => {
-  let same = lastSecond.length === 19
-  for (let i = 0; same && i < 19; i++) same = line.charCodeAt(start + i) === lastSecond.charCodeAt(i)
+  if (end - start < 20) return Number.NaN
+  let same = !Number.isNaN(lastSecondMillis)
+  for (let i = 0; same && i < 19; i++) same = line.charCodeAt(start + i) === lastSecond[i]
   if (!same) {
     for (let i = 0; i < 19; i++) {
       const c = line.charCodeAt(start + i)
       const shaped = i === 4 || i === 7 ? c === 45 : i === 10 ? c === 84 : i === 13 || i === 16 ? c === 58 : c >= 48 && c <= 57
       if (!shaped) return Number.NaN
     }
-    const second = line.slice(start, start + 19)
-    const millis = Date.parse(`${second}Z`)
+    const millis = Date.parse(`${line.slice(start, start + 19)}Z`)
     if (Number.isNaN(millis)) return Number.NaN
-    lastSecond = second
+    for (let i = 0; i < 19; i++) lastSecond[i] = line.charCodeAt(start + i)
     lastSecondMillis = millis
   }
   let i = start + 19

@@ -1,0 +1,65 @@
+import { assert, describe, it } from "@effect/vitest"
+import * as fc from "fast-check"
+import * as Rfc3339 from "../../src/domain/Rfc3339.ts"
+
+const same = (actual: number, expected: number, what: string) =>
+  Number.isNaN(expected) ? assert.isNaN(actual, what) : assert.strictEqual(actual, expected, what)
+
+describe("Rfc3339.parse", () => {
+  it("reads what Date.parse reads, whether or not the line before shared its second", () => {
+    const texts = [
+      "2024-01-01T00:00:00Z",
+      "2024-01-01T00:00:00.5Z",
+      "2024-01-01T00:00:00.123456789Z",
+      "2024-01-01T00:00:00.123456789z",
+      "2024-01-01T00:00:00.1234567891Z", // ten digits: not the usual shape, Date.parse decides
+      "2024-01-01T00:00:01.999+02:00",
+      "2024-01-01T00:00:01.999-11:30",
+      "2024-02-29T23:59:59.000001Z",
+      "2023-02-29T23:59:59Z", // no such day
+      "2024-01-01T24:00:00Z",
+      "2024-01-01T00:00:00",
+      "2024-01-01T00:00:00.Z",
+      "2024-01-01T00:00:00+2:00",
+      "2024-01-01 00:00:00Z",
+      "2024-01-01",
+      "",
+      "garbage"
+    ]
+    // Twice over, and each text right after every other: the second remembered must never leak.
+    for (const before of texts) {
+      for (const text of texts) {
+        Rfc3339.parse(before)
+        same(Rfc3339.parse(text), Date.parse(text), `${text} after ${before}`)
+      }
+    }
+  })
+
+  it("reads a range of a longer text as Date.parse reads that range alone", () => {
+    const line = "2024-01-01T00:00:00.25Z stdout F hello"
+    for (const end of [23, 22, 21, 20, 19, 10]) {
+      Rfc3339.parse(line, 0, 23) // the second is remembered: the range must still end where it says
+      same(Rfc3339.parse(line, 0, end), Date.parse(line.slice(0, end)), `[0, ${end})`)
+    }
+    same(Rfc3339.parse("2024-01-01T00:00:00+01:00x", 0, 25), Date.parse("2024-01-01T00:00:00+01:00"), "offset")
+    same(Rfc3339.parse("2024-01-01T00:00:00+01:00x", 0, 24), Date.parse("2024-01-01T00:00:00+01:0"), "cut offset")
+  })
+
+  it("agrees with Date.parse on generated times", () => {
+    fc.assert(
+      fc.property(
+        fc.date({ min: new Date("1970-01-01T00:00:00Z"), max: new Date("2100-01-01T00:00:00Z"), noInvalidDate: true }),
+        fc.integer({ min: 0, max: 9 }),
+        fc.constantFrom("Z", "+00:00", "+05:45", "-08:00"),
+        (date, digits, zone) => {
+          const iso = date.toISOString()
+          const fraction = digits === 0 ? "" : `.${iso.slice(20, 23).padEnd(digits, "7").slice(0, digits)}`
+          const text = `${iso.slice(0, 19)}${fraction}${zone}`
+          same(Rfc3339.parse(text), Date.parse(text), text)
+          same(Rfc3339.parse(`x ${text} y`, 2, 2 + text.length), Date.parse(text), `${text} in a line`)
+        }
+      ),
+      { numRuns: 2000 }
+    )
+  })
+})

@@ -1,7 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import * as fc from "fast-check"
 import { Buffer } from "node:buffer"
-import { frame, frameAll, FrameDecoder, newlineTerminated, octetCounted } from "../../src/domain/syslog/Framing.ts"
+import { frame, frameAll, FrameDecoder, FrameWriter, newlineTerminated, octetCounted } from "../../src/domain/syslog/Framing.ts"
 
 const bytes = (s: string) => Buffer.from(s, "utf8")
 
@@ -124,6 +124,17 @@ describe("frameAll", () => {
       (messages, framing) => {
         const expected = Buffer.from(messages.map((m) => frame(framing, m)).join(""), "utf8")
         assert.isTrue(frameAll(messages, framing).equals(expected))
+      }
+    ))
+    // A message given as head and body: the bytes of `head SP body` (or of `head` alone).
+    fc.assert(fc.property(
+      fc.array(fc.tuple(fc.string({ unit: "binary", maxLength: 100 }), fc.string({ unit: "binary", maxLength: 200 })), { maxLength: 20 }),
+      fc.constantFrom("newline" as const, "octet-counting" as const),
+      (parts, framing) => {
+        const writer = new FrameWriter(framing)
+        for (const [head, body] of parts) writer.add(head, body)
+        const expected = parts.map(([head, body]) => frame(framing, body === "" ? head : `${head} ${body}`)).join("")
+        assert.isTrue(writer.take().equals(Buffer.from(expected, "utf8")))
       }
     ))
     // Past the scratch buffer's first size, several times over.

@@ -54,6 +54,31 @@ describe("Rfc5424.format", () => {
     const packet = LogPacket.make({ time: now, hostname: "h", tag: "t", message: "" })
     assert.strictEqual(Rfc5424.format(packet), "<14>1 2024-03-01T12:00:00.000Z h t - - -")
   })
+
+  it("property: a packet formats the same whatever was formatted before it (the last header is reused)", () => {
+    // Few values per field, so that consecutive packets often share some fields and not others.
+    const packetOf = fc.record({
+      millis: fc.constantFrom(0, 1, 1000, 1_709_294_400_123, Number.NaN),
+      hostname: fc.constantFrom("h", "api.default", "sp ace", ""),
+      tag: fc.constantFrom("t", "web", "x".repeat(60)),
+      procId: fc.constantFrom(undefined, "42"),
+      msgId: fc.constantFrom(undefined, "ID1"),
+      structuredData: fc.constantFrom(undefined, "", "[a b=\"1\"]", "[oops"),
+      severity: fc.constantFrom(3, 6),
+      facility: fc.constantFrom(1, 16),
+      message: fc.constantFrom("m", "", "two words")
+    }).map((f) => ({ ...LogPacket.make({ ...f, time: new Date(f.millis) }), structuredData: f.structuredData }))
+    const expected = (p: LogPacket.LogPacket) => {
+      const sd = p.structuredData === "[a b=\"1\"]" ? p.structuredData : "-"
+      const head = `<${p.facility * 8 + p.severity}>1 ${Number.isNaN(p.time.getTime()) ? "-" : p.time.toISOString()} ${
+        p.hostname === "" ? "-" : p.hostname.replace(" ", "_")
+      } ${p.tag.slice(0, 48)} ${p.procId ?? "-"} ${p.msgId ?? "-"} ${sd}`
+      return p.message === "" ? head : `${head} ${p.message}`
+    }
+    fc.assert(fc.property(fc.array(packetOf, { minLength: 2, maxLength: 20 }), (packets) => {
+      for (const packet of packets) assert.strictEqual(Rfc5424.format(packet), expected(packet))
+    }))
+  })
 })
 
 describe("structured data", () => {

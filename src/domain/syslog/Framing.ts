@@ -167,42 +167,75 @@ export const octetCounted = (message: string): string => `${Buffer.byteLength(me
  * `MSG LF`. A line break inside the message would end the frame early, so CR, LF and NUL in it are
  * turned into spaces, as the original logtrain did.
  */
-export const newlineTerminated = (message: string): string =>
-  `${LINE_BREAK.test(message) ? message.replace(LINE_BREAKS, " ") : message}\n`
+export const newlineTerminated = (message: string): string => `${oneLine(message)}\n`
 
 const LINE_BREAK = /[\r\n\0]/
 const LINE_BREAKS = /[\r\n\0]/g
+/** CR, LF and NUL turned into spaces, for newline framing. */
+const oneLine = (text: string): string => (LINE_BREAK.test(text) ? text.replace(LINE_BREAKS, " ") : text)
 
 export const frame = (framing: Framing, message: string): string =>
   framing === "octet-counting" ? octetCounted(message) : newlineTerminated(message)
 
-/** Where `frameAll` encodes, before copying out the exact bytes; grows with the largest batch. */
+/** Where `FrameWriter` encodes, before copying out the exact bytes; grows with the largest batch. */
 let scratch = Buffer.allocUnsafeSlow(256 * 1024)
 /** A scratch buffer grown past this is let go after use. */
 const SCRATCH_KEPT = 8 * 1024 * 1024
 
 /**
- * The messages, each framed, as one Buffer — what `frame` gives, joined and UTF-8 encoded, but
- * each message encoded straight to bytes: no string of the whole batch is built (one of a few
- * hundred KB would be flattened and copied once more before being encoded, and land in V8's
- * large-object space, which costs major GCs; encoding this way is ~3× faster).
+ * Framed messages encoded into one Buffer — what `frame` gives, joined and UTF-8 encoded, but each
+ * message encoded straight to bytes: no string of the whole batch is built (one of a few hundred
+ * KB would be flattened and copied once more before being encoded, and land in V8's large-object
+ * space, which costs major GCs; encoding this way is ~3× faster). A message may come as a head and
+ * a body (`head SP body`, or `head` alone when the body is empty), so that a formatted header and
+ * the message it precedes need not be joined into one more string first. Uses a shared scratch
+ * buffer: one writer at a time, from its construction to `take` (synchronously).
  */
-export const frameAll = (messages: ReadonlyArray<string>, framing: Framing): Buffer => {
-  let n = 0
-  for (const message of messages) {
-    const text = framing === "newline" && LINE_BREAK.test(message) ? message.replace(LINE_BREAKS, " ") : message
-    // At most 3 bytes per UTF-16 unit, plus the length prefix or the newline.
-    const room = n + text.length * 3 + 24
+export class FrameWriter {
+  private n = 0
+  private readonly framing: Framing
+
+  constructor(framing: Framing) {
+    this.framing = framing
+  }
+
+  add(head: string, body = ""): void {
+    const newline = this.framing === "newline"
+    const first = newline ? oneLine(head) : head
+    const second = body.length === 0 ? "" : newline ? oneLine(body) : body
+    // At most 3 bytes per UTF-16 unit, plus the separating space and the length prefix or newline.
+    const room = this.n + (first.length + second.length) * 3 + 25
     if (room > scratch.length) {
       const bigger = Buffer.allocUnsafeSlow(Math.max(room, scratch.length * 2))
-      scratch.copy(bigger, 0, 0, n)
+      scratch.copy(bigger, 0, 0, this.n)
       scratch = bigger
     }
-    if (framing === "octet-counting") n += scratch.write(`${Buffer.byteLength(text, "utf8")} `, n, "latin1")
-    n += scratch.write(text, n, "utf8")
-    if (framing === "newline") scratch[n++] = 10
+    let n = this.n
+    if (!newline) {
+      const length = Buffer.byteLength(first, "utf8") + (second.length === 0 ? 0 : 1 + Buffer.byteLength(second, "utf8"))
+      n += scratch.write(`${length} `, n, "latin1")
+    }
+    n += scratch.write(first, n, "utf8")
+    if (second.length > 0) {
+      scratch[n++] = 32
+      n += scratch.write(second, n, "utf8")
+    }
+    if (newline) scratch[n++] = 10
+    this.n = n
   }
-  const bytes = Buffer.from(scratch.subarray(0, n))
-  if (scratch.length > SCRATCH_KEPT) scratch = Buffer.allocUnsafeSlow(256 * 1024)
-  return bytes
+
+  /** The bytes written, copied out of the scratch buffer. */
+  take(): Buffer {
+    const bytes = Buffer.from(scratch.subarray(0, this.n))
+    this.n = 0
+    if (scratch.length > SCRATCH_KEPT) scratch = Buffer.allocUnsafeSlow(256 * 1024)
+    return bytes
+  }
+}
+
+/** The messages, each framed, as one Buffer (see FrameWriter). */
+export const frameAll = (messages: ReadonlyArray<string>, framing: Framing): Buffer => {
+  const writer = new FrameWriter(framing)
+  for (const message of messages) writer.add(message)
+  return writer.take()
 }

@@ -254,20 +254,65 @@ export const formatTimestamp = (time: Date): string => {
 }
 
 /**
- * Formats a packet as one RFC 5424 message (no framing, no trailing newline). A packet decoded
- * from RFC 5424 is returned exactly as it arrived.
+ * The last header's fields after the timestamp (`HOSTNAME APP-NAME PROCID MSGID SD`), and what
+ * they were made from: the packets of one source share them, so each is checked and cut once.
  */
-export const format = (packet: LogPacket): string => {
-  if (packet.rfc5424 !== undefined) return packet.rfc5424
+let tailHostname: string | undefined
+let tailTag: string | undefined
+let tailProcId: string | undefined
+let tailMsgId: string | undefined
+let tailStructuredData: string | undefined
+let tail = ""
+/** The last whole header, and its PRI and time: lines of one source often share the millisecond. */
+let headTail = ""
+let headPriority = -1
+let headMillis = Number.NaN
+let head = ""
+
+const tailOf = (packet: LogPacket): string => {
+  if (
+    packet.hostname === tailHostname && packet.tag === tailTag && packet.procId === tailProcId &&
+    packet.msgId === tailMsgId && packet.structuredData === tailStructuredData
+  ) return tail
   const sd = packet.structuredData === undefined || packet.structuredData.length === 0
     ? "-"
     : structuredDataEnd(packet.structuredData, 0) === packet.structuredData.length
     ? packet.structuredData
     : "-"
-  const head = `<${packet.facility * 8 + packet.severity}>1 ${formatTimestamp(packet.time)} ${
-    headerField(packet.hostname, Limits.hostname)
-  } ${headerField(packet.tag, Limits.appName)} ${headerField(packet.procId, Limits.procId)} ${
-    headerField(packet.msgId, Limits.msgId)
-  } ${sd}`
+  tail = `${headerField(packet.hostname, Limits.hostname)} ${headerField(packet.tag, Limits.appName)} ${
+    headerField(packet.procId, Limits.procId)
+  } ${headerField(packet.msgId, Limits.msgId)} ${sd}`
+  tailHostname = packet.hostname
+  tailTag = packet.tag
+  tailProcId = packet.procId
+  tailMsgId = packet.msgId
+  tailStructuredData = packet.structuredData
+  return tail
+}
+
+/**
+ * A packet's RFC 5424 header: everything before the message (`<PRI>1 TIMESTAMP HOSTNAME APP-NAME
+ * PROCID MSGID SD`, no trailing space). Encoders write it and the message side by side.
+ */
+export const header = (packet: LogPacket): string => {
+  const fields = tailOf(packet)
+  const priority = packet.facility * 8 + packet.severity
+  const millis = packet.time.getTime()
+  if (fields !== headTail || priority !== headPriority || millis !== headMillis) {
+    head = `<${priority}>1 ${formatTimestamp(packet.time)} ${fields}`
+    headTail = fields
+    headPriority = priority
+    headMillis = millis
+  }
+  return head
+}
+
+/**
+ * Formats a packet as one RFC 5424 message (no framing, no trailing newline). A packet decoded
+ * from RFC 5424 is returned exactly as it arrived.
+ */
+export const format = (packet: LogPacket): string => {
+  if (packet.rfc5424 !== undefined) return packet.rfc5424
+  const head = header(packet)
   return packet.message.length === 0 ? head : `${head} ${packet.message}`
 }

@@ -23,7 +23,7 @@ import { randomUUID } from "node:crypto"
 import { Duration, Effect } from "effect"
 import type { SyslogDrainUrl } from "../../domain/DrainUrl.ts"
 import type { LogPacket } from "../../domain/LogPacket.ts"
-import { frameAll, type Framing } from "../../domain/syslog/Framing.ts"
+import { FrameWriter, type Framing } from "../../domain/syslog/Framing.ts"
 import * as Rfc5424 from "../../domain/syslog/Rfc5424.ts"
 import * as Http from "../transports/http.ts"
 import * as Tcp from "../transports/tcp.ts"
@@ -38,9 +38,18 @@ export const MAX_DATAGRAM_BYTES = 2048
 const CONNECT_TIMEOUT = Duration.seconds(10)
 const WRITE_TIMEOUT = Duration.seconds(30)
 
-/** The batch as the bytes of its framed messages: one write per batch. */
-export const encodeBatch = (batch: ReadonlyArray<LogPacket>, framing: Framing): Buffer =>
-  frameAll(batch.map(Rfc5424.format), framing)
+/**
+ * The batch as the bytes of its framed messages: one write per batch. A packet received as RFC
+ * 5424 is sent as it came; another as its formatted header and its message, side by side.
+ */
+export const encodeBatch = (batch: ReadonlyArray<LogPacket>, framing: Framing): Buffer => {
+  const writer = new FrameWriter(framing)
+  for (const packet of batch) {
+    if (packet.rfc5424 !== undefined) writer.add(packet.rfc5424)
+    else writer.add(Rfc5424.header(packet), packet.message)
+  }
+  return writer.take()
+}
 
 /** A message cut to at most `max` UTF-8 bytes, without splitting a character. */
 export const datagram = (message: string, max: number): Buffer => {

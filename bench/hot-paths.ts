@@ -1,0 +1,61 @@
+/**
+ * `npm run bench:hot-paths`: the per-line work of the file tail, in one process, without I/O —
+ * decoding and joining CRI lines, and encoding packets for a syslog drain — as milliseconds per
+ * million (best of 7 rounds, after a warm-up round).
+ *
+ *   npm run bench:hot-paths
+ *   SRC=/tmp/old/src npm run bench:hot-paths    # another checkout's sources, for an A/B:
+ *                                               # git worktree add /tmp/old <rev>; run both, alternating
+ *
+ * Lines come as a busy node's files give them: a second shared by a thousand lines, 20 lines per
+ * file in a row, 52 files, batches of 500 packets.
+ */
+import { join } from "node:path"
+
+const src = process.env.SRC ?? join(import.meta.dirname, "../src")
+const ContainerLog = await import(join(src, "domain/ContainerLog.ts"))
+const LogPacket = await import(join(src, "domain/LogPacket.ts"))
+const Syslog = await import(join(src, "layers/drains/syslog.ts"))
+
+const best = (name: string, perMillion: number, round: () => void) => {
+  round()
+  let fastest = Number.POSITIVE_INFINITY
+  for (let k = 0; k < 7; k++) {
+    const start = process.hrtime.bigint()
+    round()
+    fastest = Math.min(fastest, Number(process.hrtime.bigint() - start) / 1e6)
+  }
+  console.log(`${name.padEnd(36)} ${(fastest * perMillion).toFixed(0).padStart(6)} ms per million`)
+}
+
+const lines = Array.from({ length: 20_000 }, (_, n) =>
+  `2026-01-01T00:00:${String(Math.floor(n / 1000) % 60).padStart(2, "0")}.123456789Z ${n % 9 === 0 ? "stderr" : "stdout"} F file ${
+    Math.floor(n / 20) % 52
+  } line ${String(n).padStart(7, "0")} ${"y".repeat(100)}`)
+const joined: Array<unknown> = []
+const joiner = new ContainerLog.LineJoiner(16_384, (line: unknown) => joined.push(line))
+best("decode + join CRI lines", 1_000_000 / (50 * lines.length), () => {
+  for (let r = 0; r < 50; r++) {
+    for (const line of lines) joiner.push(ContainerLog.decodeLine(line), 0, 0)
+    joined.length = 0
+  }
+})
+
+let time = 1_709_294_400_000
+const batches = Array.from({ length: 200 }, (_, b) =>
+  Array.from({ length: 500 }, (_, i) => {
+    const app = Math.floor((b * 500 + i) / 20) % 52
+    if (i % 7 === 0) time++
+    return LogPacket.make({
+      time: new Date(time),
+      hostname: `app-${app}-space-${app % 40}`,
+      tag: `app-${app}-5d8f7c-x2x9q`,
+      message: `request ${i} served in 12ms ${"z".repeat(80)}`,
+      severity: i % 5 === 0 ? 3 : 6
+    })
+  }))
+for (const framing of ["newline", "octet-counting"] as const) {
+  best(`encode packets (${framing})`, 1_000_000 / (10 * 200 * 500), () => {
+    for (let r = 0; r < 10; r++) for (const batch of batches) Syslog.encodeBatch(batch, framing)
+  })
+}

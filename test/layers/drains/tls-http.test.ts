@@ -20,6 +20,14 @@ const tlsReceiver = Effect.acquireRelease(
   (receiver) => Effect.promise(() => receiver.stop())
 )
 
+const httpsReceiver = Effect.acquireRelease(
+  Effect.promise(() => {
+    const certs = certificates()
+    return HttpReceiver.listen({ tls: { cert: certs.serverCert, key: certs.serverKey } })
+  }),
+  (receiver) => Effect.promise(() => receiver.stop())
+)
+
 describe("syslog+tls drain", () => {
   it.live("refuses a server its CA did not sign, saying so, and delivers nothing", () =>
     Effect.gen(function*() {
@@ -81,11 +89,7 @@ describe("http drains", () => {
 
   it.live("an https drain refuses an untrusted certificate unless insecure=true", () =>
     Effect.gen(function*() {
-      const certs = certificates()
-      const receiver = yield* Effect.acquireRelease(
-        Effect.promise(() => HttpReceiver.listen({ tls: { cert: certs.serverCert, key: certs.serverKey } })),
-        (r) => Effect.promise(() => r.stop())
-      )
+      const receiver = yield* httpsReceiver
       const { close, drains } = yield* DrainsHarness.open(giveUpFast)
       const strict = yield* drains.open(`https://localhost:${receiver.port}/strict`)
       strict.offer(packet(0))
@@ -101,10 +105,7 @@ describe("http drains", () => {
   it.live("an https drain trusts the system roots plus the URL's CA, and no other", () =>
     Effect.gen(function*() {
       const certs = certificates()
-      const receiver = yield* Effect.acquireRelease(
-        Effect.promise(() => HttpReceiver.listen({ tls: { cert: certs.serverCert, key: certs.serverKey } })),
-        (r) => Effect.promise(() => r.stop())
-      )
+      const receiver = yield* httpsReceiver
       const { close, drains } = yield* DrainsHarness.open(giveUpFast)
       const other = yield* drains.open(`https://localhost:${receiver.port}/other?ca=${caOption(certs.otherCa)}`)
       other.offer(packet(0))

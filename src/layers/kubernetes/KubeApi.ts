@@ -119,7 +119,7 @@ export const layer = (options: Options) =>
     Effect.gen(function*() {
       const source = ConfigSource.find(options.kubeconfig)
       if (source === undefined) return yield* new KubeError({ reason: "Config", detail: ConfigSource.noCluster })
-      const connection = yield* Effect.try({
+      const connection = yield* Effect.tryPromise({
         try: () => KubeConnection.resolve(source),
         catch: (error) => new KubeError({ reason: "Config", detail: `cannot load the configuration: ${(error as Error).message}` })
       })

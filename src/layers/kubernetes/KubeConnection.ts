@@ -4,11 +4,12 @@
  * credentials — a bearer token (read again as it rotates), a client certificate, or basic auth.
  *
  * A kubeconfig whose user needs a plugin (`exec`, `auth-provider`: cloud logins) is answered with
- * `NeedsPlugin`: then the client library, which runs those, is loaded after all.
+ * `NeedsPlugin`: then the client library, which runs those, is loaded after all. The YAML parser is
+ * loaded only to read kubeconfig files: in a cluster (the service account) it is not needed, and it
+ * costs ~1 MB of heap.
  */
 import { existsSync, readFileSync } from "node:fs"
 import { dirname, isAbsolute, join } from "node:path"
-import { parse as parseYaml } from "yaml"
 import { type ConfigSource, SERVICE_ACCOUNT_TOKEN } from "./KubeConfigSource.ts"
 
 export interface Direct {
@@ -80,9 +81,10 @@ interface Kubeconfig {
  * of each name wins and the first current-context set is used). Throws, naming the file, when one
  * cannot be read or none holds a usable context.
  */
-const fromFiles = (paths: ReadonlyArray<string>): Connection => {
+const fromFiles = async (paths: ReadonlyArray<string>): Promise<Connection> => {
   const existing = paths.filter((path) => path !== "" && existsSync(path))
   if (existing.length === 0) throw new Error(`no such kubeconfig file: ${paths.join(", ")}`)
+  const { parse: parseYaml } = await import("yaml")
   const files = existing.map((path) => {
     const text = readFileSync(path, "utf8")
     let config: Kubeconfig
@@ -134,8 +136,8 @@ const fromFiles = (paths: ReadonlyArray<string>): Connection => {
   }
 }
 
-/** The connection a configuration source describes; throws (with the file's name) when it cannot be read. */
-export const resolve = (source: ConfigSource): Connection => {
+/** The connection a configuration source describes; fails (with the file's name) when it cannot be read. */
+export const resolve = async (source: ConfigSource): Promise<Connection> => {
   switch (source._tag) {
     case "ServiceAccount":
       return inCluster()

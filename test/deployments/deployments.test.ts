@@ -14,6 +14,7 @@ import * as Permissions from "../../src/layers/kubernetes/Permissions.ts"
 import { LogtailConfig } from "../../src/programs/LogtailConfig.ts"
 import { LogtrainConfig } from "../../src/programs/LogtrainConfig.ts"
 import { caOption, certificates } from "../helpers/certs.ts"
+import * as FakeKubeApi from "../helpers/FakeKubeApi.ts"
 import * as HttpReceiver from "../helpers/HttpReceiver.ts"
 import { freePorts } from "../helpers/ports.ts"
 import * as SyslogReceiver from "../helpers/SyslogReceiver.ts"
@@ -141,6 +142,43 @@ describe("deployments", () => {
     } finally {
       child.kill("SIGTERM")
       await Promise.all([tls.stop(), https.stop(), http.stop()])
+    }
+    assert.strictEqual(await exited, 0, stderr())
+  }, 60_000)
+
+  // Modules the bundle loads on demand (the YAML parser for a kubeconfig file, the Kubernetes
+  // client): routes from an annotation must reach a drain as they do from the sources.
+  it("the bundle reads a kubeconfig file and routes by a deployment's annotation", async () => {
+    const kube = await FakeKubeApi.listen()
+    const sink = await SyslogReceiver.listen((await freePorts(1))[0]!)
+    kube.create("deployments", {
+      name: "web",
+      namespace: "shop",
+      annotations: { "logtrain.akkeris.io/drains": `syslog+tcp://127.0.0.1:${sink.port}` }
+    })
+    const [httpPort, tcp, udp] = await freePorts(3)
+    const { child, exited, stderr } = startBundle("logtrain", {
+      HTTP_PORT: String(httpPort),
+      SYSLOG_TCP: "true",
+      SYSLOG_TCP_PORT: String(tcp),
+      SYSLOG_UDP_PORT: String(udp),
+      KUBERNETES_DATASOURCE: "true",
+      KUBECONFIG: kube.kubeconfig
+    })
+    try {
+      await waitHealthy(httpPort!, child, stderr)
+      const deadline = Date.now() + 10_000
+      while (sink.lines.length === 0 && Date.now() < deadline) {
+        // Sent until the route is in: lines for a host with no route yet are dropped, counted.
+        const socket = connect(tcp!, "127.0.0.1")
+        await once(socket, "connect")
+        socket.end("<134>1 2026-11-21T10:00:00.000Z web.shop app - - - routed by annotation\n")
+        await new Promise((r) => setTimeout(r, 200))
+      }
+      assert.include(sink.packets().map((p) => p.message), "routed by annotation", stderr())
+    } finally {
+      child.kill("SIGTERM")
+      await Promise.all([sink.stop(), kube.stop()])
     }
     assert.strictEqual(await exited, 0, stderr())
   }, 60_000)

@@ -84,7 +84,7 @@ interface Kubeconfig {
 const fromFiles = async (paths: ReadonlyArray<string>): Promise<Connection> => {
   const existing = paths.filter((path) => path !== "" && existsSync(path))
   if (existing.length === 0) throw new Error(`no such kubeconfig file: ${paths.join(", ")}`)
-  const { parse: parseYaml } = await import("yaml")
+  const { parseYaml } = await import("./yaml.ts")
   const files = existing.map((path) => {
     const text = readFileSync(path, "utf8")
     let config: Kubeconfig

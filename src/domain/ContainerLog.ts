@@ -173,9 +173,7 @@ export class LineJoiner {
   push(piece: Piece, offset: number, now: number): void {
     const open = this.pending.get(piece.stream)
     if (open === undefined && !piece.partial) {
-      // The usual line, whole and short: the piece itself is the line (one object less per line).
-      if (piece.text.length <= this.maxBytes / 3) this.emit(piece)
-      else this.emitCut(piece.stream, piece.time, piece.text)
+      this.emitCut(piece)
       return
     }
     const group = open ?? { pieces: [], bytes: 0, time: piece.time, since: now, offset }
@@ -184,7 +182,7 @@ export class LineJoiner {
     group.bytes += byteLength(piece.text)
     if (!piece.partial) {
       this.pending.delete(piece.stream)
-      this.emitCut(piece.stream, group.time, group.pieces.join(""))
+      this.emitCut({ stream: piece.stream, time: group.time, text: group.pieces.join("") })
     } else if (group.bytes > this.maxBytes) {
       // Too long already: send what fits, keep the rest as the start of the next line.
       const [head, rest] = cutUtf8(group.pieces.join(""), this.maxBytes)
@@ -196,15 +194,25 @@ export class LineJoiner {
     }
   }
 
-  private emitCut(stream: StreamName, time: number, text: string): void {
-    let rest = text
-    while (rest.length > this.maxBytes / 3 && byteLength(rest) > this.maxBytes) {
+  /** Emits `line`: itself when it fits (the usual case), else cut into lines that do. */
+  private emitCut(line: Line): void {
+    if (!this.tooLong(line.text)) {
+      this.emit(line)
+      return
+    }
+    const { stream, time } = line
+    let rest = line.text
+    do {
       const [head, tail] = cutUtf8(rest, this.maxBytes)
       this.split++
       this.emit({ stream, time, text: head })
       rest = tail
-    }
+    } while (this.tooLong(rest))
     this.emit({ stream, time, text: rest })
+  }
+
+  private tooLong(text: string): boolean {
+    return text.length > this.maxBytes / 3 && byteLength(text) > this.maxBytes
   }
 
   /** Sends the lines that have waited for their last piece since before `deadline`. */
@@ -213,7 +221,7 @@ export class LineJoiner {
       if (group.since > deadline) continue
       this.pending.delete(stream)
       this.timedOut++
-      this.emitCut(stream, group.time, group.pieces.join(""))
+      this.emitCut({ stream, time: group.time, text: group.pieces.join("") })
     }
   }
 

@@ -8,6 +8,9 @@
  *   dist/bundle/logtrain.js, logtail.js, chunk-*.js
  *   dist/bundle/proto/*.proto     the Envoy access-log service definitions
  *   config/routes.json            the embedded default routes (copied by the Dockerfile)
+ *
+ * `--out dist/<name>` builds elsewhere (at the same depth, so those paths still hold): tests that
+ * run a bundle build their own, while another test file may be running dist/bundle.
  */
 import { build, type Plugin } from "esbuild"
 import { cpSync, mkdirSync, rmSync, writeFileSync } from "node:fs"
@@ -15,7 +18,8 @@ import { isBuiltin } from "node:module"
 import { join } from "node:path"
 
 const root = join(import.meta.dirname, "..")
-const out = join(root, "dist/bundle")
+const outArg = process.argv.indexOf("--out")
+const out = outArg === -1 ? join(root, "dist/bundle") : join(root, process.argv[outArg + 1]!)
 rmSync(out, { recursive: true, force: true })
 mkdirSync(out, { recursive: true })
 
@@ -86,7 +90,7 @@ if (result.warnings.length > 0) {
   process.exit(1)
 }
 // What each chunk holds and imports, for `esbuild --analyze`-like questions (why is X loaded at start?).
-writeFileSync(join(root, "dist/meta.json"), JSON.stringify(result.metafile))
+writeFileSync(outArg === -1 ? join(root, "dist/meta.json") : join(out, "meta.json"), JSON.stringify(result.metafile))
 cpSync(join(root, "src/layers/inputs/envoy/proto"), join(out, "proto"), { recursive: true })
 
 const sizes = Object.entries(result.metafile.outputs)

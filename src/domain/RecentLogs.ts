@@ -44,7 +44,7 @@ export class Ring<A> {
 
   constructor(capacity: number) {
     this.capacity = capacity
-    this.items = Array.from({ length: Math.min(capacity, 64) })
+    this.items = Array.from({ length: Math.min(capacity, 4) })
   }
 
   get size(): number {

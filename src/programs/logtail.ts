@@ -11,10 +11,9 @@
  */
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Effect, Layer, Redacted } from "effect"
-import { type Route } from "../domain/Route.ts"
 import * as DrainRunner from "../layers/drains/DrainRunner.ts"
 import { Drains } from "../layers/drains/Drains.ts"
-import { WritableDatasource } from "../layers/datasources/WritableDatasource.ts"
+import type { WritableDatasource } from "../layers/datasources/WritableDatasource.ts"
 import * as HttpServer from "../layers/http/HttpServer.ts"
 import { Ingest } from "../layers/Ingest.ts"
 import * as SyslogTcp from "../layers/inputs/SyslogTcp.ts"
@@ -24,6 +23,9 @@ import * as Api from "../layers/logtail/Api.ts"
 import * as Collector from "../layers/logtail/Collector.ts"
 import * as LiveTails from "../layers/logtail/LiveTails.ts"
 import * as RecentLogs from "../layers/logtail/RecentLogs.ts"
+import * as TailFeed from "../layers/logtail/TailFeed.ts"
+import * as TailRoutes from "../layers/logtail/TailRoutes.ts"
+import * as TailSessions from "../layers/logtail/TailSessions.ts"
 import { Readiness } from "../layers/Readiness.ts"
 import { RouteTable } from "../layers/RouteTable.ts"
 import * as Telemetry from "../layers/Telemetry.ts"
@@ -48,29 +50,6 @@ export const tailsEndpoint = (
   if (inputs.tcp) return `syslog+tcp://${host}:${config.syslogTcpPort}`
   return `syslog+udp://${host}:${config.syslogUdpPort}`
 }
-
-/**
- * Removes the routes a previous run of this logtail left pointing at it, once the datasource has
- * loaded its routes (a tail opened in the first moment, before that, may lose its route to it).
- */
-const removeStaleRoutes = (endpoint: string) =>
-  Layer.effectDiscard(Effect.gen(function*() {
-    const writable = yield* WritableDatasource
-    const readiness = yield* Readiness
-    const loaded = Effect.map(readiness.report, (report) => report.checks.filter((c) => c.name.startsWith("datasource:")).every((c) => c.ready))
-    const table = yield* RouteTable
-    // In the background: /healthz answers meanwhile, whatever the datasource is doing.
-    yield* Effect.gen(function*() {
-      while (!(yield* loaded)) yield* Effect.sleep("50 millis")
-      const stale: Array<Route> = table.routes().filter((route) => route.endpoint === endpoint)
-      for (const route of stale) {
-        yield* writable.remove(route).pipe(
-          Effect.catch((error) => Log.warn("cannot remove a stale tail route", { hostname: route.hostname, error: error.message }))
-        )
-      }
-      if (stale.length > 0) yield* Log.info("removed stale tail routes", { count: stale.length, endpoint })
-    }).pipe(Effect.forkScoped)
-  }))
 
 export const layer = (config: LogtrainConfig, tail: LogtailConfig, commandLine: Logtrain.CommandLine = {}) =>
   Effect.gen(function*() {
@@ -107,22 +86,6 @@ export const layer = (config: LogtrainConfig, tail: LogtailConfig, commandLine: 
         : SyslogTcp.layer({ host, port: config.syslogTlsPort, maxMessageBytes: config.maxMessageBytes, tls: tlsMaterial })
     )
 
-    const storage = tail.storageAdapter === "memory"
-      ? RecentLogs.memory(tail.numberOfLines)
-      : tail.storageAdapter === "file"
-      ? RecentLogs.file(tail.storageFileDir, tail.numberOfLines)
-      : Layer.unwrap(Effect.map(Effect.promise(() => import("../layers/logtail/RedisRecentLogs.ts")), (module) =>
-        module.layer({
-          url: tail.redisUrl === undefined ? undefined : Redacted.value(tail.redisUrl),
-          host: tail.redisHost,
-          port: tail.redisPort,
-          password: tail.redisPassword === undefined ? undefined : Redacted.value(tail.redisPassword),
-          db: tail.redisDb,
-          linesPerApp: tail.numberOfLines,
-          pipelineLength: tail.redisPipelineLength,
-          pipelineTimeout: tail.redisPipelineTimeout
-        })))
-
     // The writable datasource live tails write routes to: Postgres, else Kubernetes, else none.
     const postgres = config.postgres === true
     if (postgres && config.databaseUrl === undefined) {
@@ -157,15 +120,38 @@ export const layer = (config: LogtrainConfig, tail: LogtailConfig, commandLine: 
       Readiness.layer,
       Telemetry.processMetrics
     )
-    const tails = writable === undefined
-      ? LiveTails.layer({ endpoint })
-      : LiveTails.layer({ endpoint }).pipe(
-        Layer.provide(endpoint === undefined ? writable : Layer.provideMerge(removeStaleRoutes(endpoint), writable))
-      )
+    // Recent logs and the state of live tails: in this process (one replica), or in Redis, shared
+    // by any number of replicas.
+    type TailState = TailSessions.TailSessions | TailFeed.TailFeed | TailRoutes.TailRoutes | RecentLogs.RecentLogs
+    const inProcess = (storage: Layer.Layer<RecentLogs.RecentLogs, RecentLogs.StorageError>) =>
+      Layer.mergeAll(storage, TailSessions.memory(), TailFeed.memory(), TailRoutes.local({ endpoint }))
+    const state: Layer.Layer<TailState, RecentLogs.StorageError, Readiness | RouteTable> =
+      tail.storageAdapter === "memory"
+        ? inProcess(RecentLogs.memory(tail.numberOfLines, { maxApps: tail.storageMemoryMaxApps }))
+        : tail.storageAdapter === "file"
+        ? inProcess(Layer.unwrap(Effect.map(
+          Effect.promise(() => import("../layers/logtail/FileRecentLogs.ts")),
+          (module) => module.file(tail.storageFileDir, tail.numberOfLines)
+        )))
+        : Layer.unwrap(Effect.map(Effect.promise(() => import("../layers/logtail/redis/layer.ts")), (module) =>
+          module.layer({
+            url: tail.redisUrl === undefined ? undefined : Redacted.value(tail.redisUrl),
+            host: tail.redisHost,
+            port: tail.redisPort,
+            password: tail.redisPassword === undefined ? undefined : Redacted.value(tail.redisPassword),
+            db: tail.redisDb,
+            linesPerApp: tail.numberOfLines,
+            pipelineLength: tail.redisPipelineLength,
+            pipelineTimeout: tail.redisPipelineTimeout,
+            prefix: tail.redisPrefix,
+            endpoint,
+            lease: tail.tailLease
+          })))
+    const tails = LiveTails.layer().pipe(Layer.provideMerge(writable === undefined ? state : state.pipe(Layer.provide(writable))))
     const http = HttpServer.layer(
       { host, port: config.httpPort },
       Api.routes({ publicBase: tail.hostSuffix === undefined || tail.name === undefined ? undefined : `https://${tail.name}${tail.hostSuffix}` })
-    )
+    ).pipe(Layer.provide(Api.routerConfig))
     const started = Layer.effectDiscard(Effect.gen(function*() {
       if (writable === undefined) {
         yield* Log.warn("no writable datasource (POSTGRES or KUBERNETES_DATASOURCE): live tails show only what agents already send here")
@@ -183,9 +169,8 @@ export const layer = (config: LogtrainConfig, tail: LogtailConfig, commandLine: 
     }))
     return started.pipe(
       Layer.provideMerge(Layer.mergeAll(inputs, http)),
-      Layer.provideMerge(Collector.layer),
+      Layer.provideMerge(Collector.layer()),
       Layer.provideMerge(tails),
-      Layer.provide(storage),
       Layer.provide(core)
     )
   })

@@ -24,6 +24,10 @@ export const start = (env: Record<string, string>, args: ReadonlyArray<string> =
 export const startLogtail = (env: Record<string, string>, args: ReadonlyArray<string> = []): LogtrainProcess =>
   startEntry(logtailEntry, env, args)
 
+/** A script of a bundle (test/helpers/Bundle.ts), run as the image runs it. */
+export const startScript = (script: string, env: Record<string, string>, args: ReadonlyArray<string> = []): LogtrainProcess =>
+  startEntry(script, env, args)
+
 const startEntry = (entry: string, env: Record<string, string>, args: ReadonlyArray<string>): LogtrainProcess => {
   let out = ""
   let err = ""

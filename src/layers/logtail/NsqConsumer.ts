@@ -73,7 +73,7 @@ export const layer = (options: Options) =>
     const stats = { messages: 0, unusable: 0, requeued: 0, connects: 0 }
     const labels = { topic: options.topic, channel: options.channel }
     yield* Telemetry.counter("logtail_nsq_messages_total", "NSQ messages stored.", labels, () => stats.messages)
-    yield* Telemetry.counter("logtail_nsq_unusable_total", "NSQ messages with no line to store (finished, not requeued).", labels, () =>
+    yield* Telemetry.counter("logtail_nsq_unusable_total", "NSQ messages with no line to store, or whose line the store refused for good (finished, not requeued).", labels, () =>
       stats.unusable)
     yield* Telemetry.counter("logtail_nsq_requeued_total", "NSQ messages requeued after a storage error.", labels, () => stats.requeued)
     let lastUnusable = ""
@@ -137,6 +137,12 @@ export const layer = (options: Options) =>
           yield* Log.warn("recent logs: write failed, message requeued", { error: stored.failure.message })
           send(`REQ ${message.id} ${Math.min(60_000, 1000 * message.attempts)}\n`)
           continue
+        }
+        // A key the store can never write: the line cannot be stored however often it comes again.
+        const refused = stored.success.refused[0]
+        if (refused !== undefined) {
+          stats.unusable++
+          lastUnusable = `the store refused it (${refused.reason})`
         }
         tails.publish([{ time: parsed.time, hostname: parsed.app, tag: parsed.tag, message: parsed.message, severity: 6, facility: 1 }])
         stats.messages++

@@ -9,6 +9,9 @@ import { join } from "node:path"
 import * as LiveTails from "../../../src/layers/logtail/LiveTails.ts"
 import * as NsqConsumer from "../../../src/layers/logtail/NsqConsumer.ts"
 import * as RecentLogs from "../../../src/layers/logtail/RecentLogs.ts"
+import * as TailFeed from "../../../src/layers/logtail/TailFeed.ts"
+import * as TailRoutes from "../../../src/layers/logtail/TailRoutes.ts"
+import * as TailSessions from "../../../src/layers/logtail/TailSessions.ts"
 import { Readiness } from "../../../src/layers/Readiness.ts"
 import { waitUntil } from "../../helpers/DrainsHarness.ts"
 import * as FakeNsqd from "../../helpers/FakeNsqd.ts"
@@ -30,13 +33,18 @@ const appMessage = (i: number) =>
     kubernetes: { pod_name: "foo-v2-web-2ggow", container_name: "foo-web", labels: { app: "bar", type: "web", version: "v2" } }
   })
 
+/** Live tails in this process, no routes written. */
+const tails = LiveTails.layer().pipe(
+  Layer.provideMerge(Layer.mergeAll(TailSessions.memory(), TailFeed.memory(), TailRoutes.local({ endpoint: undefined })))
+)
+
 describe("NSQ aggregator", () => {
   it.live("consumes the recorded messages: lines stored per app, unusable ones finished and counted, heartbeats answered, reconnects", () =>
     Effect.gen(function*() {
       const nsqd = yield* Effect.acquireRelease(Effect.promise(() => FakeNsqd.listen("logs", "consume")), (n) => Effect.promise(() => n.stop()))
       const context = yield* Layer.build(
         NsqConsumer.layer({ host: "127.0.0.1", port: nsqd.port, topic: "logs", channel: "consume", handlerCount: 4 }).pipe(
-          Layer.provideMerge(LiveTails.layer({ endpoint: undefined })),
+          Layer.provideMerge(tails),
           Layer.provideMerge(RecentLogs.memory(1000)),
           Layer.provideMerge(Readiness.layer)
         )
@@ -78,14 +86,14 @@ describe("NSQ aggregator", () => {
           Effect.suspend(() => {
             if (failures-- > 0) return Effect.fail(new RecentLogs.StorageError({ adapter: "flaky", detail: "down" }))
             stored.push(...lines.map(([, line]) => line))
-            return Effect.void
+            return Effect.succeed(RecentLogs.written)
           }),
         read: () => Effect.succeed(undefined),
         destroy: () => Effect.void
       }))
       yield* Layer.build(
         NsqConsumer.layer({ host: "127.0.0.1", port: nsqd.port, topic: "logs", channel: "consume", handlerCount: 1 }).pipe(
-          Layer.provideMerge(LiveTails.layer({ endpoint: undefined })),
+          Layer.provideMerge(tails),
           Layer.provideMerge(flaky),
           Layer.provideMerge(Readiness.layer)
         )

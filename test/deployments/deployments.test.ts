@@ -87,7 +87,7 @@ describe("deployments", () => {
     assert.include(dockerfile, 'CMD ["node", "dist/bundle/logtrain.js"]')
     assert.include(dockerfile, "ENV NODE_OPTIONS=--max-semi-space-size=4")
     assert.include(dockerfile, "ENV MALLOC_ARENA_MAX=2")
-    assert.deepStrictEqual(find("StatefulSet", "logtail").spec.template.spec.containers[0].command, ["node", "dist/bundle/logtail.js"])
+    assert.deepStrictEqual(find("Deployment", "logtail").spec.template.spec.containers[0].command, ["node", "dist/bundle/logtail.js"])
     for (const program of ["logtrain", "logtail"]) {
       const [http, tcp, udp, envoy] = await freePorts(4)
       const { child, exited, stderr } = startBundle(program, {
@@ -209,7 +209,7 @@ describe("deployments", () => {
     assert.deepStrictEqual(find("ClusterRoleBinding", "logtrain-routes-writer").roleRef.name, "logtrain-routes-writer")
     assert.deepStrictEqual(subjects("logtrain-routes-writer"), ["logtrain/logtail"])
     assert.strictEqual(find("DaemonSet", "logtrain").spec.template.spec.serviceAccountName, "logtrain")
-    assert.strictEqual(find("StatefulSet", "logtail").spec.template.spec.serviceAccountName, "logtail")
+    assert.strictEqual(find("Deployment", "logtail").spec.template.spec.serviceAccountName, "logtail")
   })
 
   it("the logtrain DaemonSet: every node, a privileged init container only, read-only logs, state on the host, probes, budget", () => {
@@ -265,11 +265,11 @@ describe("deployments", () => {
       const container = ds.ports.find((p: Doc) => p.name === port.targetPort)
       assert.strictEqual(port.protocol ?? "TCP", container.protocol ?? "TCP", port.name)
     }
-    const tail = find("StatefulSet", "logtail")
+    const tail = find("Deployment", "logtail")
     const tailContainer = tail.spec.template.spec.containers[0]
     assert.deepStrictEqual(portsOf(tailContainer), { http: defaults.httpPort, "syslog-tcp": defaults.syslogTcpPort, "syslog-udp": defaults.syslogUdpPort })
     const tailService = find("Service", "logtail")
-    assert.strictEqual(tail.spec.serviceName, "logtail")
+    assert.deepStrictEqual(tailService.spec.selector, tail.spec.template.metadata.labels)
     for (const port of tailService.spec.ports) assert.property(portsOf(tailContainer), port.targetPort)
     assert.include(tailService.spec.ports.map((p: Doc) => p.port), 80, "deis/logger's clients use port 80")
     // logtail: Redis storage, the Redis the manifests run, and its own Service as tail endpoint.
@@ -280,6 +280,23 @@ describe("deployments", () => {
     assert.strictEqual(String(redis.spec.ports[0].port), vars.DEIS_LOGGER_REDIS_SERVICE_PORT.value)
     assert.strictEqual(vars.NAME.value, tailService.metadata.name)
     assert.deepStrictEqual([tailContainer.livenessProbe.httpGet.path, tailContainer.readinessProbe.httpGet.path], ["/healthz", "/readyz"])
+  })
+
+  it("logtail runs three replicas sharing Redis, at most one away at a time, and each replica serves any tail", () => {
+    const tail = find("Deployment", "logtail")
+    assert.strictEqual(tail.spec.replicas, 3)
+    // Several replicas need the shared store: with memory or file storage a tail made on one
+    // replica could not be opened on another.
+    assert.strictEqual(env(tail.spec.template.spec.containers[0]).STORAGE_ADAPTER.value, "redis")
+    // Replaced one at a time, never below three ready.
+    assert.strictEqual(tail.spec.strategy.rollingUpdate.maxUnavailable, 0)
+    const budget = find("PodDisruptionBudget", "logtail")
+    assert.strictEqual(budget.apiVersion, "policy/v1")
+    assert.deepStrictEqual(budget.spec.selector.matchLabels, tail.spec.template.metadata.labels)
+    assert.strictEqual(budget.spec.maxUnavailable, 1)
+    // The lease fits the grace period: a replica stopped leaves no route longer than that.
+    const lease = Number(/^(\d+)s$/.exec(env(tail.spec.template.spec.containers[0]).LOGTAIL_TAIL_LEASE.value)![1])
+    assert.isAtMost(lease, tail.spec.template.spec.terminationGracePeriodSeconds)
   })
 
   it("the Grafana dashboard shows only metrics the code exports", () => {

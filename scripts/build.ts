@@ -79,6 +79,11 @@ const result = await build({
   metafile: true,
   // pg's optional native binding; never used.
   external: ["pg-native"],
+  // Effect's NodeRedis imports node-redis as `redis`, which adds the RedisBloom, RedisJSON,
+  // RediSearch and RedisTimeSeries command modules to every client; logtail sends plain commands
+  // and Lua scripts, and @redis/client (what `redis` wraps) exports the same createClient and
+  // errors without them.
+  alias: { redis: "@redis/client" },
   plugins: [builtinsWithoutFacade],
   // Bundled CommonJS code may call require(): give the ESM bundle one.
   banner: { js: "import { createRequire as __logtrainCreateRequire } from 'node:module'; const require = __logtrainCreateRequire(import.meta.url);" },

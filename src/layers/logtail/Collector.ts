@@ -115,13 +115,14 @@ export const layer = (options: Options = {}) =>
     const gather: Effect.Effect<ReadonlyArray<AppLine>> = batching === undefined || batching.lines <= 1
       ? Queue.takeBetween(queue, 1, MAX_WRITE)
       : Effect.gen(function*() {
-        // As deis/logger: a batch goes when it holds `lines`, or `timeoutMillis` after its first line.
-        const lines: Array<AppLine> = [...(yield* Queue.takeBetween(queue, 1, batching.lines))]
+        // As deis/logger: a batch goes once it holds `lines`, or `timeoutMillis` after its first
+        // line; it takes what is waiting then (up to MAX_WRITE), so a busy store gets big batches.
+        const lines: Array<AppLine> = [...(yield* Queue.takeBetween(queue, 1, MAX_WRITE))]
         const deadline = Date.now() + batching.timeoutMillis
         while (lines.length < batching.lines) {
           const left = deadline - Date.now()
           if (left <= 0) break
-          const more = yield* Queue.takeBetween(queue, 1, batching.lines - lines.length).pipe(Effect.timeoutOption(left))
+          const more = yield* Queue.takeBetween(queue, 1, MAX_WRITE - lines.length).pipe(Effect.timeoutOption(left))
           if (Option.isNone(more)) break
           for (const line of more.value) lines.push(line)
         }

@@ -82,7 +82,50 @@ export interface StdoutDrainUrl extends Common {
   readonly format: "text" | "json" | "rfc5424"
 }
 
-export type DrainUrl = SyslogDrainUrl | HttpDrainUrl | ElasticsearchDrainUrl | PersistentDrainUrl | StdoutDrainUrl
+/** How an HTTP drain compresses its bodies: `gzip` those of more than a few KiB (the default), or `none`. */
+export type Compression = "gzip" | "none"
+
+/** `otlp+http://`, `otlp+https://`: OTLP/HTTP logs (`/v1/logs` unless a path is given; port 4318). */
+export interface OtlpDrainUrl extends Common {
+  readonly _tag: "Otlp"
+  /** The POST target, without logtrain's own options (user info kept: the transport sends it as Basic auth). */
+  readonly url: string
+  /** `protobuf` (`application/x-protobuf`, the spec's default) or `json`. */
+  readonly encoding: "protobuf" | "json"
+  readonly compression: Compression
+  /** For `otlp+https`: extra trusted CA certificates (PEM), added to the system roots. */
+  readonly ca: string | undefined
+  readonly insecure: boolean
+}
+
+/** Fields of a packet a Loki drain may make stream labels of, besides `app` (the hostname). */
+export const lokiLabels = ["level", "facility", "tag", "namespace", "pod", "container"] as const
+export type LokiLabel = typeof lokiLabels[number]
+
+/** `loki+http://`, `loki+https://`: the Loki push API (`/loki/api/v1/push`; port 3100 for http). */
+export interface LokiDrainUrl extends Common {
+  readonly _tag: "Loki"
+  /** The push URL, without logtrain's own options (user info kept: sent as Basic auth). */
+  readonly url: string
+  /** `X-Scope-OrgID`, for multi-tenant Loki. */
+  readonly tenant: string | undefined
+  /** Stream labels besides `app`, from `?labels=`. */
+  readonly labels: ReadonlyArray<LokiLabel>
+  /** Where the other fields go: Loki 3's `structured` metadata (default), or the `line`, as logfmt. */
+  readonly metadata: "structured" | "line"
+  readonly compression: Compression
+  readonly ca: string | undefined
+  readonly insecure: boolean
+}
+
+export type DrainUrl =
+  | SyslogDrainUrl
+  | HttpDrainUrl
+  | ElasticsearchDrainUrl
+  | PersistentDrainUrl
+  | StdoutDrainUrl
+  | OtlpDrainUrl
+  | LokiDrainUrl
 
 export type DrainKind = DrainUrl["_tag"]
 
@@ -203,6 +246,76 @@ const stdout: Parser = (url, endpoint, display) => {
     : invalid("InvalidOption", display, `format must be text, json or rfc5424, not "${format}"`)
 }
 
+const compressionOf = (url: URL, display: string): Result.Result<Compression, DrainUrlError> => {
+  const value = url.searchParams.get("compression") ?? "gzip"
+  return value === "gzip" || value === "none"
+    ? Result.succeed(value)
+    : invalid("InvalidOption", display, `compression must be gzip or none, not "${value}"`)
+}
+
+const otlp = (protocol: "http:" | "https:"): Parser => (url, endpoint, display) =>
+  Result.gen(function*() {
+    yield* hostOf(url, display)
+    const port = yield* portOf(url, 4318, display)
+    const insecure = yield* flag(url, "insecure", display)
+    const ca = yield* caOf(url, display)
+    const compression = yield* compressionOf(url, display)
+    const encoding = url.searchParams.get("encoding") ?? "protobuf"
+    if (encoding !== "protobuf" && encoding !== "json") {
+      return yield* invalid("InvalidOption", display, `encoding must be protobuf or json, not "${encoding}"`)
+    }
+    const target = new URL(`${protocol}//${url.host}`)
+    target.port = String(port)
+    target.pathname = url.pathname === "" || url.pathname === "/" ? "/v1/logs" : url.pathname
+    target.username = url.username
+    target.password = url.password
+    target.search = withoutOptions(url.searchParams, ["insecure", "ca", "encoding", "compression"])
+    return { _tag: "Otlp", endpoint, display, url: target.href, encoding, compression, ca, insecure } satisfies OtlpDrainUrl
+  })
+
+const LOKI_PUSH_PATH = "/loki/api/v1/push"
+
+const loki = (protocol: "http:" | "https:"): Parser => (url, endpoint, display) =>
+  Result.gen(function*() {
+    yield* hostOf(url, display)
+    const port = yield* portOf(url, protocol === "http:" ? 3100 : 443, display)
+    const insecure = yield* flag(url, "insecure", display)
+    const ca = yield* caOf(url, display)
+    const compression = yield* compressionOf(url, display)
+    const metadata = url.searchParams.get("metadata") ?? "structured"
+    if (metadata !== "structured" && metadata !== "line") {
+      return yield* invalid("InvalidOption", display, `metadata must be structured or line, not "${metadata}"`)
+    }
+    const labels: Array<LokiLabel> = []
+    for (const name of (url.searchParams.get("labels") ?? "").split(",").map((l) => l.trim()).filter((l) => l !== "")) {
+      if (!(lokiLabels as ReadonlyArray<string>).includes(name)) {
+        return yield* invalid("InvalidOption", display, `labels may name ${lokiLabels.join(", ")}; not "${name}"`)
+      }
+      if (!labels.includes(name as LokiLabel)) labels.push(name as LokiLabel)
+    }
+    const tenant = url.searchParams.get("tenant") || undefined
+    const target = new URL(`${protocol}//${url.host}`)
+    target.port = String(port)
+    const path = url.pathname.replace(/\/+$/, "")
+    // A path is a prefix (Loki behind a gateway) unless it already ends with the push API's.
+    target.pathname = path.endsWith(LOKI_PUSH_PATH) ? path : `${path}${LOKI_PUSH_PATH}`
+    target.username = url.username
+    target.password = url.password
+    target.search = withoutOptions(url.searchParams, ["insecure", "ca", "tenant", "labels", "metadata", "compression"])
+    return {
+      _tag: "Loki",
+      endpoint,
+      display,
+      url: target.href,
+      tenant,
+      labels,
+      metadata,
+      compression,
+      ca,
+      insecure
+    } satisfies LokiDrainUrl
+  })
+
 /** Every scheme logtrain accepts (lower case), and what it means. */
 export const schemes: Readonly<Record<string, Parser>> = {
   "syslog+tcp": syslog("tcp", 514),
@@ -220,7 +333,11 @@ export const schemes: Readonly<Record<string, Parser>> = {
   "elasticsearch+https": elasticsearch("https:"),
   "elasticsearch": elasticsearch("https:"),
   "persistent": persistent,
-  "stdout": stdout
+  "stdout": stdout,
+  "otlp+http": otlp("http:"),
+  "otlp+https": otlp("https:"),
+  "loki+http": loki("http:"),
+  "loki+https": loki("https:")
 }
 
 /** Parses a drain URL. Scheme names are case-insensitive, as in the original. */
@@ -245,7 +362,7 @@ export const parse = (endpoint: string): Result.Result<DrainUrl, DrainUrlError> 
 }
 
 /** Query options logtrain reads itself; their values are not secret and stay visible in `display`. */
-const OWN_OPTIONS = new Set(["insecure", "auth", "index", "framing", "format"])
+const OWN_OPTIONS = new Set(["insecure", "auth", "index", "framing", "format", "encoding", "compression", "labels", "metadata"])
 
 /**
  * A printable form of any endpoint, parsable or not: user and password become `***`, and so does

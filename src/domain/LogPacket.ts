@@ -46,6 +46,20 @@ export const Facility = {
   local7: 23
 } as const
 
+/**
+ * Where a packet came from in Kubernetes, when its input knows: the container log input from the
+ * file's name (`<pod>_<namespace>_<container>-<id>.log`), the OTLP input from resource attributes.
+ * One object is shared by all the packets of a source (a container log file's `ContainerFile` is
+ * one), so carrying it costs a pointer per packet. Drains that have a place for it (OTLP resource
+ * attributes `k8s.*`, Loki labels) use it; the others ignore it.
+ */
+export interface KubernetesSource {
+  readonly namespace?: string | undefined
+  readonly pod?: string | undefined
+  readonly container?: string | undefined
+  readonly containerId?: string | undefined
+}
+
 export interface LogPacket {
   readonly time: Date
   /** What routes are looked up by: an app, a service, a host. */
@@ -68,6 +82,8 @@ export interface LogPacket {
    * (keeping sub-millisecond time and the sender's offset) instead of formatting the fields again.
    */
   readonly rfc5424?: string | undefined
+  /** Namespace, pod and container, for packets from Kubernetes sources that know them. */
+  readonly kubernetes?: KubernetesSource | undefined
 }
 
 export interface LogPacketFields {
@@ -80,6 +96,7 @@ export interface LogPacketFields {
   readonly procId?: string | undefined
   readonly msgId?: string | undefined
   readonly structuredData?: string | undefined
+  readonly kubernetes?: KubernetesSource | undefined
 }
 
 /** A packet from fields; severity defaults to informational and facility to user, as `logger` does. */
@@ -94,7 +111,8 @@ export const make = (fields: LogPacketFields): LogPacket => ({
   msgId: fields.msgId,
   structuredData: fields.structuredData,
   // Same shape as the decoders' packets, so the hot path sees one object layout.
-  rfc5424: undefined
+  rfc5424: undefined,
+  kubernetes: fields.kubernetes
 })
 
 const clampSeverity = (n: number): number => (Number.isInteger(n) && n >= 0 && n <= 7 ? n : Severity.Informational)

@@ -90,7 +90,8 @@ export const parse = (
     procId,
     msgId: undefined,
     structuredData: undefined,
-    rfc5424: undefined
+    rfc5424: undefined,
+    kubernetes: undefined
   }
 }
 

@@ -106,7 +106,8 @@ export const parse = (line: string, receivedAt: Date): LogPacket | SyslogParseEr
     procId: nilToUndefined(line, appEnd + 1, procEnd),
     msgId: nilToUndefined(line, procEnd + 1, msgIdEnd),
     structuredData: sdEnd - sdStart <= 1 ? undefined : line.slice(sdStart, sdEnd),
-    rfc5424: repaired ? undefined : line
+    rfc5424: repaired ? undefined : line,
+    kubernetes: undefined
   }
 }
 

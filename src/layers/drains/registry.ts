@@ -8,6 +8,8 @@ import type { DrainError } from "./DrainError.ts"
 import type { DrainSink } from "./DrainRunner.ts"
 import * as Elasticsearch from "./elasticsearch.ts"
 import * as Http from "./http.ts"
+import * as Loki from "./loki.ts"
+import * as Otlp from "./otlp.ts"
 import * as Persistent from "./persistent.ts"
 import * as Stdout from "./stdout.ts"
 import * as Syslog from "./syslog.ts"
@@ -21,7 +23,9 @@ export const registry: { readonly [K in DrainKind]: DrainFactory<K> } = {
   Stdout: Stdout.make,
   Http: Http.make,
   Elasticsearch: Elasticsearch.make,
-  Persistent: Persistent.make
+  Persistent: Persistent.make,
+  Otlp: Otlp.make,
+  Loki: Loki.make
 }
 
 export const sinkFor = (url: DrainUrl): Effect.Effect<DrainSink, DrainError> =>

@@ -27,6 +27,8 @@ export interface Response {
   readonly headers: Readonly<Record<string, string>>
   /** The start of the body (at most 4 KiB), for error messages and small replies. */
   readonly body: string
+  /** The same start of the body, as bytes: for answers that are not text (OTLP's protobuf). */
+  readonly bytes: Uint8Array
 }
 
 export interface Client {
@@ -85,8 +87,11 @@ export const client = (options: ClientOptions): Effect.Effect<Client, never, Sco
         return http.execute(request).pipe(
           Effect.flatMap((response) =>
             Effect.map(
-              Effect.orElseSucceed(response.text, () => ""),
-              (text): Response => ({ status: response.status, headers: response.headers, body: text.slice(0, MAX_BODY_SHOWN) })
+              Effect.orElseSucceed(response.arrayBuffer, () => new ArrayBuffer(0)),
+              (buffer): Response => {
+                const bytes = new Uint8Array(buffer, 0, Math.min(buffer.byteLength, MAX_BODY_SHOWN))
+                return { status: response.status, headers: response.headers, body: Buffer.from(bytes).toString("utf8"), bytes }
+              }
             )
           ),
           Effect.scoped,

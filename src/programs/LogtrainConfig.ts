@@ -43,6 +43,9 @@ export const LogtrainConfig = Config.all({
   httpEvents: optionalFlag("HTTP_EVENTS"),
   httpEventsPath: withDefault(httpPath("HTTP_EVENTS_PATH"), "/events"),
   httpMaxBodySize: withDefault(atLeast("HTTP_MAX_BODY_SIZE", 1024), 1024 * 1024),
+  otlp: optionalFlag("OTLP"),
+  // OTLP senders batch thousands of records (a collector 8192): more than HTTP_MAX_BODY_SIZE's 1 MiB.
+  otlpMaxBodySize: withDefault(atLeast("OTLP_MAX_BODY_SIZE", 1024), 4 * 1024 * 1024),
 
   // An input of the originals that a later version adds; naming it is an error today.
   envoy: optionalFlag("ENVOY"),

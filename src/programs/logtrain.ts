@@ -16,6 +16,7 @@ import * as SyslogTcp from "../layers/inputs/SyslogTcp.ts"
 import * as SyslogUdp from "../layers/inputs/SyslogUdp.ts"
 import * as HttpEvents from "../layers/inputs/HttpEvents.ts"
 import * as HttpSyslog from "../layers/inputs/HttpSyslog.ts"
+import * as Otlp from "../layers/inputs/Otlp.ts"
 import * as Tls from "../layers/transports/tls.ts"
 import { describeCause } from "../layers/transports/TransportError.ts"
 import { LogtrainConfig } from "./LogtrainConfig.ts"
@@ -84,18 +85,19 @@ export const layer = (config: LogtrainConfig, commandLine: CommandLine = {}) =>
   Effect.gen(function*() {
     // As the original, only the inputs asked for run; with none named at all, the embedded default
     // (syslog over TCP and UDP) runs.
-    const named = [config.syslogTcp, config.syslogUdp, config.syslogTls, config.httpSyslog, config.httpEvents, config.envoy, config.kubernetes]
+    const named = [config.syslogTcp, config.syslogUdp, config.syslogTls, config.httpSyslog, config.httpEvents, config.otlp, config.envoy, config.kubernetes]
       .some((flag) => flag !== undefined)
     const tcp = named ? config.syslogTcp === true : true
     const udp = named ? config.syslogUdp === true : true
     const tls = config.syslogTls === true
     const httpSyslog = config.httpSyslog === true
     const httpEvents = config.httpEvents === true
+    const otlp = config.otlp === true
     const containerLogs = config.kubernetes === true
     const envoy = config.envoy === true
-    if (!tcp && !udp && !tls && !httpSyslog && !httpEvents && !containerLogs && !envoy) {
+    if (!tcp && !udp && !tls && !httpSyslog && !httpEvents && !otlp && !containerLogs && !envoy) {
       return yield* new StartupError({
-        detail: "no inputs are enabled: set one of SYSLOG_TCP, SYSLOG_UDP, SYSLOG_TLS, HTTP_SYSLOG, HTTP_EVENTS, ENVOY, KUBERNETES to true"
+        detail: "no inputs are enabled: set one of SYSLOG_TCP, SYSLOG_UDP, SYSLOG_TLS, HTTP_SYSLOG, HTTP_EVENTS, OTLP, ENVOY, KUBERNETES to true"
       })
     }
     const host = config.listenAddress
@@ -150,7 +152,15 @@ export const layer = (config: LogtrainConfig, commandLine: CommandLine = {}) =>
       httpSyslog
         ? HttpSyslog.routes({ path: config.httpSyslogPath, maxBodyBytes: config.httpMaxBodySize, maxMessageBytes: config.maxMessageBytes })
         : Layer.empty,
-      httpEvents ? HttpEvents.routes({ path: config.httpEventsPath, maxBodyBytes: config.httpMaxBodySize }) : Layer.empty
+      httpEvents ? HttpEvents.routes({ path: config.httpEventsPath, maxBodyBytes: config.httpMaxBodySize }) : Layer.empty,
+      otlp
+        ? Otlp.routes({
+          path: Otlp.PATH,
+          maxBodyBytes: config.otlpMaxBodySize,
+          maxMessageBytes: config.maxMessageBytes,
+          akkeris: config.akkeris
+        })
+        : Layer.empty
     )
 
     // Postgres code is loaded only when a Postgres feature is on.
@@ -211,7 +221,8 @@ export const layer = (config: LogtrainConfig, commandLine: CommandLine = {}) =>
         udp ? `syslog+udp :${config.syslogUdpPort}` : "",
         tls ? `syslog+tls :${config.syslogTlsPort}` : "",
         httpSyslog ? `syslog over http ${config.httpSyslogPath}` : "",
-        httpEvents ? `events over http ${config.httpEventsPath}` : ""
+        httpEvents ? `events over http ${config.httpEventsPath}` : "",
+        otlp ? `otlp over http ${Otlp.PATH}` : ""
       ].filter((s) => s !== "").join(", "),
       http: `:${config.httpPort}`,
       routes: [

@@ -2,10 +2,11 @@
  * Request bodies of HTTP drains, gzipped when it is worth it (OTLP and Loki receivers must accept
  * `Content-Encoding: gzip`). Compression runs on libuv's thread pool, not the event loop, at level
  * 1: log lines compress 5–10× at that level, at a fraction of the CPU of the default level 6.
+ * zlib is loaded on first use (process.getBuiltinModule), not when logtrain starts: most nodes
+ * never run an HTTP drain.
  */
 import { Effect } from "effect"
 import { Buffer } from "node:buffer"
-import { constants, gzip } from "node:zlib"
 
 /** Bodies smaller than this are sent as they are: too small to be worth a compression. */
 export const GZIP_ABOVE = 4 * 1024
@@ -20,7 +21,8 @@ export const compress = (bytes: Uint8Array, enabled: boolean): Effect.Effect<Bod
   !enabled || bytes.length < GZIP_ABOVE
     ? Effect.succeed({ bytes, encoding: undefined })
     : Effect.callback<Body>((resume) => {
-      gzip(bytes, { level: constants.Z_BEST_SPEED }, (error, result) =>
+      const zlib = process.getBuiltinModule("node:zlib")
+      zlib.gzip(bytes, { level: zlib.constants.Z_BEST_SPEED }, (error, result) =>
         // gzip of a buffer in memory fails only when memory does; send it as it is then.
         resume(Effect.succeed(error === null ? { bytes: result, encoding: "gzip" } : { bytes, encoding: undefined })))
     })

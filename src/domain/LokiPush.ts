@@ -80,18 +80,32 @@ const logfmt = (value: string): string =>
     ? value
     : `"${value.replace(/\\/g, "\\\\").replace(/"/g, "\\\"").replace(/\n/g, "\\n").replace(/\r/g, "\\r").replace(/\t/g, "\\t")}"`
 
-interface Entry {
-  readonly ms: number
-  readonly order: number
-  readonly line: string
-  readonly metadata: Record<string, string> | undefined
-}
-
 interface Stream {
   readonly key: string
-  readonly labels: Record<string, string>
-  readonly entries: Array<Entry>
+  /** The stream's labels as JSON, written once. */
+  readonly labels: string
+  /** Its entries' times and texts (`"<line>"` or `"<line>",{…}`), in arrival order. */
+  readonly times: Array<number>
+  readonly texts: Array<string>
 }
+
+/** The metadata (or logfmt prefix) of a packet: consecutive packets of one source share it. */
+const fieldsText = (packet: LogPacket, keys: ReadonlyArray<typeof METADATA[number]>, metadata: PushOptions["metadata"]): string => {
+  let text = ""
+  for (const name of keys) {
+    const value = fieldOf(packet, name)
+    if (value === undefined || value === "") continue
+    text += metadata === "structured"
+      ? `${text === "" ? "" : ","}${JSON.stringify(name)}:${JSON.stringify(value)}`
+      : `${name}=${logfmt(value)} `
+  }
+  return metadata === "structured" && text !== "" ? `{${text}}` : text
+}
+
+/** Whether two packets have the same fields apart from time and message (so the same metadata). */
+const sameFields = (a: LogPacket, b: LogPacket): boolean =>
+  a.severity === b.severity && a.facility === b.facility && a.tag === b.tag && a.procId === b.procId &&
+  a.msgId === b.msgId && a.structuredData === b.structuredData && a.kubernetes === b.kubernetes && a.hostname === b.hostname
 
 /**
  * The push request for a batch, as JSON text. `clocks` (one per drain sender) carries each
@@ -100,65 +114,72 @@ interface Stream {
 export const encode = (batch: ReadonlyArray<LogPacket>, options: PushOptions, clocks: Map<string, StreamClock>): string => {
   const streams = new Map<string, Stream>()
   const metadataKeys = METADATA.filter((name) => !(options.labels as ReadonlyArray<string>).includes(name))
+  let previous: LogPacket | undefined
+  let stream: Stream | undefined
+  let fields = ""
   for (let i = 0; i < batch.length; i++) {
     const packet = batch[i]!
-    const labels: Record<string, string> = { app: labelValue(packet.hostname === "" ? "-" : packet.hostname) }
-    let key = labels.app!
-    for (const name of options.labels) {
-      const value = fieldOf(packet, name)
-      if (value === undefined || value === "") continue
-      labels[name] = labelValue(value)
-      key += `\u0000${name}=${labels[name]}`
-    }
-    let stream = streams.get(key)
-    if (stream === undefined) {
-      stream = { key, labels, entries: [] }
-      streams.set(key, stream)
-    }
-    let line = packet.message
-    let metadata: Record<string, string> | undefined
-    if (options.metadata === "structured") {
-      for (const name of metadataKeys) {
+    if (previous === undefined || !sameFields(previous, packet)) {
+      // The stream: `app` and the chosen labels that have a value.
+      const app = labelValue(packet.hostname === "" ? "-" : packet.hostname)
+      let key = app
+      for (const name of options.labels) {
         const value = fieldOf(packet, name)
-        if (value === undefined || value === "") continue
-        ;(metadata ??= {})[name] = value
+        if (value !== undefined && value !== "") key += `\u0000${name}=${labelValue(value)}`
       }
-    } else {
-      let prefix = ""
-      for (const name of metadataKeys) {
-        const value = fieldOf(packet, name)
-        if (value !== undefined && value !== "") prefix += `${name}=${logfmt(value)} `
+      stream = streams.get(key)
+      if (stream === undefined) {
+        const labels: Record<string, string> = { app }
+        for (const name of options.labels) {
+          const value = fieldOf(packet, name)
+          if (value !== undefined && value !== "") labels[name] = labelValue(value)
+        }
+        stream = { key, labels: JSON.stringify(labels), times: [], texts: [] }
+        streams.set(key, stream)
       }
-      line = `${prefix}msg=${logfmt(packet.message)}`
+      fields = fieldsText(packet, metadataKeys, options.metadata)
+      previous = packet
     }
     const ms = packet.time.getTime()
-    stream.entries.push({ ms: Number.isFinite(ms) && ms > 0 ? ms : 0, order: i, line, metadata })
+    stream!.times.push(Number.isFinite(ms) && ms > 0 ? ms : 0)
+    stream!.texts.push(
+      options.metadata === "line"
+        ? JSON.stringify(`${fields}msg=${logfmt(packet.message)}`)
+        : fields === ""
+        ? JSON.stringify(packet.message)
+        : `${JSON.stringify(packet.message)},${fields}`
+    )
   }
 
-  const out: Array<string> = []
-  for (const stream of streams.values()) {
-    stream.entries.sort((a, b) => a.ms - b.ms || a.order - b.order)
-    let clock = clocks.get(stream.key)
-    const values: Array<string> = []
-    for (const entry of stream.entries) {
-      if (clock === undefined || entry.ms > clock.ms) clock = { ms: entry.ms, next: 0 }
+  let out = ""
+  for (const s of streams.values()) {
+    // Sorted by time (stable: arrival order within a millisecond); most batches already are.
+    let order: ReadonlyArray<number> | undefined
+    for (let i = 1; i < s.times.length; i++) {
+      if (s.times[i]! < s.times[i - 1]!) {
+        order = s.times.map((_, j) => j).sort((a, b) => s.times[a]! - s.times[b]! || a - b)
+        break
+      }
+    }
+    let clock = clocks.get(s.key)
+    let values = ""
+    for (let k = 0; k < s.times.length; k++) {
+      const j = order === undefined ? k : order[k]!
+      const ms = s.times[j]!
+      if (clock === undefined || ms > clock.ms) clock = { ms, next: 0 }
       // An entry older than the stream's last one keeps its own time (Loki decides); ties count on.
-      const offset = entry.ms === clock.ms && clock.next < 1_000_000 ? clock.next++ : 0
-      const ns = entry.ms === 0 ? String(offset) : `${entry.ms}${String(offset).padStart(6, "0")}`
-      values.push(
-        entry.metadata === undefined
-          ? `[${JSON.stringify(ns)},${JSON.stringify(entry.line)}]`
-          : `[${JSON.stringify(ns)},${JSON.stringify(entry.line)},${JSON.stringify(entry.metadata)}]`
-      )
+      const offset = ms === clock.ms && clock.next < 1_000_000 ? clock.next++ : 0
+      const ns = ms === 0 ? String(offset) : `${ms}${offset === 0 ? "000000" : String(offset).padStart(6, "0")}`
+      values += `${k === 0 ? "" : ","}["${ns}",${s.texts[j]}]`
     }
     if (clock !== undefined) {
-      clocks.delete(stream.key)
-      clocks.set(stream.key, clock)
+      clocks.delete(s.key)
+      clocks.set(s.key, clock)
       if (clocks.size > MAX_CLOCKS) clocks.delete(clocks.keys().next().value!)
     }
-    out.push(`{"stream":${JSON.stringify(stream.labels)},"values":[${values.join(",")}]}`)
+    out += `${out === "" ? "" : ","}{"stream":${s.labels},"values":[${values}]}`
   }
-  return `{"streams":[${out.join(",")}]}`
+  return `{"streams":[${out}]}`
 }
 
 /** What Loki's words say it refused: how many entries, and its reason (`loki_discarded_samples_total`'s). */

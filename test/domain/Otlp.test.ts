@@ -160,6 +160,26 @@ describe("OTLP logs from packets", () => {
     }), { numRuns: 300 })
   })
 
+  it("encodes packets straight to the bytes fromPackets and the general encoder give, for any batch", () => {
+    const shared = [undefined, { namespace: "ns", pod: "p-1", container: "c" }, { namespace: "ns", containerId: "abc" }, { pod: "ü" }]
+    const packet = fc.record({
+      time: fc.oneof(fc.integer({ min: -1000, max: 2 ** 45 }), fc.constant(Number.NaN)),
+      hostname: fc.oneof(fc.constantFrom("web.shop", "db", ""), fc.string({ unit: "grapheme", maxLength: 20 })),
+      tag: fc.string({ unit: "grapheme", maxLength: 20 }),
+      message: fc.oneof(fc.string({ unit: "grapheme", maxLength: 300 }), fc.string({ maxLength: 20000 })),
+      severity: fc.integer({ min: 0, max: 7 }),
+      facility: fc.integer({ min: 0, max: 23 }),
+      procId: fc.option(fc.string({ maxLength: 10 }), { nil: undefined }),
+      msgId: fc.option(fc.string({ maxLength: 10 }), { nil: undefined }),
+      structuredData: fc.option(fc.string({ maxLength: 40 }), { nil: undefined }),
+      kubernetes: fc.constantFrom(...shared)
+    }).map((f) => LogPacket.make({ ...f, time: new Date(f.time) }))
+    fc.assert(fc.property(fc.array(packet, { maxLength: 30 }), fc.integer({ min: 0, max: 2 ** 45 }), (batch, observed) => {
+      const direct = Buffer.from(Logs.encodePackets(batch, observed)).toString("hex")
+      assert.strictEqual(direct, Buffer.from(Logs.encodeProtobuf(Logs.fromPackets(batch, Logs.nanosOf(observed)))).toString("hex"))
+    }), { numRuns: 300 })
+  })
+
   it("writes the same bytes as Effect's encoder for a batch of packets, and messages above a length prefix's first byte", () => {
     const big = Array.from({ length: 300 }, (_, i) =>
       LogPacket.make({ time: new Date(1_700_000_000_000 + i), hostname: `h${i % 3}`, tag: "t", message: "x".repeat(i * 7) })

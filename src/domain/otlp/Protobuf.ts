@@ -103,6 +103,14 @@ export class Writer {
     this.pos += this.buf.write(s, this.pos, length, "utf8")
   }
 
+  /** A string field whose UTF-8 length the caller has measured. */
+  stringOfLength(field: number, s: string, length: number): void {
+    this.tag(field, WireType.LengthDelimited)
+    this.varint(length)
+    this.ensure(length)
+    this.pos += this.buf.write(s, this.pos, length, "utf8")
+  }
+
   bytes(field: number, b: Uint8Array): void {
     this.tag(field, WireType.LengthDelimited)
     this.varint(b.length)
@@ -138,6 +146,11 @@ export class Writer {
   /** What was written, as a copy the writer no longer touches. */
   finish(): Uint8Array {
     return Uint8Array.prototype.slice.call(this.buf, 0, this.pos)
+  }
+
+  /** What was written, without a copy: for a writer that is done with. */
+  view(): Uint8Array {
+    return this.buf.subarray(0, this.pos)
   }
 }
 

@@ -2,8 +2,9 @@
  * OpenTelemetry drains (`otlp+http://host[:port][/path]`, `otlp+https://…`): batches POSTed as
  * OTLP/HTTP logs (`ExportLogsServiceRequest`) to `/v1/logs` (port 4318) unless a path is given.
  *
- * - Encoding: protobuf (`application/x-protobuf`, the spec's default) by logtrain's own encoder
- *   (the same bytes as effect/observability's, many times faster: see domain/otlp/Protobuf.ts);
+ * - Encoding: protobuf (`application/x-protobuf`, the spec's default) by logtrain's own encoder,
+ *   straight from packets (the same bytes as effect/observability's encoder writes for the same
+ *   logs, many times faster: see domain/otlp/Protobuf.ts and Logs.ts);
  *   `?encoding=json` by effect/observability's `OtlpSerialization.layerJson`. Bodies over 4 KiB
  *   are gzipped (`?compression=none` to send them plain); receivers must accept gzip.
  * - What a record holds: see domain/otlp/Logs.ts. `observedTimeUnixNano` is when logtrain first
@@ -40,9 +41,11 @@ export const make = (url: OtlpDrainUrl): Effect.Effect<DrainSink, DrainError> =>
     const maxWait = Duration.toMillis(configured.retryMaxDelay ?? defaultSettings.retryMaxDelay)
     const json = yield* Effect.provide(Effect.service(OtlpSerialization.OtlpSerialization), OtlpSerialization.layerJson)
     const contentType = Answers.contentTypes[url.encoding]
-    const encode = (data: Logs.LogsData, approximateBytes: number): Uint8Array => {
-      if (url.encoding === "protobuf") return Logs.encodeProtobuf(data, approximateBytes + 64 * 1024)
+    const encode = (batch: ReadonlyArray<LogPacket>, observedMillis: number): Uint8Array => {
+      if (url.encoding === "protobuf") return Logs.encodePackets(batch, observedMillis)
+      const data = Logs.fromPackets(batch, Logs.nanosOf(observedMillis))
       const body = json.logs(data)
+      // layerJson makes a Uint8Array body; anything else would be a change of Effect's.
       return body._tag === "Uint8Array" ? body.body : Compress.toBytes(JSON.stringify(data))
     }
     return {
@@ -55,10 +58,8 @@ export const make = (url: OtlpDrainUrl): Effect.Effect<DrainSink, DrainError> =>
           const prepare = Effect.fnUntraced(function*(batch: ReadonlyArray<LogPacket>) {
             const ready = prepared.get(batch)
             if (ready !== undefined) return ready
-            const observed = Logs.nanosOf(yield* Clock.currentTimeMillis)
-            let approximate = 0
-            for (const packet of batch) approximate += packet.message.length + 96
-            const body = yield* Compress.compress(encode(Logs.fromPackets(batch, observed), approximate), url.compression === "gzip")
+            const observed = yield* Clock.currentTimeMillis
+            const body = yield* Compress.compress(encode(batch, observed), url.compression === "gzip")
             const request = { body: body.bytes, headers: Compress.headersOf(body, contentType) }
             prepared.set(batch, request)
             return request

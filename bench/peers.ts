@@ -15,6 +15,10 @@
  *   files      52 CRI-format container log files written concurrently (one rotation by rename
  *              each, midway) → the relay (logtrain's container input; rsyslog imfile; syslog-ng
  *              wildcard-file) → the sink.
+ *   drains     logtrain alone: the relay's lines (--drain-lines of them) into each kind of drain in
+ *              turn — syslog+tcp, otlp+http (protobuf, gzip), loki+http (JSON, gzip) — each
+ *              received by a process on core 1 that decodes every record and counts distinct
+ *              lines (bench/tools/count-http-sink.ts); lines/s beside syslog+tcp's.
  *   reference  logtrain alone (the original's published claim): the fake kube-apiserver with 1500
  *              deployments and 52 pods on this node, 52 files written at 20 lines/s each, syslog
  *              TCP/UDP on, routes to a syslog+tcp sink: average and peak RSS, CPU % of one core.
@@ -39,8 +43,9 @@ import * as Sink from "./tools/sink.ts"
 const { values: args } = parseArgs({
   options: {
     rounds: { type: "string", default: "1" },
-    only: { type: "string", default: "relay,files,reference" },
+    only: { type: "string", default: "relay,files,drains,reference" },
     lines: { type: "string", default: "2000000" },
+    "drain-lines": { type: "string", default: "1000000" },
     "file-lines": { type: "string", default: "10000" },
     "reference-seconds": { type: "string", default: "120" },
     /** Environment for logtrain, `NAME=value,NAME=value`: by default the container image's. */
@@ -463,6 +468,33 @@ const referenceScenario = async () => {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Scenario 4: drains
+
+const DRAIN_KINDS = ["syslog+tcp", "otlp+http", "loki+http"] as const
+
+const drainScenario = async (kind: string): Promise<Result> => {
+  const total = Number(args["drain-lines"])
+  const [http, input, sinkPort] = await freePorts(3)
+  const sink = kind === "syslog+tcp"
+    ? await startSink(sinkPort!)
+    : await Sink.startSink(sinkPort!, twoCores ? "1" : undefined, { kind: kind === "otlp+http" ? "otlp" : "loki", lines: total })
+  let relay: Relay | undefined
+  try {
+    relay = await startLogtrain({
+      SYSLOG_TCP: "true",
+      SYSLOG_TCP_PORT: String(input),
+      DRAIN_WHEN_FULL: "block",
+      ROUTES: JSON.stringify({ [HOST]: [`${kind}://127.0.0.1:${sinkPort}`] })
+    }, http!)
+    const result = await measure("drains", { ...relay, name: kind }, sink, total, () => sendRelay(input!, total))
+    return result
+  } finally {
+    await relay?.stop()
+    await sink.stop()
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
 
 const relays = args.relays.split(",")
 const results: Array<Result> = []
@@ -485,6 +517,12 @@ for (const [scenario, run] of [["relay", relayScenario], ["files", filesScenario
   for (let round = 0; round < rounds; round++) {
     // Alternating: each round in the other order, so drift in the machine hits all alike.
     for (const relay of round % 2 === 0 ? relays : relays.toReversed()) await attempt(scenario, relay, run)
+  }
+}
+if (only.has("drains")) {
+  console.log(`\ndrains: ${Number(args["drain-lines"]).toLocaleString("en")} lines over TCP into each kind of drain (logtrain alone)`)
+  for (let round = 0; round < rounds; round++) {
+    for (const kind of round % 2 === 0 ? DRAIN_KINDS : DRAIN_KINDS.toReversed()) await attempt("drains", kind, drainScenario)
   }
 }
 const reference = only.has("reference")
@@ -528,6 +566,26 @@ for (const scenario of ["relay", "files"]) {
 }
 console.log("\nratios are logtrain ÷ peer (lines/s: above 1 is faster; CPU and RSS: below 1 is leaner)")
 console.table(summary)
+const drainRuns = results.filter((r) => r.scenario === "drains")
+if (drainRuns.length > 0) {
+  const of = (kind: string) => drainRuns.filter((r) => r.relay === kind)
+  const base = median(of("syslog+tcp").map((r) => r.linesPerSecond))
+  const drainTable = DRAIN_KINDS.filter((kind) => of(kind).length > 0).map((kind) => {
+    const rs = of(kind)
+    const linesPerSecond = Math.round(median(rs.map((r) => r.linesPerSecond)))
+    return {
+      drain: kind,
+      "lines/s": linesPerSecond,
+      "vs syslog+tcp": Number.isNaN(base) ? "" : Number((linesPerSecond / base).toFixed(2)),
+      "CPU-s/M": Number(median(rs.map((r) => r.cpuSecondsPerMillion)).toFixed(2)),
+      "peak RSS MB": Number(median(rs.map((r) => r.peakRssMB)).toFixed(1)),
+      lost: Math.max(...rs.map((r) => r.lost))
+    }
+  })
+  console.log("\ndrains (logtrain alone; the relay's input, one drain each)")
+  console.table(drainTable)
+  summary.push(...drainTable.map((row) => ({ scenario: "drains", ...row })))
+}
 if (unavailable.length > 0) console.log(`could not run:\n  ${unavailable.join("\n  ")}`)
 const resultsDir = join(root, "bench/results")
 mkdirSync(resultsDir, { recursive: true })

@@ -1,6 +1,7 @@
 /**
  * Starts bench/tools/count-sink.ts in its own process (on `core` when given) and follows its
- * count: what every benchmark's syslog+tcp drain sends to.
+ * count: what every benchmark's syslog+tcp drain sends to. `http` starts count-http-sink.ts
+ * instead: an OTLP or Loki endpoint counting distinct lines.
  */
 import { spawn } from "node:child_process"
 import { join } from "node:path"
@@ -12,12 +13,17 @@ export interface Sink {
   readonly stop: () => Promise<void>
 }
 
-export const startSink = async (port: number, core?: string): Promise<Sink> => {
+export const startSink = async (
+  port: number,
+  core?: string,
+  http?: { readonly kind: "otlp" | "loki"; readonly lines: number }
+): Promise<Sink> => {
   let received = 0
-  const script = join(import.meta.dirname, "count-sink.ts")
+  const script = join(import.meta.dirname, http === undefined ? "count-sink.ts" : "count-http-sink.ts")
+  const scriptArgs = http === undefined ? [script, String(port)] : [script, String(port), http.kind, String(http.lines)]
   const child = core === undefined
-    ? spawn(process.execPath, [script, String(port)], { stdio: ["pipe", "pipe", "inherit"] })
-    : spawn("taskset", ["-c", core, process.execPath, script, String(port)], { stdio: ["pipe", "pipe", "inherit"] })
+    ? spawn(process.execPath, scriptArgs, { stdio: ["pipe", "pipe", "inherit"] })
+    : spawn("taskset", ["-c", core, process.execPath, ...scriptArgs], { stdio: ["pipe", "pipe", "inherit"] })
   await new Promise<void>((resolve) => {
     let buffered = ""
     child.stdout!.on("data", (data: Buffer) => {

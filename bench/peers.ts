@@ -16,9 +16,10 @@
  *              each, midway) → the relay (logtrain's container input; rsyslog imfile; syslog-ng
  *              wildcard-file) → the sink.
  *   drains     logtrain alone: the relay's lines (--drain-lines of them) into each kind of drain in
- *              turn — syslog+tcp, otlp+http (protobuf, gzip), loki+http (JSON, gzip) — each
- *              received by a process on core 1 that decodes every record and counts distinct
- *              lines (bench/tools/count-http-sink.ts); lines/s beside syslog+tcp's.
+ *              turn — syslog+tcp, otlp+http (protobuf, gzip), loki+http (JSON, gzip), http (JSON
+ *              arrays, for comparison) — each
+ *              received by a process on core 1 that reads every record and counts distinct
+ *              line numbers (bench/tools/count-distinct-sink.ts); lines/s beside syslog+tcp's.
  *   reference  logtrain alone (the original's published claim): the fake kube-apiserver with 1500
  *              deployments and 52 pods on this node, 52 files written at 20 lines/s each, syslog
  *              TCP/UDP on, routes to a syslog+tcp sink: average and peak RSS, CPU % of one core.
@@ -197,6 +198,8 @@ const measure = async (scenario: string, relay: Relay, sink: { received: () => n
     peakRssMB: Number(status(relay.pid, "VmHWM").toFixed(1))
   }
   console.log(`  ${relay.name.padEnd(9)} ${result.linesPerSecond.toLocaleString("en").padStart(9)} lines/s  ${result.cpuSecondsPerMillion.toFixed(2)} CPU-s/M  peak RSS ${result.peakRssMB} MB  lost ${result.lost}`)
+  // A run that lost lines says why, if its relay did.
+  if (result.lost > 0) console.log(`    its log ends:\n${relay.log().split("\n").slice(-12).map((l) => `      ${l}`).join("\n")}`)
   return result
 }
 
@@ -470,14 +473,15 @@ const referenceScenario = async () => {
 // ---------------------------------------------------------------------------------------------
 // Scenario 4: drains
 
-const DRAIN_KINDS = ["syslog+tcp", "otlp+http", "loki+http"] as const
+const DRAIN_KINDS = ["syslog+tcp", "otlp+http", "loki+http", "http"] as const
 
 const drainScenario = async (kind: string): Promise<Result> => {
   const total = Number(args["drain-lines"])
   const [http, input, sinkPort] = await freePorts(3)
-  const sink = kind === "syslog+tcp"
-    ? await startSink(sinkPort!)
-    : await Sink.startSink(sinkPort!, twoCores ? "1" : undefined, { kind: kind === "otlp+http" ? "otlp" : "loki", lines: total })
+  const sink = await Sink.startSink(sinkPort!, twoCores ? "1" : undefined, {
+    kind: kind === "syslog+tcp" ? "tcp" : kind === "otlp+http" ? "otlp" : kind === "loki+http" ? "loki" : "json",
+    lines: total
+  })
   let relay: Relay | undefined
   try {
     relay = await startLogtrain({

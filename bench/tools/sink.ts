@@ -1,7 +1,7 @@
 /**
  * Starts bench/tools/count-sink.ts in its own process (on `core` when given) and follows its
- * count: what every benchmark's syslog+tcp drain sends to. `http` starts count-http-sink.ts
- * instead: an OTLP or Loki endpoint counting distinct lines.
+ * count: what every benchmark's syslog+tcp drain sends to. `distinct` starts
+ * count-distinct-sink.ts instead: a syslog TCP, OTLP or Loki receiver counting distinct lines.
  */
 import { spawn } from "node:child_process"
 import { join } from "node:path"
@@ -16,11 +16,11 @@ export interface Sink {
 export const startSink = async (
   port: number,
   core?: string,
-  http?: { readonly kind: "otlp" | "loki"; readonly lines: number }
+  distinct?: { readonly kind: "tcp" | "otlp" | "loki" | "json"; readonly lines: number }
 ): Promise<Sink> => {
   let received = 0
-  const script = join(import.meta.dirname, http === undefined ? "count-sink.ts" : "count-http-sink.ts")
-  const scriptArgs = http === undefined ? [script, String(port)] : [script, String(port), http.kind, String(http.lines)]
+  const script = join(import.meta.dirname, distinct === undefined ? "count-sink.ts" : "count-distinct-sink.ts")
+  const scriptArgs = distinct === undefined ? [script, String(port)] : [script, String(port), distinct.kind, String(distinct.lines)]
   const child = core === undefined
     ? spawn(process.execPath, scriptArgs, { stdio: ["pipe", "pipe", "inherit"] })
     : spawn("taskset", ["-c", core, process.execPath, ...scriptArgs], { stdio: ["pipe", "pipe", "inherit"] })

@@ -342,6 +342,8 @@ describe("OTLP answers", () => {
       { rejected: 2, message: "m" }
     )
     assert.isUndefined(Answers.decodeResponse(Buffer.from("{}"), "application/json"))
+    assert.isUndefined(Answers.decodeResponse(Buffer.from([0x0a, 0x02, 0x08, 0x05]), "text/html"), "a 200 that is not OTLP's is a delivery")
+    assert.deepStrictEqual(Answers.decodeResponse(Buffer.from([0x0a, 0x02, 0x08, 0x05]), "application/x-protobuf"), { rejected: 5, message: "" })
     assert.strictEqual((Answers.encodeResponse("protobuf") as Uint8Array).length, 0)
   })
 

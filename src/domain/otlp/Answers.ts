@@ -65,6 +65,8 @@ export const decodeResponse = (body: Uint8Array, contentType: string): PartialSu
       message: typeof errorMessage === "string" ? errorMessage : ""
     }
   }
+  // Only an answer in OTLP's encodings is read; a 200 of another kind (a proxy's page) delivered the batch.
+  if (contentType !== "" && !contentType.toLowerCase().includes("protobuf")) return undefined
   let found = false
   let rejected = 0
   let message = ""

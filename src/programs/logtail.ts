@@ -10,7 +10,7 @@
  * keeps the last 1000 lines per app in memory.
  */
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
-import { Effect, Layer, Redacted } from "effect"
+import { Duration, Effect, Layer, Redacted } from "effect"
 import * as DrainRunner from "../layers/drains/DrainRunner.ts"
 import { Drains } from "../layers/drains/Drains.ts"
 import type { WritableDatasource } from "../layers/datasources/WritableDatasource.ts"
@@ -64,6 +64,9 @@ export const layer = (config: LogtrainConfig, tail: LogtailConfig, commandLine: 
     const tls = config.syslogTls === true
     if (!tcp && !udp && !tls && !nsq) {
       return yield* new Logtrain.StartupError({ detail: "no inputs are enabled: set one of SYSLOG_TCP, SYSLOG_UDP, SYSLOG_TLS to true, or AGGREGATOR_TYPE=nsq" })
+    }
+    if (Duration.toMillis(tail.tailLease) < 1000) {
+      return yield* new Logtrain.StartupError({ detail: "LOGTAIL_TAIL_LEASE: expected at least 1s (a replica renews its leases every third of it)" })
     }
     const host = config.listenAddress
     const tlsMaterial = tls ? yield* Logtrain.serverTls(config) : undefined

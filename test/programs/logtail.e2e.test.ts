@@ -107,7 +107,10 @@ describe("logtail end to end", () => {
       [{ STORAGE_ADAPTER: "file", STORAGE_FILE_DIR: "/etc/hostname/logs" }, "file storage: /etc/hostname/logs: ENOTDIR"],
       [{ AGGREGATOR_TYPE: "nsq" }, "AGGREGATOR_TYPE=nsq needs DEIS_NSQD_SERVICE_HOST"],
       [{ AGGREGATOR_TYPE: "kafka" }, "AGGREGATOR_TYPE: expected"],
-      [{ POSTGRES: "true" }, "POSTGRES=true needs DATABASE_URL"]
+      [{ POSTGRES: "true" }, "POSTGRES=true needs DATABASE_URL"],
+      [{ LOGTAIL_TAIL_LEASE: "0s" }, "LOGTAIL_TAIL_LEASE: expected at least 1s"],
+      [{ STORAGE_MEMORY_MAX_APPS: "0" }, "STORAGE_MEMORY_MAX_APPS"],
+      [{ STORAGE_ADAPTER: "redis", REDIS_URL: "redis://user:S3cret@127.0.0.1:1/0" }, "redis storage: cannot connect to redis://***@127.0.0.1:1/0"]
     ]
     for (const [env, expected] of cases) {
       const [http, tcp, udp] = await freePorts(3)
@@ -119,6 +122,7 @@ describe("logtail end to end", () => {
       assert.strictEqual(errors.length, 1, lt.stderr())
       assert.include(errors[0], `logtail cannot start: `)
       assert.include(errors[0], expected)
+      assert.notInclude(lt.stderr(), "S3cret")
     }
   }, 120_000)
 

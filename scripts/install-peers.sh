@@ -3,7 +3,8 @@
 #   - rsyslog and rsyslog-gnutls, installed as packages (rsyslogd, run in the foreground by tests);
 #   - syslog-ng, which conflicts with rsyslog, unpacked with dpkg -x into .peers/syslog-ng
 #     (with the libraries it needs that are not on the machine), and run from there.
-#   - util-linux's logger (package bsdutils) and openssl.
+#   - util-linux's logger (package bsdutils), openssl, and redis-tools (redis-cli; the server binary
+#     logtail's tests start privately, to kill and restart it).
 # Idempotent: what is already there is left alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,6 +16,9 @@ export DEBIAN_FRONTEND=noninteractive
 packages=()
 command -v logger >/dev/null 2>&1 || packages+=(bsdutils)
 command -v openssl >/dev/null 2>&1 || packages+=(openssl)
+# redis-cli, and the server binary (as redis-check-rdb) that tests start on ports of their own;
+# redis-tools runs no service.
+command -v redis-cli >/dev/null 2>&1 || packages+=(redis-tools)
 command -v rsyslogd >/dev/null 2>&1 || packages+=(rsyslog)
 [ -e /usr/lib/x86_64-linux-gnu/rsyslog/lmnsd_gtls.so ] || [ -n "$(find /usr/lib -name lmnsd_gtls.so 2>/dev/null | head -1)" ] || packages+=(rsyslog-gnutls)
 if ((${#packages[@]})); then

@@ -1,12 +1,13 @@
 /**
- * The bundle `npm run build` makes — what the image runs — built for one test file into a
- * directory of its own (dist/test-…), so that it neither waits for nor disturbs another file that
- * runs dist/bundle.
+ * The bundle `npm run build` makes — what the image runs — for tests that start it. Built into a
+ * directory named after a hash of what goes into it (dist/test-<hash>), so the test files that
+ * need it share one build per state of the sources, and none disturbs another file that runs
+ * dist/bundle. A build goes to a temporary directory first and is renamed into place whole.
  */
 import { execFileSync } from "node:child_process"
-import { randomBytes } from "node:crypto"
-import { rmSync } from "node:fs"
-import { join } from "node:path"
+import { createHash, randomBytes } from "node:crypto"
+import { existsSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from "node:fs"
+import { join, relative } from "node:path"
 
 const root = join(import.meta.dirname, "../..")
 
@@ -14,12 +15,44 @@ export interface Bundle {
   readonly dir: string
   /** A program's script in it: `logtrain` or `logtail`. */
   readonly script: (program: "logtrain" | "logtail") => string
+  /** Nothing: the build is kept for the next test file (and run) with the same sources. */
   readonly remove: () => void
 }
 
+const files = (dir: string): Array<string> =>
+  readdirSync(dir, { withFileTypes: true }).flatMap((entry) =>
+    entry.isDirectory() ? files(join(dir, entry.name)) : [join(dir, entry.name)]
+  )
+
+/** A hash of the sources, the build script and the locked dependencies. */
+const sourcesHash = (): string => {
+  const hash = createHash("sha256")
+  for (const file of [...files(join(root, "src")), ...files(join(root, "bin")), join(root, "scripts/build.ts"), join(root, "package-lock.json")].toSorted()) {
+    hash.update(relative(root, file))
+    hash.update(readFileSync(file))
+  }
+  return hash.digest("hex").slice(0, 16)
+}
+
 export const build = (): Bundle => {
-  const name = `dist/test-${randomBytes(4).toString("hex")}`
-  execFileSync(process.execPath, [join(root, "scripts/build.ts"), "--out", name], { cwd: root, stdio: "pipe" })
-  const dir = join(root, name)
-  return { dir, script: (program) => join(dir, `${program}.js`), remove: () => rmSync(dir, { recursive: true, force: true }) }
+  const name = `test-${sourcesHash()}`
+  const dir = join(root, "dist", name)
+  if (!existsSync(join(dir, "logtail.js"))) {
+    const temporary = `dist/tmp-${randomBytes(4).toString("hex")}`
+    execFileSync(process.execPath, [join(root, "scripts/build.ts"), "--out", temporary], { cwd: root, stdio: "pipe" })
+    try {
+      renameSync(join(root, temporary), dir)
+    } catch {
+      // Another test file built the same sources meanwhile.
+      rmSync(join(root, temporary), { recursive: true, force: true })
+    }
+  }
+  // Builds of older sources, an hour old: no test file still runs them.
+  for (const entry of readdirSync(join(root, "dist"))) {
+    const path = join(root, "dist", entry)
+    if (/^(test|tmp)-/.test(entry) && entry !== name && Date.now() - statSync(path).mtimeMs > 3_600_000) {
+      rmSync(path, { recursive: true, force: true })
+    }
+  }
+  return { dir, script: (program) => join(dir, `${program}.js`), remove: () => {} }
 }

@@ -10,7 +10,7 @@ import { randomBytes } from "node:crypto"
 import { createClient } from "redis"
 import { afterAll, beforeAll } from "vitest"
 import * as Bundle from "../helpers/Bundle.ts"
-import { follow, metric, rfc5424, sendTcp, sleep, until } from "../helpers/LogtailClient.ts"
+import { bySender, createTail, follow, messages, metric, numbered, on, ready, rfc5424, sendTcp, sleep, until } from "../helpers/LogtailClient.ts"
 import * as LogtrainProcess from "../helpers/LogtrainProcess.ts"
 import { freePorts } from "../helpers/ports.ts"
 import * as Postgres from "../helpers/Postgres.ts"
@@ -36,16 +36,6 @@ interface Replica {
   process: LogtrainProcess.LogtrainProcess
   /** Its id in Redis (leases, client names), new at each start. */
   readonly id: () => string
-}
-
-/** Waits for /readyz of a process listening on `host`. */
-const ready = async (host: string, port: number, process: LogtrainProcess.LogtrainProcess) => {
-  await until(async () => {
-    if (process.child.exitCode !== null) throw new Error(`exited ${process.child.exitCode}: ${process.stderr()}`)
-    return fetch(`http://${host}:${port}/readyz`).then((r) => r.ok, () => false)
-  }, `${host}:${port} to be ready`, 20_000).catch((error: unknown) => {
-    throw new Error(`${(error as Error).message}\n${process.stderr()}`)
-  })
 }
 
 const startCluster = async () => {
@@ -92,8 +82,8 @@ const startCluster = async () => {
     agentTcp: agentTcp!,
     agentHttp: agentHttp!,
     http: (i: number) => `http://${replicas[i]!.host}:${httpPort}`,
-    send: (i: number, lines: ReadonlyArray<string>) => sendTcpTo(replicas[i]!.host, syslogPort!, lines),
-    metric: (i: number, name: string) => metricAt(replicas[i]!.host, httpPort!, name),
+    send: (i: number, lines: ReadonlyArray<string>) => sendTcp(syslogPort!, lines, replicas[i]!.host),
+    metric: (i: number, name: string) => metric(httpPort!, name, "", replicas[i]!.host),
     routes: () => db.sql("select hostname || ' ' || endpoint from drains order by 1").split("\n").filter((l) => l !== ""),
     restart: async (i: number, signal: NodeJS.Signals = "SIGTERM") => {
       await replicas[i]!.process.stop(signal)
@@ -113,49 +103,6 @@ const startCluster = async () => {
     }
   }
 }
-
-const sendTcpTo = async (host: string, port: number, lines: ReadonlyArray<string>) => {
-  const Net = await import("node:net")
-  await new Promise<void>((resolve, reject) => {
-    const socket = Net.createConnection({ host, port }, () => socket.end(lines.map((l) => `${Buffer.byteLength(l)} ${l}`).join(""), () => resolve()))
-    socket.once("error", reject)
-  })
-}
-
-const metricAt = async (host: string, port: number, name: string) => {
-  const text = await fetch(`http://${host}:${port}/metrics`).then((r) => r.text(), () => "")
-  let sum = 0
-  for (const match of text.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.e+]+)$`, "gm"))) sum += Number(match[1])
-  return sum
-}
-
-const createTail = async (base: string, hostname: string) => {
-  const created = await fetch(`${base}/tails`, { method: "POST", body: JSON.stringify({ hostname }) })
-  assert.strictEqual(created.status, 201, await created.clone().text())
-  return ((await created.json()) as { url: string }).url
-}
-
-/** The tail URL made on one replica, opened on another (the Service may pick any). */
-const on = (url: string, base: string) => url.replace(/^http:\/\/[^/]+/, base)
-
-/** The message part of received RFC 5424 lines (what follows `- - - `). */
-const messages = (lines: ReadonlyArray<string>) => lines.map((line) => line.slice(line.indexOf(" - - - ") + 7))
-
-/** Per sender (`<sender>:<n>` messages), the numbers received, in the order received. */
-const bySender = (received: ReadonlyArray<string>) => {
-  const senders = new Map<string, Array<number>>()
-  for (const message of received) {
-    const [sender, n] = message.split(":")
-    if (n === undefined) continue
-    const list = senders.get(sender!) ?? []
-    list.push(Number(n))
-    senders.set(sender!, list)
-  }
-  return senders
-}
-
-const numbered = (app: string, sender: string, from: number, count: number) =>
-  Array.from({ length: count }, (_, i) => rfc5424(app, `${sender}:${from + i}`))
 
 describe("logtail with three replicas sharing Redis", () => {
   it("a tail made on replica 1 is read on replica 2 and shows the lines every replica receives, in order per sender; ?lines=N replays from Redis; 404s say why", async () => {

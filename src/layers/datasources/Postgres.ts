@@ -174,8 +174,13 @@ const make = Effect.gen(function*() {
 
   return WritableDatasource.of({
     name: SOURCE,
+    // Once: logtail replicas add a tail's route again when Redis lost the record that they had.
     add: (route) =>
-      write("insert", sql`insert into drains (hostname, endpoint) values (${route.hostname}, ${route.endpoint})`),
+      write(
+        "insert",
+        sql`insert into drains (hostname, endpoint) select ${route.hostname}, ${route.endpoint}
+            where not exists (select 1 from drains where hostname = ${route.hostname} and endpoint = ${route.endpoint})`
+      ),
     remove: (route) =>
       write("delete", sql`delete from drains where hostname = ${route.hostname} and endpoint = ${route.endpoint}`)
   })

@@ -18,7 +18,7 @@ export class WritableDatasource extends Context.Service<WritableDatasource, {
   readonly name: string
   /** Why this datasource cannot be written to (then add and remove fail saying so); undefined when it can. */
   readonly readOnly?: string | undefined
-  /** Adds a route; every logtrain following this datasource routes it soon after. */
+  /** Adds a route, unless the datasource holds it already; every logtrain following it routes it soon after. */
   readonly add: (route: Route) => Effect.Effect<void, DatasourceWriteError>
   /** Removes a route (every copy of it this datasource holds). */
   readonly remove: (route: Route) => Effect.Effect<void, DatasourceWriteError>

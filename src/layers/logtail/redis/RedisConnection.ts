@@ -10,8 +10,9 @@
  * it is back.
  */
 import * as NodeRedis from "@effect/platform-node/NodeRedis"
-import { Effect, Layer } from "effect"
+import { Effect, Layer, References } from "effect"
 import type { Redis } from "effect/persistence/Redis"
+import * as Log from "../../Log.ts"
 import { StorageError } from "../RecentLogs.ts"
 
 export interface Options {
@@ -46,6 +47,32 @@ const causeMessage = (cause: unknown): string => {
   return message.replace(/\/\/\S*@/g, "//***@")
 }
 
+/**
+ * One warning when the connection drops (then at most one every 30 s while it stays down) and a
+ * line when it is back — instead of NodeRedis's own warning at every reconnection attempt, which
+ * is silenced (a Redis outage would otherwise log one every few hundred milliseconds, twice).
+ */
+const watch = (where: string) =>
+  Layer.effectDiscard(Effect.gen(function*() {
+    const { client } = yield* NodeRedis.NodeRedis
+    const run = Effect.runForkWith(yield* Effect.context<never>())
+    let down = false
+    let warned = 0
+    client.on("error", (error: unknown) => {
+      const now = Date.now()
+      if (!down || now - warned > 30_000) {
+        warned = now
+        run(Log.warn("Redis connection lost; reconnecting", { redis: where, error: causeMessage(error) }))
+      }
+      down = true
+    })
+    client.on("ready", () => {
+      if (!down) return
+      down = false
+      run(Log.info("Redis connection back", { redis: where }))
+    })
+  }))
+
 export const layer = (options: Options): Layer.Layer<Redis | NodeRedis.NodeRedis, StorageError> =>
   NodeRedis.layer({
     ...(options.url === undefined
@@ -54,9 +81,11 @@ export const layer = (options: Options): Layer.Layer<Redis | NodeRedis.NodeRedis
     ...(options.clientName === undefined ? {} : { name: options.clientName }),
     commandsQueueMaxLength: 10_000
   }).pipe(
+    Layer.provide(Layer.succeed(References.MinimumLogLevel, "Error")),
     Layer.catch((error): Layer.Layer<Redis | NodeRedis.NodeRedis, StorageError> =>
       Layer.effectContext(
         Effect.fail(new StorageError({ adapter: "redis", detail: `cannot connect to ${describe(options)}: ${causeMessage(error.cause)}` }))
       )
-    )
+    ),
+    (connection) => Layer.provideMerge(watch(describe(options)), connection)
   )

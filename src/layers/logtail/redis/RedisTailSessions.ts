@@ -4,7 +4,7 @@
  * replicas whose clocks differ agree: opened at most once, within 5 minutes of its creation;
  * remembered for 35 minutes to say why it cannot be opened.
  */
-import { Duration, Effect, Layer } from "effect"
+import { type Cause, Duration, Effect, Layer } from "effect"
 import * as Redis from "effect/persistence/Redis"
 import { EXPIRE_UNUSED, isId, newId, type Opened, REMEMBER, TailSessionError, TailSessions } from "../TailSessions.ts"
 import type { Keys } from "./keys.ts"
@@ -37,8 +37,15 @@ export interface Options {
   readonly expireUnused?: Duration.Duration | undefined
 }
 
-const failed = (error: Redis.RedisError) =>
-  new TailSessionError({ detail: `Redis: ${error.cause instanceof Error ? error.cause.message : String(error.cause)}` })
+const failed = (error: Redis.RedisError | Cause.TimeoutError) =>
+  new TailSessionError({
+    detail: error._tag === "TimeoutError"
+      ? "Redis did not answer within 5 s"
+      : `Redis: ${error.cause instanceof Error ? error.cause.message : String(error.cause)}`
+  })
+
+/** While Redis is away, commands wait for it to come back: a client gets a 503 rather than wait long. */
+const ANSWER_WITHIN = Duration.seconds(5)
 
 export const layer = (options: Options) =>
   Layer.effect(
@@ -54,11 +61,12 @@ export const layer = (options: Options) =>
         create: (hostname) =>
           Effect.suspend(() => {
             const id = newId()
-            return runCreate(options.keys.session(id), hostname, remember).pipe(Effect.as(id), Effect.mapError(failed))
+            return runCreate(options.keys.session(id), hostname, remember).pipe(Effect.timeout(ANSWER_WITHIN), Effect.as(id), Effect.mapError(failed))
           }),
         open: (id) =>
           isId(id)
             ? runOpen(options.keys.session(id), expireUnused).pipe(
+              Effect.timeout(ANSWER_WITHIN),
               Effect.map((answer): Opened =>
                 answer[0] === "ok"
                   ? { hostname: answer[1]! }

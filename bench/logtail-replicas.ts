@@ -102,6 +102,8 @@ await new Promise((r) => setTimeout(r, 300))
 
 const socket = Net.createConnection({ host: hosts[0], port: SYSLOG_PORT })
 await new Promise<void>((r) => socket.once("connect", () => r()))
+// Small writes every 2 ms: without this, Nagle's algorithm holds them for the peer's delayed ACK (40 ms).
+socket.setNoDelay(true)
 const pad = "x".repeat(100)
 let sent = 0
 const started = performance.now()

@@ -5,6 +5,7 @@
  * syslog decoders set `rfc5424`; anything that derives a packet with different fields builds a new
  * one with `make` (which never carries it over), so a forwarded original can never be stale.
  */
+import type { Receipt } from "./Receipt.ts"
 
 /** RFC 5424 §6.2.1 severities. */
 export const Severity = {
@@ -84,6 +85,13 @@ export interface LogPacket {
   readonly rfc5424?: string | undefined
   /** Namespace, pod and container, for packets from Kubernetes sources that know them. */
   readonly kubernetes?: KubernetesSource | undefined
+  /**
+   * Set by sources that wait for delivery (container log files, where the file is the buffer): who
+   * to tell when a drain is done with this packet, or cannot take it now. See Receipt.ts.
+   */
+  readonly receipt?: Receipt | undefined
+  /** Where this packet is in its source (a file: the byte after its last piece); with `receipt`. */
+  readonly position?: number | undefined
 }
 
 export interface LogPacketFields {
@@ -97,6 +105,8 @@ export interface LogPacketFields {
   readonly msgId?: string | undefined
   readonly structuredData?: string | undefined
   readonly kubernetes?: KubernetesSource | undefined
+  readonly receipt?: Receipt | undefined
+  readonly position?: number | undefined
 }
 
 /** A packet from fields; severity defaults to informational and facility to user, as `logger` does. */
@@ -112,7 +122,9 @@ export const make = (fields: LogPacketFields): LogPacket => ({
   structuredData: fields.structuredData,
   // Same shape as the decoders' packets, so the hot path sees one object layout.
   rfc5424: undefined,
-  kubernetes: fields.kubernetes
+  kubernetes: fields.kubernetes,
+  receipt: fields.receipt,
+  position: fields.position
 })
 
 const clampSeverity = (n: number): number => (Number.isInteger(n) && n >= 0 && n <= 7 ? n : Severity.Informational)

@@ -28,14 +28,35 @@ export interface Options {
 
 /**
  * Where routing a chunk stopped, and why. `endpoints` is the stopped packet's endpoint list as it
- * was then: routing that packet resumes in the same list, even if routes changed meanwhile.
+ * was then: routing that packet resumes in the same list, even if routes changed meanwhile;
+ * `offered` counts the drains it was already offered to.
  */
 type Stop =
   | { readonly _tag: "Done" }
-  | { readonly _tag: "Unopened"; readonly index: number; readonly endpoints: ReadonlyArray<string>; readonly endpoint: number; readonly url: string }
-  | { readonly _tag: "Full"; readonly index: number; readonly endpoints: ReadonlyArray<string>; readonly endpoint: number; readonly drain: DrainHandle }
+  | {
+    readonly _tag: "Unopened"
+    readonly index: number
+    readonly endpoints: ReadonlyArray<string>
+    readonly endpoint: number
+    readonly offered: number
+    readonly url: string
+  }
+  | {
+    readonly _tag: "Full"
+    readonly index: number
+    readonly endpoints: ReadonlyArray<string>
+    readonly endpoint: number
+    readonly offered: number
+    readonly drain: DrainHandle
+  }
 
 const DONE: Stop = { _tag: "Done" }
+
+interface Resume {
+  readonly endpoints: ReadonlyArray<string>
+  readonly endpoint: number
+  readonly offered: number
+}
 
 export const layer = (options: Options = { whenFull: "drop" }) =>
   Layer.effectDiscard(Effect.gen(function*() {
@@ -43,38 +64,58 @@ export const layer = (options: Options = { whenFull: "drop" }) =>
     const table = yield* RouteTable
     const drains = yield* Drains
     const block = options.whenFull === "block"
-    const stats = { routed: 0, dead: 0, waits: 0 }
+    const stats = { routed: 0, dead: 0, waits: 0, parked: 0 }
     yield* Telemetry.counter("logtrain_dead_packets_total", "Packets received for a hostname with no route.", {}, () =>
       stats.dead)
     yield* Telemetry.counter("logtrain_routed_packets_total", "Packets handed to a drain (once per drain).", {}, () =>
       stats.routed)
     yield* Telemetry.counter("logtrain_router_waits_total", "Times the router waited for a full drain (DRAIN_WHEN_FULL=block).", {}, () =>
       stats.waits)
+    yield* Telemetry.counter(
+      "logtrain_router_parked_total",
+      "Times a full drain left a file's packets on disk, to be read again when it has room.",
+      {},
+      () => stats.parked
+    )
+
+    /** Whether `hostname` is still routed to `endpoint` (for a drain fed a file's backlog). */
+    const stillRouted = (hostname: string, endpoint: string) => () => table.lookup(hostname)?.includes(endpoint) === true
 
     /**
      * Routes `chunk` from packet `index` on — that packet from endpoint `endpoint` of `resume` —
-     * and stops at the first endpoint whose drain is not open yet, or (blocking) is full.
+     * and stops at the first endpoint whose drain is not open yet, or (blocking) is full. A
+     * packet with a receipt (a file's) is never dropped nor waited for: a full drain is parked
+     * on its source, which feeds it again from disk (Receipt.ts).
      */
-    const route = (
-      chunk: ReadonlyArray<LogPacket>,
-      index: number,
-      resume?: { readonly endpoints: ReadonlyArray<string>; readonly endpoint: number }
-    ): Stop => {
+    const route = (chunk: ReadonlyArray<LogPacket>, index: number, resume?: Resume): Stop => {
       for (let i = index; i < chunk.length; i++) {
         const packet = chunk[i]!
-        const endpoints = i === index && resume !== undefined ? resume.endpoints : table.lookup(packet.hostname)
+        const resumed = i === index && resume !== undefined
+        const endpoints = resumed ? resume.endpoints : table.lookup(packet.hostname)
+        const receipt = packet.receipt
         if (endpoints === undefined) {
           stats.dead++
+          receipt?.routed(0)
           continue
         }
-        for (let j = i === index && resume !== undefined ? resume.endpoint : 0; j < endpoints.length; j++) {
+        let offered = resumed ? resume.offered : 0
+        for (let j = resumed ? resume.endpoint : 0; j < endpoints.length; j++) {
           const url = endpoints[j]!
+          if (receipt !== undefined && !receipt.wants(url, packet)) continue
           const drain = drains.get(url)
-          if (drain === undefined) return { _tag: "Unopened", index: i, endpoints, endpoint: j, url }
-          if (block && !drain.hasRoom()) return { _tag: "Full", index: i, endpoints, endpoint: j, drain }
-          drain.offer(packet)
+          if (drain === undefined) return { _tag: "Unopened", index: i, endpoints, endpoint: j, offered, url }
+          if (!drain.hasRoom()) {
+            if (receipt !== undefined) {
+              stats.parked++
+              receipt.park(url, packet, drain.feed(stillRouted(packet.hostname, url)))
+              continue
+            }
+            if (block) return { _tag: "Full", index: i, endpoints, endpoint: j, offered, drain }
+          }
+          if (drain.offer(packet)) offered++
           stats.routed++
         }
+        receipt?.routed(offered)
       }
       return DONE
     }
@@ -90,7 +131,7 @@ export const layer = (options: Options = { whenFull: "drop" }) =>
           // A closing drain never has room: let offer count the packet as dropped, and go on.
           if (!(yield* stop.drain.whenRoom)) {
             stop.drain.offer(chunk[stop.index]!)
-            stop = route(chunk, stop.index, { endpoints: stop.endpoints, endpoint: stop.endpoint + 1 })
+            stop = route(chunk, stop.index, { endpoints: stop.endpoints, endpoint: stop.endpoint + 1, offered: stop.offered })
             continue
           }
         }

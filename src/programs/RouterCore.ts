@@ -5,7 +5,7 @@
  * top of this core, so shutdown goes: inputs stop; the router routes what is still queued; the
  * drains flush, all at once, within their flush timeout.
  */
-import { Layer } from "effect"
+import { Effect, Layer } from "effect"
 import * as DrainRunner from "../layers/drains/DrainRunner.ts"
 import { Drains } from "../layers/drains/Drains.ts"
 import { Ingest } from "../layers/Ingest.ts"
@@ -29,6 +29,7 @@ export interface Options {
 export const layer = <A = never, E = never>(options: Options, drainServices?: Layer.Layer<A, E>) => {
   const drains = Drains.layer.pipe(
     Layer.provide(Layer.succeed(DrainRunner.DrainSettings, options.drainSettings)),
+    Layer.provideMerge(Layer.effect(DrainRunner.StopDeadline, DrainRunner.StopDeadline.make)),
     Layer.provideMerge(drainServices ?? (Layer.empty as unknown as Layer.Layer<A, E>))
   )
   const core = Layer.mergeAll(
@@ -39,3 +40,11 @@ export const layer = <A = never, E = never>(options: Options, drainServices?: La
   )
   return Router.layer({ whenFull: options.whenFull ?? "drop" }).pipe(Layer.provideMerge(core))
 }
+
+/**
+ * Marks the start of the stop when it is released: put it on top of everything, so that it is
+ * released first and every drain's flush is measured from the moment the stop began.
+ */
+export const stopping: Layer.Layer<never, never, DrainRunner.StopDeadline> = Layer.effectDiscard(
+  Effect.flatMap(DrainRunner.StopDeadline, (deadline) => Effect.addFinalizer(() => deadline.begin))
+)

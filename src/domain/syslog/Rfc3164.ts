@@ -91,7 +91,9 @@ export const parse = (
     msgId: undefined,
     structuredData: undefined,
     rfc5424: undefined,
-    kubernetes: undefined
+    kubernetes: undefined,
+    receipt: undefined,
+    position: undefined
   }
 }
 

@@ -107,7 +107,9 @@ export const parse = (line: string, receivedAt: Date): LogPacket | SyslogParseEr
     msgId: nilToUndefined(line, procEnd + 1, msgIdEnd),
     structuredData: sdEnd - sdStart <= 1 ? undefined : line.slice(sdStart, sdEnd),
     rfc5424: repaired ? undefined : line,
-    kubernetes: undefined
+    kubernetes: undefined,
+    receipt: undefined,
+    position: undefined
   }
 }
 

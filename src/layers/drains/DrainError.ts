@@ -3,7 +3,7 @@
  * sending the same batch again can help; the DrainRunner's retry schedule asks nothing else.
  * Messages name the drain by its redacted display form only.
  */
-import { Data } from "effect"
+import { Data, type Duration } from "effect"
 import type { TransportError } from "../transports/TransportError.ts"
 
 export type DrainErrorReason =
@@ -38,6 +38,8 @@ export class DrainError extends Data.TaggedError("DrainError")<{
   readonly code?: string | undefined
   /** For a batch refused for good after part of it went through: how many of it were delivered. */
   readonly delivered?: number | undefined
+  /** How long the receiver asked to be left alone (HTTP Retry-After): the next try waits at least that. */
+  readonly retryAfter?: Duration.Duration | undefined
 }> {
   get retryable(): boolean {
     return retryable[this.reason]

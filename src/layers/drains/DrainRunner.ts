@@ -3,25 +3,40 @@
  *
  * - A bounded buffer. `offer` never waits: while there is room a packet is kept until delivered;
  *   when the buffer is full the new packet is dropped and counted (`buffer_full`), so one slow or
- *   dead drain never stalls the router, the inputs, or other drains.
- * - Sticky lanes. The buffer is split into lanes, one worker each; a packet's lane is chosen by a
- *   hash of hostname+tag, so each source's packets are sent in order. A drain starts with one lane
- *   and doubles them (up to `maxWorkers`) while a lane keeps a backlog of two full batches. A new
- *   lane takes over half of its parent's sources, so it waits until the parent has sent everything
- *   it held at the split: order survives scaling.
+ *   dead drain never stalls the router, the inputs, or other drains. (Packets of sources that
+ *   keep their own data — container log files — are not dropped: the router parks them, see
+ *   Receipt.ts, and `feed` brings them back when there is room.)
+ * - Sticky lanes (Lanes.ts): one worker and one connection each; a source's packets always go
+ *   through one lane, in order. A drain starts with one lane and doubles them (up to
+ *   `maxWorkers`) while a lane keeps a backlog of two full batches. A new lane takes over half of
+ *   its parent's sources, so it waits until the parent is done with everything it held at the
+ *   split: delivered, for transports that say so per send (HTTP); for those that confirm later
+ *   (plain TCP syslog), the parent asks its sender to confirm what it wrote (a graceful close,
+ *   which ends once the receiver has read it all) before the new lane sends anything. Order
+ *   survives scaling.
  * - Batches bounded by count and bytes. A worker sends what is there as soon as it can; with a
  *   `batchTimeout` it first waits up to that long for a batch to fill (for HTTP-like receivers).
  * - Retries. A batch that fails with a retryable error is sent again, and again, with jittered
- *   exponential backoff capped at `retryMaxDelay`, before anything after it. A permanent failure
- *   drops the batch, counted by reason.
- * - Closing flushes: the runner's scope waits up to `flushTimeout` for the lanes to empty, then
- *   counts what is left as dropped (`shutdown`).
+ *   exponential backoff capped at `retryMaxDelay` (at least what the receiver asked for with
+ *   Retry-After), before anything after it. While a receiver cannot be reached, a connect probe
+ *   every PROBE_INTERVAL cuts the wait short as soon as it can: a receiver that comes back is
+ *   noticed within about a second, whatever the backoff has grown to. A permanent failure drops
+ *   the batch, counted by reason.
+ * - Receipts. When a drain is done with a packet (delivered, or dropped for a counted reason), it
+ *   settles the packet's receipt, if it has one (Receipt.ts).
+ * - Closing flushes: the runner's scope waits up to `flushTimeout` (or what is left of the
+ *   shutdown's deadline) for the lanes to be done, then counts what is left as dropped
+ *   (`shutdown`); receipts of what is left are not settled, so files read it again on restart.
  */
-import { Clock, Context, Deferred, Duration, Effect, FiberSet, Schedule, Scope } from "effect"
+import { Clock, Context, Deferred, Duration, Effect, FiberSet, Scope } from "effect"
 import * as LogPacket from "../../domain/LogPacket.ts"
-import * as Telemetry from "../Telemetry.ts"
-import type { DrainError } from "./DrainError.ts"
+import type { Feed, Offered } from "../../domain/Receipt.ts"
 import * as Log from "../Log.ts"
+import type { DrainError } from "./DrainError.ts"
+import * as DrainStats from "./DrainStats.ts"
+import { Lane, laneOf } from "./Lanes.ts"
+
+export { type DrainStats, type DropReason, dropReasons } from "./DrainStats.ts"
 
 export interface DrainSettings {
   /** Packets a drain holds before it drops new ones. */
@@ -60,6 +75,28 @@ export const DrainSettings = Context.Reference<Partial<DrainSettings>>("logtrain
 })
 
 /**
+ * When the process began to stop, if it has: every drain flushes within the same deadline, measured
+ * from then, however late its own close comes (inputs and the router stop first).
+ */
+export class StopDeadline extends Context.Service<StopDeadline, {
+  /** Marks the start of the stop (the first call counts). */
+  readonly begin: Effect.Effect<void>
+  /** When the stop began, in epoch milliseconds, if it has. */
+  readonly startedAt: () => number | undefined
+}>()("logtrain/drains/StopDeadline") {
+  static readonly make = Effect.sync(() => {
+    let startedAt: number | undefined
+    return StopDeadline.of({
+      begin: Effect.flatMap(Clock.currentTimeMillis, (now) =>
+        Effect.sync(() => {
+          startedAt ??= now
+        })),
+      startedAt: () => startedAt
+    })
+  })
+}
+
+/**
  * What a send says when only part of a batch could be delivered: the items the receiver refused
  * for good, by reason (e.g. an Elasticsearch `mapper_parsing_exception`). The others were delivered.
  */
@@ -69,6 +106,28 @@ export interface DeliveryReport {
   readonly example?: string | undefined
 }
 
+/** How a sender that confirms later tells the runner what became of what it wrote. */
+export interface ConfirmationListener {
+  /** These packets, written by earlier sends, have arrived; called in the order they were sent. */
+  readonly confirmed: (packets: ReadonlyArray<LogPacket.LogPacket>) => void
+  /** This many packets were written again, after the connection they were on failed unconfirmed. */
+  readonly resent: (packets: number) => void
+}
+
+/**
+ * For transports whose receivers do not answer sends (plain TCP syslog): `send` resolving means
+ * written, and the sender tells later what has arrived. It keeps what it wrote and has not
+ * confirmed, and writes it again first if its connection fails.
+ */
+export interface LaterConfirmation {
+  /** Called once, before the first send. */
+  readonly listen: (listener: ConfirmationListener) => void
+  /** Confirms everything written so far (for TCP: a graceful close, done once the receiver has read it all). */
+  readonly settle: Effect.Effect<void, DrainError>
+  /** Packets written and not confirmed yet. */
+  readonly unconfirmed: () => number
+}
+
 /** Delivers batches over one connection (or whatever the kind uses). One per worker. */
 export interface Sender {
   /**
@@ -76,6 +135,8 @@ export interface Sender {
    * retried batch is the same array, so a kind can remember what of it already went through.
    */
   readonly send: (batch: ReadonlyArray<LogPacket.LogPacket>) => Effect.Effect<DeliveryReport | void, DrainError>
+  /** Set by senders whose receivers do not answer (see LaterConfirmation); else a send that succeeds delivered its batch. */
+  readonly confirmsLater?: LaterConfirmation | undefined
 }
 
 /** What a drain kind gives the runner. */
@@ -86,24 +147,11 @@ export interface DrainSink {
   readonly settings?: Partial<DrainSettings> | undefined
   /** Most workers this kind can use, whatever is configured (1 where order matters and sends cannot overlap). */
   readonly maxWorkers?: number | undefined
-}
-
-/** Why packets are dropped; each has a series from the start, so dashboards see zeros, not gaps. */
-export const dropReasons = ["buffer_full", "rejected", "unsupported", "shutdown"] as const
-export type DropReason = typeof dropReasons[number]
-
-export interface DrainStats {
-  received: number
-  sent: number
-  /** Failed send attempts. */
-  errors: number
-  /** Send attempts that were retries of a failed batch. */
-  retries: number
-  /** Packets buffered, in flight included. */
-  depth: number
-  lanes: number
-  healthy: boolean
-  readonly dropped: Record<DropReason, number>
+  /**
+   * A cheap check that the receiver can be reached again (a TCP connect): while sends fail to
+   * connect, it is tried every PROBE_INTERVAL, and a success ends the backoff's wait.
+   */
+  readonly probe?: Effect.Effect<boolean> | undefined
 }
 
 export interface DrainHandle {
@@ -119,101 +167,29 @@ export interface DrainHandle {
    * that wait rather than drop (DRAIN_WHEN_FULL=block).
    */
   readonly whenRoom: Effect.Effect<boolean>
-  readonly stats: DrainStats
+  /**
+   * A Feed (Receipt.ts) for a source whose packets this drain could not take: `stillRouted` says
+   * whether the route that brought them still exists.
+   */
+  readonly feed: (stillRouted: () => boolean) => Feed
+  readonly stats: DrainStats.DrainStats
 }
 
-/** One worker's share of the buffer: a FIFO with a byte count and a way to wake its worker. */
-class Lane {
-  private items: Array<LogPacket.LogPacket | undefined> = []
-  private head = 0
-  bytes = 0
-  /** Wakes the worker once the lane holds `wakeAt` packets. */
-  wakeAt = 1
-  wake: (() => void) | undefined = undefined
-  /** Set while this lane must wait for its parent to send what it held when the lane was split off. */
-  gate: Deferred.Deferred<void> | undefined = undefined
-  inFlight = 0
-  /** Children waiting for this lane to complete `remaining` more packets. */
-  readonly releases: Array<{ remaining: number; readonly gate: Deferred.Deferred<void> }> = []
+/** How often a receiver that cannot be reached is probed while a send waits to be retried. */
+export const PROBE_INTERVAL = Duration.seconds(1)
 
-  get length(): number {
-    return this.items.length - this.head
-  }
-
-  push(packet: LogPacket.LogPacket, bytes: number): void {
-    this.items.push(packet)
-    this.bytes += bytes
-    if (this.wake !== undefined && this.items.length - this.head >= this.wakeAt) {
-      // Resuming a fiber runs it right here, inside the router's loop over a chunk; waking it in a
-      // microtask lets the whole chunk land first, so it is sent as one batch, not one packet and
-      // then the rest.
-      const wake = this.wake
-      this.wake = undefined
-      queueMicrotask(wake)
-    }
-  }
-
-  take(maxCount: number, maxBytes: number): Array<LogPacket.LogPacket> {
-    const batch: Array<LogPacket.LogPacket> = []
-    let bytes = 0
-    while (this.head < this.items.length && batch.length < maxCount) {
-      const packet = this.items[this.head]!
-      const size = LogPacket.approximateBytes(packet)
-      if (batch.length > 0 && bytes + size > maxBytes) break
-      batch.push(packet)
-      this.items[this.head++] = undefined
-      bytes += size
-    }
-    this.bytes -= bytes
-    if (this.head === this.items.length) {
-      this.items = []
-      this.head = 0
-    } else if (this.head >= 4096 && this.head * 2 >= this.items.length) {
-      this.items = this.items.slice(this.head)
-      this.head = 0
-    }
-    return batch
-  }
-
-  /** Everything still queued, for counting what a shutdown loses. */
-  clear(): number {
-    const n = this.length
-    this.items = []
-    this.head = 0
-    this.bytes = 0
-    return n
-  }
-
-  /** Records `n` packets done (sent or dropped) and opens the gates of children now free to go. */
-  completed(n: number): void {
-    for (let i = this.releases.length - 1; i >= 0; i--) {
-      const release = this.releases[i]!
-      release.remaining -= n
-      if (release.remaining <= 0) {
-        Deferred.doneUnsafe(release.gate, Effect.void)
-        this.releases.splice(i, 1)
-      }
-    }
-  }
-}
-
-/** FNV-1a over hostname and tag: which lane a source's packets go to. */
-const sourceHash = (packet: LogPacket.LogPacket): number => {
-  let h = 0x811c9dc5
-  const { hostname, tag } = packet
-  for (let i = 0; i < hostname.length; i++) h = Math.imul(h ^ hostname.charCodeAt(i), 0x01000193)
-  h = Math.imul(h ^ 0x1f, 0x01000193)
-  for (let i = 0; i < tag.length; i++) h = Math.imul(h ^ tag.charCodeAt(i), 0x01000193)
-  return h >>> 0
-}
-
-/** Rejection reasons get their own series up to this many per drain (a flood of distinct reasons stays counted in the total). */
-const MAX_REJECTION_REASONS = 32
-
-/** How often drops are logged (they are counted at once). */
-const DROP_REPORT_INTERVAL = Duration.seconds(10)
+/** Probes the receiver every PROBE_INTERVAL; ends once it answers. */
+const untilReachable = (probe: Effect.Effect<boolean>) =>
+  Effect.suspend(function loop(): Effect.Effect<void> {
+    return Effect.flatMap(Effect.andThen(Effect.sleep(PROBE_INTERVAL), probe), (up) => (up ? Effect.void : loop()))
+  })
 
 const floorPowerOfTwo = (n: number): number => 2 ** Math.floor(Math.log2(Math.max(1, n)))
+
+/** Settles the receipts of packets a drain is done with. */
+const settleAll = (packets: ReadonlyArray<LogPacket.LogPacket>): void => {
+  for (const packet of packets) packet.receipt?.settle()
+}
 
 /**
  * Runs a drain until its scope closes. `display` names it in logs and metric labels; `kind` is
@@ -227,66 +203,44 @@ export const make = Effect.fnUntraced(function*(options: {
   const settings: DrainSettings = { ...defaultSettings, ...options.sink.settings, ...(yield* DrainSettings) }
   const maxLanes = floorPowerOfTwo(Math.min(settings.maxWorkers, options.sink.maxWorkers ?? Number.POSITIVE_INFINITY))
   const { display, kind, sink } = options
-  const stats: DrainStats = {
-    received: 0,
-    sent: 0,
-    errors: 0,
-    retries: 0,
-    depth: 0,
-    lanes: 1,
-    healthy: true,
-    dropped: { buffer_full: 0, rejected: 0, unsupported: 0, shutdown: 0 }
-  }
-  const labels = { drain: display, kind }
-  const scope = yield* Effect.scope
-  /** Items refused for good, by the receiver's reason; a series appears with its first reason. */
-  const rejectedBy = new Map<string, number>()
-  /** The receiver's words about the latest refusal, for the periodic log line. */
-  let lastRefusal: string | undefined
-  const countRejected = (reason: string, n: number) =>
-    Effect.suspend(() => {
-      const before = rejectedBy.get(reason)
-      rejectedBy.set(reason, (before ?? 0) + n)
-      if (before !== undefined || rejectedBy.size > MAX_REJECTION_REASONS) return Effect.void
-      return Telemetry.counter(
-        "logtrain_drain_rejected_total",
-        "Packets the receiver refused for good, by its reason.",
-        { ...labels, reason },
-        () => rejectedBy.get(reason) ?? 0
-      ).pipe(Scope.provide(scope))
-    })
-  yield* Effect.all([
-    Telemetry.counter("logtrain_drain_received_total", "Packets routed to the drain.", labels, () => stats.received),
-    Telemetry.counter("logtrain_drain_sent_total", "Packets the drain delivered.", labels, () => stats.sent),
-    Telemetry.counter("logtrain_drain_errors_total", "Failed send attempts.", labels, () => stats.errors),
-    Telemetry.counter("logtrain_drain_retries_total", "Send attempts that retried a failed batch.", labels, () =>
-      stats.retries),
-    Telemetry.gauge("logtrain_drain_buffer_depth", "Packets buffered, in flight included.", labels, () =>
-      stats.depth),
-    Telemetry.gauge("logtrain_drain_workers", "Lanes (workers, connections) in use.", labels, () => stats.lanes),
-    Telemetry.gauge("logtrain_drain_up", "1 while the last send succeeded, 0 while failing.", labels, () =>
-      stats.healthy ? 1 : 0),
-    ...dropReasons.map((reason) =>
-      Telemetry.counter("logtrain_drain_dropped_total", "Packets the drain gave up on, by reason.", {
-        ...labels,
-        reason
-      }, () => stats.dropped[reason])
-    )
-  ], { discard: true })
+  const stopDeadline = yield* Effect.serviceOption(StopDeadline)
+  const { rejected, stats } = yield* DrainStats.make(display, kind)
 
   const lanes: Array<Lane> = [new Lane()]
   let closing = false
   let lastScaleAt = Number.NEGATIVE_INFINITY
   let failingSince = 0
 
-  const retryPolicy = Schedule.min([
-    Schedule.exponential(settings.retryBaseDelay).pipe(Schedule.jittered),
-    Schedule.spaced(settings.retryMaxDelay)
-  ]).pipe(
-    Schedule.setInputType<DrainError>(),
-    Schedule.while(({ input }) => input.retryable),
-    Schedule.tap(() => Effect.sync(() => stats.retries++))
-  )
+  /** Routers and feeds waiting for the depth to fall to a level. */
+  const roomWaiters: Array<{ readonly level: number; readonly wake: () => void }> = []
+  const wakeRoomWaiters = () => {
+    for (let i = roomWaiters.length - 1; i >= 0; i--) {
+      const waiter = roomWaiters[i]!
+      if (closing || stats.depth <= waiter.level) {
+        roomWaiters.splice(i, 1)
+        waiter.wake()
+      }
+    }
+  }
+  const whenDepthAtMost = (level: number) =>
+    Effect.callback<boolean>((resume) => {
+      if (stats.depth <= level || closing) return resume(Effect.succeed(!closing))
+      const waiter = { level, wake: () => resume(Effect.succeed(!closing)) }
+      roomWaiters.push(waiter)
+      return Effect.sync(() => {
+        const at = roomWaiters.indexOf(waiter)
+        if (at >= 0) roomWaiters.splice(at, 1)
+      })
+    })
+
+  /** `packets` of `lane` are done with: delivered (`sent` of them) or dropped, counted by the caller. */
+  const done = (lane: Lane, packets: ReadonlyArray<LogPacket.LogPacket>, sent: number) => {
+    stats.sent += sent
+    stats.depth -= packets.length
+    settleAll(packets)
+    lane.completed(packets.length)
+    if (roomWaiters.length > 0) wakeRoomWaiters()
+  }
 
   const onFailure = (error: DrainError) =>
     Effect.suspend(() => {
@@ -302,52 +256,92 @@ export const make = Effect.fnUntraced(function*(options: {
       })
     })
 
-  const onSuccess = (n: number, report: DeliveryReport | void) =>
+  const recovered = Effect.suspend(() =>
+    stats.healthy ? Effect.void : Effect.flatMap(Clock.currentTimeMillis, (now) => {
+      stats.healthy = true
+      return Log.info("drain recovered", { drain: display, failedForMs: now - failingSince })
+    })
+  )
+
+  /** A send that succeeded: delivered, but for what the receiver refused item by item. */
+  const delivered = (lane: Lane, batch: ReadonlyArray<LogPacket.LogPacket>, report: DeliveryReport | void) =>
     Effect.suspend(() => {
       let refused = 0
       const counted: Array<Effect.Effect<void>> = []
       if (report !== undefined) {
-        if (report.example !== undefined) lastRefusal = report.example
         for (const [reason, count] of report.rejected) {
           refused += count
-          counted.push(countRejected(reason, count))
+          counted.push(rejected(reason, count, report.example))
         }
       }
-      stats.sent += n - refused
-      stats.dropped.rejected += refused
-      const recovered = stats.healthy ? Effect.void : Effect.flatMap(Clock.currentTimeMillis, (now) => {
-        stats.healthy = true
-        return Log.info("drain recovered", { drain: display, failedForMs: now - failingSince })
-      })
-      return Effect.andThen(Effect.all(counted, { discard: true }), recovered)
+      done(lane, batch, batch.length - refused)
+      return Effect.all(counted, { discard: true })
     })
 
-  const deliver = (sender: Sender, batch: ReadonlyArray<LogPacket.LogPacket>) =>
-    sender.send(batch).pipe(
-      Effect.tapError(onFailure),
-      Effect.retry(retryPolicy),
-      Effect.matchEffect({
-        onSuccess: (report) => onSuccess(batch.length, report),
+  /** A batch given up on for good (refused, or a kind that cannot run): counted by reason. */
+  const givenUp = (lane: Lane, batch: ReadonlyArray<LogPacket.LogPacket>, error: DrainError) =>
+    Effect.suspend(() => {
+      const sent = Math.min(error.delivered ?? 0, batch.length)
+      done(lane, batch, sent)
+      const lost = batch.length - sent
+      if (error.reason === "Unsupported") {
+        stats.dropped.unsupported += lost
+        return Effect.void
+      }
+      return rejected(error.code ?? error.reason, lost, error.message)
+    })
+
+  /** The wait before retry number `attempt` (from 0): exponential, ±20 %, capped; at least what the receiver asked for. */
+  const backoff = (attempt: number, error: DrainError) => {
+    const base = Duration.toMillis(settings.retryBaseDelay) * 2 ** Math.min(attempt, 30)
+    const jittered = Math.min(base, Duration.toMillis(settings.retryMaxDelay)) * (0.8 + Math.random() * 0.4)
+    const asked = error.retryAfter === undefined ? 0 : Duration.toMillis(error.retryAfter)
+    return Duration.millis(Math.max(jittered, asked))
+  }
+
+  const pause = (delay: Duration.Duration, error: DrainError) =>
+    sink.probe !== undefined && error.reason === "Connect" && Duration.isGreaterThan(delay, PROBE_INTERVAL)
+      ? Effect.raceFirst(Effect.sleep(delay), untilReachable(sink.probe))
+      : Effect.sleep(delay)
+
+  /** Sends a batch until it is delivered or given up on. */
+  const deliver = (lane: Lane, sender: Sender, batch: ReadonlyArray<LogPacket.LogPacket>) =>
+    Effect.suspend(function attempt(tries = 0): Effect.Effect<void> {
+      return Effect.matchEffect(sender.send(batch), {
+        onSuccess: (report) =>
+          Effect.andThen(
+            recovered,
+            sender.confirmsLater === undefined ? delivered(lane, batch, report) : Effect.void
+          ),
         onFailure: (error) =>
-          Effect.suspend(() => {
-            const delivered = Math.min(error.delivered ?? 0, batch.length)
-            stats.sent += delivered
-            const lost = batch.length - delivered
-            if (error.reason === "Unsupported") {
-              stats.dropped.unsupported += lost
-              return Effect.void
-            }
-            stats.dropped.rejected += lost
-            lastRefusal = error.message
-            return countRejected(error.code ?? error.reason, lost)
+          Effect.andThen(onFailure(error), () => {
+            if (!error.retryable) return givenUp(lane, batch, error)
+            return Effect.andThen(pause(backoff(tries, error), error), () => {
+              stats.retries++
+              return attempt(tries + 1)
+            })
           })
       })
-    )
+    })
 
-  /** Waits until the lane holds `count` packets, or the drain is closing. */
-  const waitFor = (lane: Lane, count: number) =>
+  /** Confirms what a confirm-later sender wrote, retrying as sends do. */
+  const settle = (later: LaterConfirmation) =>
+    Effect.suspend(function attempt(tries = 0): Effect.Effect<void> {
+      if (later.unconfirmed() === 0) return Effect.void
+      return Effect.catch(later.settle, (error) =>
+        Effect.andThen(onFailure(error), () =>
+          Effect.andThen(pause(backoff(tries, error), error), () => {
+            stats.retries++
+            return attempt(tries + 1)
+          })))
+    })
+
+  /** Until the lane has packets, the drain closes, or the lane is asked to settle. */
+  const waitForWork = (lane: Lane, count: number) =>
     Effect.callback<void>((resume) => {
-      if (lane.length >= count || closing) return resume(Effect.void)
+      if (lane.length >= count || closing || (lane.settleAfter !== undefined && lane.settleAfter <= 0)) {
+        return resume(Effect.void)
+      }
       lane.wakeAt = count
       lane.wake = () => resume(Effect.void)
       return Effect.sync(() => {
@@ -357,33 +351,42 @@ export const make = Effect.fnUntraced(function*(options: {
 
   const fibers = yield* FiberSet.make<void>()
 
-  /** Routers waiting for room (DRAIN_WHEN_FULL=block). */
-  const roomWaiters: Array<() => void> = []
-  const wakeRoomWaiters = () => {
-    for (const wake of roomWaiters.splice(0)) wake()
-  }
-
   const work = (lane: Lane): Effect.Effect<void> =>
     Effect.scoped(Effect.gen(function*() {
       const sender = yield* sink.sender
+      const later = sender.confirmsLater
+      later?.listen({
+        confirmed: (packets) => done(lane, packets, packets.length),
+        resent: (n) => {
+          stats.resent += n
+        }
+      })
       if (lane.gate !== undefined) {
         yield* Deferred.await(lane.gate)
         lane.gate = undefined
       }
       while (true) {
-        yield* waitFor(lane, 1)
-        if (lane.length === 0) return // closing, and nothing left
+        if (lane.settleAfter !== undefined && lane.settleAfter <= 0) {
+          lane.settleAfter = undefined
+          if (later !== undefined) yield* settle(later)
+          continue
+        }
+        if (lane.length === 0) {
+          if (closing) {
+            // What was written must be confirmed before the drain counts it as sent.
+            if (later !== undefined) yield* settle(later)
+            return
+          }
+          yield* waitForWork(lane, 1)
+          continue
+        }
         const full = lane.length >= settings.batchSize || lane.bytes >= settings.batchBytes
         if (!closing && !full && Duration.isGreaterThan(settings.batchTimeout, Duration.zero)) {
-          yield* Effect.raceFirst(Effect.sleep(settings.batchTimeout), waitFor(lane, settings.batchSize))
+          yield* Effect.raceFirst(Effect.sleep(settings.batchTimeout), waitForWork(lane, settings.batchSize))
         }
         const batch = lane.take(settings.batchSize, settings.batchBytes)
-        lane.inFlight = batch.length
-        yield* deliver(sender, batch)
-        lane.inFlight = 0
-        stats.depth -= batch.length
-        if (roomWaiters.length > 0 && stats.depth < settings.bufferSize) wakeRoomWaiters()
-        lane.completed(batch.length)
+        yield* deliver(lane, sender, batch)
+        if (lane.settleAfter !== undefined) lane.settleAfter -= batch.length
         if (lane.length >= 2 * settings.batchSize && lanes.length < maxLanes && !closing) yield* split
       }
     })).pipe(
@@ -398,20 +401,15 @@ export const make = Effect.fnUntraced(function*(options: {
       })
     )
 
-  /** Doubles the lanes; each new lane waits for its parent's backlog to be sent. */
+  /** Doubles the lanes; each new lane waits for its parent to be done with what it holds. */
   const split: Effect.Effect<void> = Effect.gen(function*() {
     const now = yield* Clock.currentTimeMillis
     if (now - lastScaleAt < 1000) return
     lastScaleAt = now
     const n = lanes.length
     for (let j = 0; j < n; j++) {
-      const parent = lanes[j]!
       const child = new Lane()
-      const backlog = parent.length + parent.inFlight
-      if (backlog > 0) {
-        child.gate = Deferred.makeUnsafe<void>()
-        parent.releases.push({ remaining: backlog, gate: child.gate })
-      }
+      lanes[j]!.holdBack(child)
       lanes.push(child)
       yield* FiberSet.run(fibers)(work(child))
     }
@@ -419,18 +417,26 @@ export const make = Effect.fnUntraced(function*(options: {
     yield* Log.info("drain under pressure; more workers", { drain: display, workers: lanes.length })
   })
 
+  /** How long closing may wait: the flush timeout, or what is left of the stop's deadline. */
+  const flushTime = Effect.map(Clock.currentTimeMillis, (now) => {
+    const flush = Duration.toMillis(settings.flushTimeout)
+    const startedAt = stopDeadline._tag === "Some" ? stopDeadline.value.startedAt() : undefined
+    return Duration.millis(startedAt === undefined ? flush : Math.max(0, startedAt + flush - now))
+  })
+
   // Added after the FiberSet, so it runs before the workers are interrupted: flush, then stop.
   yield* Effect.addFinalizer(() =>
     Effect.gen(function*() {
       closing = true
       wakeRoomWaiters()
-      for (const lane of lanes) lane.wake?.()
-      const flushed = yield* FiberSet.awaitEmpty(fibers).pipe(Effect.timeoutOption(settings.flushTimeout))
+      for (const lane of lanes) lane.wakeSoon()
+      const timeout = yield* flushTime
+      const flushed = yield* FiberSet.awaitEmpty(fibers).pipe(Effect.timeoutOption(timeout))
       const timedOut = flushed._tag === "None"
       if (timedOut) yield* FiberSet.clear(fibers)
       // What is left: held past the flush timeout, or in a lane whose worker a defect ended (see `work`).
       let left = 0
-      for (const lane of lanes) left += lane.clear() + lane.inFlight
+      for (const lane of lanes) left += lane.clear() + lane.pending
       if (timedOut || left > 0) {
         stats.dropped.shutdown += left
         stats.depth = 0
@@ -438,7 +444,7 @@ export const make = Effect.fnUntraced(function*(options: {
           ? Log.warn("drain closed before it could deliver everything", {
             drain: display,
             dropped: left,
-            flushTimeout: Duration.format(settings.flushTimeout)
+            flushTimeout: Duration.format(timeout)
           })
           : Log.warn("drain closed with packets no worker could send", { drain: display, dropped: left })
       }
@@ -447,50 +453,39 @@ export const make = Effect.fnUntraced(function*(options: {
 
   yield* FiberSet.run(fibers)(work(lanes[0]!))
 
-  // Drops happen in `offer` (which must not log) and per batch; summarize them from here, at most
-  // once per interval, so a drain dropping a flood writes one line, not a flood.
-  const reported: Record<DropReason, number> = { ...stats.dropped }
-  yield* Effect.suspend(() => {
-    const dropped: Partial<Record<DropReason, number>> = {}
-    let any = false
-    for (const reason of dropReasons) {
-      const n = stats.dropped[reason] - reported[reason]
-      if (n > 0) {
-        dropped[reason] = n
-        any = true
-      }
-      reported[reason] = stats.dropped[reason]
+  const offer = (packet: LogPacket.LogPacket): boolean => {
+    stats.received++
+    if (stats.depth >= settings.bufferSize || closing) {
+      stats.dropped[closing ? "shutdown" : "buffer_full"]++
+      return false
     }
-    if (!any) return Effect.void
-    const example = dropped.rejected !== undefined ? lastRefusal : undefined
-    return Log.warn("drain dropped packets", { drain: display, ...dropped, ...(example === undefined ? {} : { refused: example }) })
-  }).pipe(Effect.repeat(Schedule.spaced(DROP_REPORT_INTERVAL)), Effect.forkScoped)
+    stats.depth++
+    laneOf(lanes, packet).push(packet, LogPacket.approximateBytes(packet))
+    return true
+  }
+  const hasRoom = () => stats.depth < settings.bufferSize && !closing
+  /** A feed waits for half the buffer to be free, so that a backlog comes back in large gulps. */
+  const feedLevel = Math.floor(settings.bufferSize / 2)
 
   const handle: DrainHandle = {
     display,
     kind,
     stats,
-    hasRoom: () => stats.depth < settings.bufferSize && !closing,
-    whenRoom: Effect.callback<boolean>((resume) => {
-      if (stats.depth < settings.bufferSize || closing) return resume(Effect.succeed(!closing))
-      const wake = () => resume(Effect.succeed(!closing))
-      roomWaiters.push(wake)
-      return Effect.sync(() => {
-        const at = roomWaiters.indexOf(wake)
-        if (at >= 0) roomWaiters.splice(at, 1)
-      })
-    }),
-    offer: (packet) => {
-      stats.received++
-      if (stats.depth >= settings.bufferSize || closing) {
-        stats.dropped[closing ? "shutdown" : "buffer_full"]++
-        return false
+    hasRoom,
+    whenRoom: whenDepthAtMost(settings.bufferSize - 1),
+    feed: (stillRouted) => ({
+      whenRoom: Effect.map(whenDepthAtMost(feedLevel), (room) => room && stillRouted()),
+      offer: (packet): Offered => {
+        if (closing || !stillRouted()) return "gone"
+        if (!hasRoom()) return "full"
+        offer(packet)
+        return "taken"
+      },
+      dropped: (n, reason) => {
+        stats.dropped[reason] += n
       }
-      stats.depth++
-      const lane = lanes.length === 1 ? lanes[0]! : lanes[sourceHash(packet) & (lanes.length - 1)]!
-      lane.push(packet, LogPacket.approximateBytes(packet))
-      return true
-    }
+    }),
+    offer
   }
   return handle
 })

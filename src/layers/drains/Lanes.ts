@@ -1,0 +1,129 @@
+/**
+ * A drain's buffer, split into lanes: one worker (and one connection) each. A packet's lane is
+ * chosen by a hash of its hostname and tag, so each source's packets go through one lane, in
+ * order. Plain data and functions: the runner (DrainRunner.ts) decides when lanes are added and
+ * what their workers do.
+ */
+import { Deferred, Effect } from "effect"
+import * as LogPacket from "../../domain/LogPacket.ts"
+
+/** A child lane's wait for its parent: released once the parent is done with `remaining` more packets. */
+interface Release {
+  remaining: number
+  readonly gate: Deferred.Deferred<void>
+}
+
+/** One worker's share of the buffer: a FIFO with a byte count and a way to wake its worker. */
+export class Lane {
+  private items: Array<LogPacket.LogPacket | undefined> = []
+  private head = 0
+  bytes = 0
+  /** Wakes the worker once the lane holds `wakeAt` packets. */
+  wakeAt = 1
+  wake: (() => void) | undefined = undefined
+  /** Set while this lane waits for its parent to be done with what it held when the lane was split off. */
+  gate: Deferred.Deferred<void> | undefined = undefined
+  /**
+   * Packets taken from the lane and not done with yet: in flight, or written by a transport that
+   * confirms later (plain TCP) and not confirmed yet. They still count in the drain's depth.
+   */
+  pending = 0
+  /**
+   * Set when a child lane waits for this one: how many more packets this lane writes before it
+   * asks its sender to confirm everything written (a graceful close, for TCP), so that the child
+   * knows its sources' earlier packets have arrived before it sends theirs on another connection.
+   */
+  settleAfter: number | undefined = undefined
+  private readonly releases: Array<Release> = []
+
+  get length(): number {
+    return this.items.length - this.head
+  }
+
+  push(packet: LogPacket.LogPacket, bytes: number): void {
+    this.items.push(packet)
+    this.bytes += bytes
+    if (this.wake !== undefined && this.items.length - this.head >= this.wakeAt) this.wakeSoon()
+  }
+
+  /**
+   * Wakes the worker. Resuming a fiber runs it right here, e.g. inside the router's loop over a
+   * chunk; waking it in a microtask lets the whole chunk land first, so it is sent as one batch,
+   * not one packet and then the rest.
+   */
+  wakeSoon(): void {
+    const wake = this.wake
+    if (wake === undefined) return
+    this.wake = undefined
+    queueMicrotask(wake)
+  }
+
+  take(maxCount: number, maxBytes: number): Array<LogPacket.LogPacket> {
+    const batch: Array<LogPacket.LogPacket> = []
+    let bytes = 0
+    while (this.head < this.items.length && batch.length < maxCount) {
+      const packet = this.items[this.head]!
+      const size = LogPacket.approximateBytes(packet)
+      if (batch.length > 0 && bytes + size > maxBytes) break
+      batch.push(packet)
+      this.items[this.head++] = undefined
+      bytes += size
+    }
+    this.bytes -= bytes
+    this.pending += batch.length
+    if (this.head === this.items.length) {
+      this.items = []
+      this.head = 0
+    } else if (this.head >= 4096 && this.head * 2 >= this.items.length) {
+      this.items = this.items.slice(this.head)
+      this.head = 0
+    }
+    return batch
+  }
+
+  /** Everything still queued, taken out (for counting what a shutdown leaves). */
+  clear(): number {
+    const n = this.length
+    this.items = []
+    this.head = 0
+    this.bytes = 0
+    return n
+  }
+
+  /** A child lane must wait until this lane is done with everything it holds now. */
+  holdBack(child: Lane): void {
+    const backlog = this.length + this.pending
+    if (backlog === 0) return
+    child.gate = Deferred.makeUnsafe<void>()
+    this.releases.push({ remaining: backlog, gate: child.gate })
+    this.settleAfter = Math.max(this.settleAfter ?? 0, this.length)
+    if (this.settleAfter === 0) this.wakeSoon()
+  }
+
+  /** Records `n` packets done (delivered or dropped) and opens the gates of children now free to go. */
+  completed(n: number): void {
+    this.pending -= n
+    for (let i = this.releases.length - 1; i >= 0; i--) {
+      const release = this.releases[i]!
+      release.remaining -= n
+      if (release.remaining <= 0) {
+        Deferred.doneUnsafe(release.gate, Effect.void)
+        this.releases.splice(i, 1)
+      }
+    }
+  }
+}
+
+/** FNV-1a over hostname and tag: which lane a source's packets go to. */
+export const sourceHash = (packet: LogPacket.LogPacket): number => {
+  let h = 0x811c9dc5
+  const { hostname, tag } = packet
+  for (let i = 0; i < hostname.length; i++) h = Math.imul(h ^ hostname.charCodeAt(i), 0x01000193)
+  h = Math.imul(h ^ 0x1f, 0x01000193)
+  for (let i = 0; i < tag.length; i++) h = Math.imul(h ^ tag.charCodeAt(i), 0x01000193)
+  return h >>> 0
+}
+
+/** The lane of a packet among `lanes` (a power of two). */
+export const laneOf = (lanes: ReadonlyArray<Lane>, packet: LogPacket.LogPacket): Lane =>
+  lanes.length === 1 ? lanes[0]! : lanes[sourceHash(packet) & (lanes.length - 1)]!

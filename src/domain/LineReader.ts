@@ -1,0 +1,261 @@
+/**
+ * A container log file's bytes, read in chunks, turned into lines — each with its position in the
+ * file — and resumable from any point where no line is pending.
+ *
+ * - Physical lines (up to a newline) are decoded (ContainerLog.decodeLine) and their pieces joined
+ *   per stream (ContainerLog.LineJoiner), so lines the runtime split come out whole.
+ * - A line's position is the byte after its last piece. Positions only grow, in the order lines
+ *   come out; lines that come out together (cut from one long line) get fractions of a byte apart.
+ *   Reading the same bytes again from a resume point gives the same lines at the same positions,
+ *   so a reader that starts again (a drain fed its backlog, a restart) skips what was delivered
+ *   by position.
+ * - `resumeOffset` is where reading must start again to give every line not yet out: the last
+ *   byte at which nothing was pending — no line being joined, no physical line half read. From
+ *   such a point the same bytes give exactly the same lines, so a position tells what was had.
+ * - Long lines: a CRI line longer than `maxLineBytes` (containerd with max_container_log_line_size
+ *   -1 writes them) is not held whole: its text is cut into pieces of `maxLineBytes` as it is read,
+ *   at the same places whatever the chunks read. A Docker json-file line that long (Docker cuts
+ *   at 16 KiB, so only garbage is) is dropped, counted as malformed.
+ */
+import * as ContainerLog from "./ContainerLog.ts"
+import * as Rfc3339 from "./Rfc3339.ts"
+
+export interface PositionedLine extends ContainerLog.Line {
+  readonly position: number
+}
+
+/** Lines coming out at one byte get positions this far apart. */
+export const POSITION_STEP = 1 / 4096
+
+/** What a reader reports besides lines. */
+export interface ReaderSink {
+  readonly line: (line: PositionedLine) => void
+  /** A physical line that could not be read (not CRI nor Docker json-file, or an endless json line). */
+  readonly malformed: (message: string) => void
+}
+
+export interface ReaderOptions {
+  /** Longest line sent: longer ones are cut. */
+  readonly maxLineBytes: number
+}
+
+/** A CRI line being read piece by piece, because it is longer than a line may be. */
+interface LongLine {
+  readonly start: number
+  readonly stream: ContainerLog.StreamName
+  readonly time: number
+  /** The line's tag was P: its last piece continues on the next line. */
+  readonly partial: boolean
+}
+
+/** Longest CRI header (time, stream, tag) we look for before the text of a long line. */
+const HEADER_MAX = 128
+
+export class LineReader {
+  /** The next byte to read. */
+  offset: number
+  /** Bytes read of a physical line whose newline has not come yet, and where they start. */
+  private carry: Buffer | undefined = undefined
+  private carryStart = 0
+  private long: LongLine | undefined = undefined
+  /** Dropping the rest of an unusable endless line. */
+  private skipping = false
+  /** The last offset at which nothing was pending (see resumeOffset). */
+  private quietAt: number
+  private readonly joiner: ContainerLog.LineJoiner
+  private end = 0
+  private k = 0
+  /** The time given to lines emitted now (for partial-line timeouts). */
+  private now = 0
+  private readonly options: ReaderOptions
+  private readonly sink: ReaderSink
+  /**
+   * Longest physical line of another format held while waiting for its newline: Docker json-file
+   * lines are at most 16 KiB of text, escaped (up to six bytes a character).
+   */
+  private readonly maxPhysicalBytes: number
+
+  constructor(offset: number, options: ReaderOptions, sink: ReaderSink) {
+    this.offset = offset
+    this.quietAt = offset
+    this.options = options
+    this.maxPhysicalBytes = Math.max(4 * options.maxLineBytes, 256 * 1024)
+    this.sink = sink
+    this.joiner = new ContainerLog.LineJoiner(options.maxLineBytes, (line) => {
+      this.sink.line({ stream: line.stream, time: line.time, text: line.text, position: this.end + this.k++ * POSITION_STEP })
+    })
+  }
+
+  /** Lines cut at the size limit so far. */
+  get split(): number {
+    return this.joiner.split
+  }
+
+  /** Where to start reading again so that no line not yet out is missed, and none comes out otherwise. */
+  get resumeOffset(): number {
+    return this.quietAt
+  }
+
+  private at(end: number): void {
+    if (end !== this.end) {
+      this.end = end
+      this.k = 0
+    }
+  }
+
+  /** Takes the next `chunk` of the file (read at `this.offset`). */
+  feed(chunk: Buffer, now: number): void {
+    this.now = now
+    const base = this.offset
+    this.offset += chunk.length
+    const data = this.carry === undefined ? chunk : Buffer.concat([this.carry, chunk])
+    const dataStart = this.carry === undefined ? base : this.carryStart
+    this.carry = undefined
+    if (this.long === undefined) {
+      this.scan(data, dataStart, 0)
+      return
+    }
+    const newline = data.indexOf(10)
+    this.longText(data, dataStart, 0, newline)
+    if (newline < 0) return
+    if (this.joiner.pendingOffset === undefined) this.quietAt = dataStart + newline + 1
+    this.scan(data, dataStart, newline + 1)
+  }
+
+  /** Decodes the physical lines of `data` (starting at file offset `dataStart`) from `from`. */
+  private scan(data: Buffer, dataStart: number, from: number): void {
+    const max = this.options.maxLineBytes
+    let start = from
+    if (this.skipping) {
+      const newline = data.indexOf(10, start)
+      if (newline < 0) return
+      this.skipping = false
+      start = newline + 1
+      if (this.joiner.pendingOffset === undefined) this.quietAt = dataStart + start
+    }
+    for (let newline = data.indexOf(10, start); newline >= 0; newline = data.indexOf(10, start)) {
+      if (newline > start) {
+        // A CRI line with more text than a line may have is cut as it would be read piece by
+        // piece (below), so that it comes out the same however it was read.
+        const header = newline - start > max ? criHeader(data, start) : undefined
+        if (header !== undefined && newline - start - header.length > max) {
+          this.long = { start: dataStart + start, stream: header.stream, time: header.time, partial: header.partial }
+          this.longText(data, dataStart, start + header.length, newline)
+        } else {
+          const piece = ContainerLog.decodeLine(data.toString("utf8", start, newline))
+          if (ContainerLog.isLineError(piece)) {
+            this.sink.malformed(`${piece.reason}: ${JSON.stringify(piece.excerpt)}`)
+          } else {
+            this.at(dataStart + newline + 1)
+            this.joiner.push(piece, dataStart + start, this.now)
+          }
+        }
+      }
+      start = newline + 1
+      if (this.long === undefined && this.joiner.pendingOffset === undefined) this.quietAt = dataStart + start
+    }
+    const rest = data.length - start
+    if (rest === 0) return
+    if (rest > max + HEADER_MAX) {
+      // Longer than a line may be, and no newline yet: a CRI line is read on piece by piece.
+      const header = criHeader(data, start)
+      if (header !== undefined) {
+        this.long = { start: dataStart + start, stream: header.stream, time: header.time, partial: header.partial }
+        this.longText(data, dataStart, start + header.length, -1)
+        return
+      }
+      if (rest > this.maxPhysicalBytes) {
+        this.sink.malformed(`a line longer than ${this.maxPhysicalBytes} bytes that is not CRI was dropped`)
+        this.skipping = true
+        return
+      }
+    }
+    this.carry = Buffer.from(data.subarray(start))
+    this.carryStart = dataStart + start
+  }
+
+  /**
+   * Text of the long line in `data` from `from` to its newline at `newline` (-1: not read yet):
+   * pieces of `maxLineBytes` go to the joiner as they fill (cut where they would be whatever the
+   * chunks), so no more than about two of them are held; without the newline, the rest is kept
+   * for the next chunk.
+   */
+  private longText(data: Buffer, dataStart: number, from: number, newline: number): void {
+    const long = this.long!
+    const max = this.options.maxLineBytes
+    const stop = newline < 0 ? data.length : newline
+    let at = from
+    while (stop - at > max) {
+      const cut = utf8Boundary(data.subarray(at, stop), max)
+      this.at(dataStart + at + cut)
+      this.joiner.push({ stream: long.stream, time: long.time, text: data.toString("utf8", at, at + cut), partial: true }, long.start, this.now)
+      at += cut
+    }
+    if (newline < 0) {
+      this.carry = Buffer.from(data.subarray(at, stop))
+      this.carryStart = dataStart + at
+      return
+    }
+    this.long = undefined
+    this.at(dataStart + newline + 1)
+    this.joiner.push({ stream: long.stream, time: long.time, text: data.toString("utf8", at, newline), partial: long.partial }, long.start, this.now)
+  }
+
+  /** Sends the lines whose last piece has not come since before `deadline` (KUBERNETES_PARTIAL_TIMEOUT). */
+  flushOlderThan(deadline: number): void {
+    this.at(this.offset)
+    this.joiner.flushOlderThan(deadline)
+    this.settled()
+  }
+
+  /** Nothing pending any more (lines flushed): reading again from here loses nothing. */
+  private settled(): void {
+    if (this.long !== undefined || this.skipping || this.joiner.pendingOffset !== undefined) return
+    this.quietAt = this.carry === undefined ? this.offset : this.carryStart
+  }
+
+  /**
+   * The file ends here (it was rotated, or deleted): lines still being joined are sent as they
+   * are; an unfinished physical line is dropped (runtimes write whole lines).
+   */
+  endOfFile(): void {
+    if (this.long !== undefined) {
+      this.at(this.offset)
+      const long = this.long
+      if (this.carry !== undefined && this.carry.length > 0) {
+        this.joiner.push({ stream: long.stream, time: long.time, text: this.carry.toString("utf8"), partial: false }, long.start, this.now)
+      }
+      this.long = undefined
+    } else if (this.carry !== undefined) {
+      this.sink.malformed(`an unfinished line at the end of a rotated file was dropped`)
+    }
+    this.carry = undefined
+    this.skipping = false
+    this.at(this.offset)
+    this.joiner.flushOlderThan(Number.POSITIVE_INFINITY)
+    this.quietAt = this.offset
+  }
+}
+
+/** The end of the longest prefix of `bytes` of at most `max` bytes that does not split a UTF-8 character. */
+const utf8Boundary = (bytes: Buffer, max: number): number => {
+  let end = max
+  while (end > 0 && (bytes[end]! & 0xc0) === 0x80) end--
+  return end === 0 ? max : end
+}
+
+/** The header of a CRI line (`<time> <stream> <tag> `) at `start` of `data`, if it is one. */
+const criHeader = (
+  data: Buffer,
+  start: number
+): { readonly length: number; readonly stream: ContainerLog.StreamName; readonly time: number; readonly partial: boolean } | undefined => {
+  if (data[start] === 123 /* { */) return undefined
+  const head = data.toString("latin1", start, Math.min(data.length, start + HEADER_MAX))
+  const first = head.indexOf(" ")
+  if (first < 0 || head.charCodeAt(first + 7) !== 32) return undefined
+  const stream = head.startsWith("stdout", first + 1) ? "stdout" : head.startsWith("stderr", first + 1) ? "stderr" : undefined
+  if (stream === undefined) return undefined
+  const third = head.indexOf(" ", first + 8)
+  if (third < 0 || third === first + 8) return undefined
+  return { length: third + 1, stream, time: Rfc3339.parse(head, 0, first), partial: head.charCodeAt(first + 8) === 80 /* P */ }
+}

@@ -58,6 +58,8 @@ export const LogtrainConfig = Config.all({
   onlyAkkeris: withDefault(flag("ONLY_AKKERIS"), false),
   kubernetesMaxLineSize: withDefault(atLeast("KUBERNETES_MAX_LINE_SIZE", 1024), 64 * 1024),
   kubernetesPartialTimeout: withDefault(duration("KUBERNETES_PARTIAL_TIMEOUT"), Duration.seconds(5)),
+  // How far a drain that is down may fall behind a file (bytes) before its oldest lines are skipped.
+  kubernetesMaxBacklog: withDefault(atLeast("KUBERNETES_MAX_BACKLOG", 1024 * 1024), 64 * 1024 * 1024),
 
   kubernetesDatasource: optionalFlag("KUBERNETES_DATASOURCE"),
   akkeris: withDefault(flag("AKKERIS"), false),

@@ -17,6 +17,7 @@ import * as SyslogUdp from "../layers/inputs/SyslogUdp.ts"
 import * as HttpEvents from "../layers/inputs/HttpEvents.ts"
 import * as HttpSyslog from "../layers/inputs/HttpSyslog.ts"
 import * as Otlp from "../layers/inputs/Otlp.ts"
+import { Checkpoints } from "../layers/storage/Checkpoints.ts"
 import * as Tls from "../layers/transports/tls.ts"
 import { describeCause } from "../layers/transports/TransportError.ts"
 import { LogtrainConfig } from "./LogtrainConfig.ts"
@@ -126,7 +127,7 @@ export const layer = (config: LogtrainConfig, commandLine: CommandLine = {}) =>
           ))
         return ContainerLogs.layer({
           path: config.kubernetesLogPath,
-          stateDir: config.stateDir,
+          maxBacklogBytes: config.kubernetesMaxBacklog,
           excludeNamespaces: config.excludeNamespaces,
           onlyAkkeris: config.onlyAkkeris,
           maxLineBytes: config.kubernetesMaxLineSize,
@@ -211,7 +212,13 @@ export const layer = (config: LogtrainConfig, commandLine: CommandLine = {}) =>
       ).pipe(Layer.provide(persistentStore))
       : HttpServer.layer({ host, port: config.httpPort }, httpRoutes)
     const coreOptions = { ingestCapacity: config.ingestBufferSize, drainSettings: config.drains, whenFull: config.drainWhenFull }
-    const core = persistent ? RouterCore.layer(coreOptions, persistentStore) : RouterCore.layer(coreOptions)
+    const routerCore = persistent ? RouterCore.layer(coreOptions, persistentStore) : RouterCore.layer(coreOptions)
+    // Built before the core, so released after it: the last checkpoint is saved once the drains
+    // have flushed, and says what they delivered.
+    // (Without the container log input nothing asks for the store: none is made.)
+    const core = routerCore.pipe(Layer.provideMerge(
+      containerLogs ? Checkpoints.layer(config.stateDir) : (Layer.empty as unknown as Layer.Layer<Checkpoints>)
+    ))
 
     const started = Layer.effectDiscard(Log.info("logtrain started", {
       inputs: [
@@ -236,7 +243,7 @@ export const layer = (config: LogtrainConfig, commandLine: CommandLine = {}) =>
     }))
 
     // "started" once everything is up (a datasource that cannot start stops start-up first).
-    return started.pipe(
+    return Layer.mergeAll(started, RouterCore.stopping).pipe(
       Layer.provideMerge(Layer.mergeAll(inputs, datasources, http)),
       Layer.provide(core)
     )

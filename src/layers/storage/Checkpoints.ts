@@ -1,27 +1,51 @@
 /**
- * Where the container log input has read up to, per file, kept across restarts in
- * `<STATE_DIR>/container-logs.json`.
+ * The checkpointer of the container log input: where each followed file is, kept across restarts
+ * in `<STATE_DIR>/container-logs.json`.
+ *
+ * A file's checkpoint says which generations of it are still needed (the live one and any it was
+ * rotated out of or copied to, each known by device, inode and a hash of its first bytes), where
+ * its drains resume in them — the place every drain is sure of, and the places of the drains that
+ * were behind (by a hash of their URL: URLs may hold credentials) — so that a restart neither loses
+ * nor repeats what a drain already had.
  *
  * Saved atomically: written to a temporary file, flushed to disk, renamed over the old one (and
  * the directory flushed), so a crash or power loss leaves either the old or the new checkpoint,
- * never half of one. A file is identified by device and inode plus a hash of its first bytes, as
- * inodes are reused once a file is deleted.
+ * never half of one. Saved every few seconds by the input, and once more when this layer is
+ * released — after the drains have flushed, so a clean stop saves what they delivered.
  */
-import { Data, Effect } from "effect"
+import { Context, Data, Effect, Layer } from "effect"
+import { createHash } from "node:crypto"
 import { constants } from "node:fs"
 import * as Fs from "node:fs/promises"
 import { join } from "node:path"
+import * as Log from "../Log.ts"
 
-export interface FileCheckpoint {
-  /** The path followed (in the log directory). */
-  readonly path: string
+export interface GenerationCheckpoint {
   readonly dev: number
   readonly ino: number
   /** Hash of the file's first `fingerprintBytes` bytes. */
   readonly fingerprint: string
   readonly fingerprintBytes: number
-  /** Everything before this byte has been handed to the router. */
+  /** Its size, once nothing writes it any more (rotated, a copy); absent for the live file. */
+  readonly size?: number | undefined
+}
+
+/** Where to resume: a generation (an index into `generations`), a byte with no line pending, the first position wanted. */
+export interface MarkCheckpoint {
+  readonly generation: number
   readonly offset: number
+  readonly from: number
+}
+
+export interface FileCheckpoint {
+  /** The path followed (in the log directory). */
+  readonly path: string
+  /** Oldest first; the last is the live file (unless it was deleted). */
+  readonly generations: ReadonlyArray<GenerationCheckpoint>
+  /** Where every drain not listed in `behind` resumes. */
+  readonly head: MarkCheckpoint
+  /** Drains that were behind, by `endpointKey`. */
+  readonly behind: Readonly<Record<string, MarkCheckpoint>>
 }
 
 export class CheckpointError extends Data.TaggedError("CheckpointError")<{ readonly detail: string }> {
@@ -30,31 +54,75 @@ export class CheckpointError extends Data.TaggedError("CheckpointError")<{ reado
   }
 }
 
-export interface Checkpoints {
+const FILE = "container-logs.json"
+const VERSION = 2
+
+/** How a drain is named in a checkpoint: a hash of its URL, which may hold credentials. */
+export const endpointKey = (endpoint: string): string => createHash("sha256").update(endpoint).digest("base64url").slice(0, 22)
+
+const isInt = (n: unknown): n is number => Number.isSafeInteger(n)
+const isMark = (u: unknown, generations: number): u is MarkCheckpoint => {
+  const m = u as MarkCheckpoint
+  return typeof m === "object" && m !== null && isInt(m.generation) && m.generation >= 0 && m.generation < generations &&
+    isInt(m.offset) && m.offset >= 0 && typeof m.from === "number" && Number.isFinite(m.from)
+}
+const isGeneration = (u: unknown): u is GenerationCheckpoint => {
+  const g = u as GenerationCheckpoint
+  return typeof g === "object" && g !== null && isInt(g.dev) && isInt(g.ino) && typeof g.fingerprint === "string" &&
+    isInt(g.fingerprintBytes) && (g.size === undefined || (isInt(g.size) && g.size >= 0))
+}
+
+/** A checkpoint as read: this version's, or the first version's (one generation, one offset). */
+const readEntry = (u: unknown): FileCheckpoint | undefined => {
+  const entry = u as Record<string, unknown>
+  if (typeof entry !== "object" || entry === null || typeof entry.path !== "string") return undefined
+  if (Array.isArray(entry.generations)) {
+    const generations = entry.generations
+    if (generations.length === 0 || !generations.every(isGeneration) || !isMark(entry.head, generations.length)) return undefined
+    const behind: Record<string, MarkCheckpoint> = {}
+    if (typeof entry.behind === "object" && entry.behind !== null) {
+      for (const [key, mark] of Object.entries(entry.behind)) if (isMark(mark, generations.length)) behind[key] = mark
+    }
+    return { path: entry.path, generations, head: entry.head, behind }
+  }
+  const v1 = entry as { dev?: unknown; ino?: unknown; fingerprint?: unknown; fingerprintBytes?: unknown; offset?: unknown }
+  const generation = { dev: v1.dev, ino: v1.ino, fingerprint: v1.fingerprint, fingerprintBytes: v1.fingerprintBytes }
+  if (!isGeneration(generation) || !isInt(v1.offset) || v1.offset < 0) return undefined
+  return { path: entry.path, generations: [generation], head: { generation: 0, offset: v1.offset, from: v1.offset }, behind: {} }
+}
+
+export class Checkpoints extends Context.Service<Checkpoints, {
+  readonly stateDir: string
   /** False on the very first run: no checkpoint was ever saved in this state directory. */
   readonly existed: boolean
   /** The checkpoints read at start, by path. */
   readonly initial: ReadonlyMap<string, FileCheckpoint>
+  /** Why the saved checkpoints could not be read, if they could not (files then start at their beginning). */
+  readonly unreadable: string | undefined
   readonly save: (entries: Iterable<FileCheckpoint>) => Effect.Effect<void, CheckpointError>
+  /** What the last save, when the layer is released, writes. */
+  readonly saveAtStop: (entries: () => Iterable<FileCheckpoint>) => void
+}>()("logtrain/storage/Checkpoints") {
+  /**
+   * The store in `dir` (created if missing). An unwritable directory is an error: logtrain could
+   * not keep its promise not to lose or repeat lines across restarts. An unreadable checkpoint
+   * counts as existing but empty: files then start at their beginning (repeating rather than
+   * losing).
+   */
+  static readonly layer = (dir: string): Layer.Layer<Checkpoints, CheckpointError> =>
+    Layer.effect(Checkpoints, Effect.gen(function*() {
+      const store = yield* open(dir)
+      let atStop: (() => Iterable<FileCheckpoint>) | undefined
+      yield* Effect.addFinalizer(() =>
+        atStop === undefined
+          ? Effect.void
+          : Effect.catch(store.save(atStop()), (error) => Log.error("cannot save checkpoints", { error: error.message }))
+      )
+      return Checkpoints.of({ ...store, saveAtStop: (entries) => void (atStop = entries) })
+    }))
 }
 
-const FILE = "container-logs.json"
-const VERSION = 1
-
-const isCheckpoint = (u: unknown): u is FileCheckpoint => {
-  const c = u as FileCheckpoint
-  return typeof c === "object" && c !== null && typeof c.path === "string" && Number.isSafeInteger(c.dev) &&
-    Number.isSafeInteger(c.ino) && typeof c.fingerprint === "string" && Number.isSafeInteger(c.fingerprintBytes) &&
-    Number.isSafeInteger(c.offset) && c.offset >= 0
-}
-
-/**
- * Opens the store in `dir` (created if missing). An unwritable directory is an error: logtrain
- * could not keep its promise not to lose or repeat lines across restarts. An unreadable checkpoint
- * counts as existing but empty, with a warning from the caller: files then start at their
- * beginning (repeating rather than losing).
- */
-export const open = (dir: string) =>
+const open = (dir: string) =>
   Effect.gen(function*() {
     const path = join(dir, FILE)
     const fail = (what: string) => (error: unknown) =>
@@ -70,17 +138,24 @@ export const open = (dir: string) =>
     if (text !== undefined) {
       try {
         const json = JSON.parse(text) as { version?: unknown; files?: unknown }
-        if (json.version !== VERSION || !Array.isArray(json.files)) throw new Error(`not a version ${VERSION} checkpoint`)
-        for (const entry of json.files) if (isCheckpoint(entry)) initial.set(entry.path, entry)
+        if ((json.version !== 1 && json.version !== VERSION) || !Array.isArray(json.files)) {
+          throw new Error(`not a version ${VERSION} checkpoint`)
+        }
+        for (const u of json.files) {
+          const entry = readEntry(u)
+          if (entry !== undefined) initial.set(entry.path, entry)
+        }
       } catch (error) {
         unreadable = (error as Error).message
       }
     }
     let sequence = 0
-    const store: Checkpoints = {
+    return {
+      stateDir: dir,
       existed: text !== undefined,
       initial,
-      save: (entries) =>
+      unreadable,
+      save: (entries: Iterable<FileCheckpoint>) =>
         Effect.tryPromise({
           try: async () => {
             const temporary = `${path}.${process.pid}.${sequence++}.tmp`
@@ -103,5 +178,4 @@ export const open = (dir: string) =>
           catch: fail(`cannot save ${FILE}`)
         })
     }
-    return { store, unreadable }
   })

@@ -10,6 +10,7 @@ import { Ingest } from "../../../src/layers/Ingest.ts"
 import * as ContainerLogs from "../../../src/layers/inputs/containers/ContainerLogs.ts"
 import * as PodMetadata from "../../../src/layers/kubernetes/PodMetadata.ts"
 import { Readiness } from "../../../src/layers/Readiness.ts"
+import { Checkpoints } from "../../../src/layers/storage/Checkpoints.ts"
 import { waitUntil } from "../../helpers/DrainsHarness.ts"
 
 const ID = "a1b2c3d4".repeat(8)
@@ -54,7 +55,10 @@ const criLine = (n: number) => `2026-01-01T00:00:00.000000000Z stdout F line ${n
 
 const expected = (from: number, count: number) => Array.from({ length: count }, (_, n) => `line ${from + n}`)
 
-const options = (dirs: ReturnType<typeof layout>, overrides: Partial<ContainerLogs.Options> = {}): ContainerLogs.Options => ({
+/** The input's options, and where its checkpoints go. */
+type TestOptions = ContainerLogs.Options & { readonly stateDir: string }
+
+const options = (dirs: ReturnType<typeof layout>, overrides: Partial<TestOptions> = {}): TestOptions => ({
   path: dirs.containers,
   stateDir: dirs.state,
   excludeNamespaces: [],
@@ -78,17 +82,30 @@ const harness = (options: { readonly capacity?: number; readonly consume?: boole
     const context = yield* Layer.build(Layer.mergeAll(Ingest.layer({ capacity: options.capacity ?? 10_000 }), Readiness.layer))
     const ingest = Context.get(context, Ingest)
     const received: Array<LogPacket> = []
+    // As a router that routes each packet to one drain, which delivers it at once.
     const consume = ingest.packets.pipe(
-      Stream.runForEachArray((chunk) => Effect.sync(() => void received.push(...chunk))),
+      Stream.runForEachArray((chunk) =>
+        Effect.sync(() => {
+          for (const packet of chunk) {
+            packet.receipt?.routed(1)
+            packet.receipt?.settle()
+          }
+          received.push(...chunk)
+        })
+      ),
       Effect.forkScoped,
       Effect.asVoid
     )
     if (options.consume ?? true) yield* consume
-    const start = (opts: ContainerLogs.Options) =>
+    const start = (opts: TestOptions) =>
       Effect.gen(function*() {
         const scope = yield* Scope.make()
         yield* Effect.addFinalizer(() => Scope.close(scope, Exit.void))
-        yield* Layer.buildWithScope(ContainerLogs.layer(opts).pipe(Layer.provide(PodMetadata.fromNames(false))), scope).pipe(
+        const input = ContainerLogs.layer(opts).pipe(
+          Layer.provide(PodMetadata.fromNames(false)),
+          Layer.provide(Checkpoints.layer(opts.stateDir))
+        )
+        yield* Layer.buildWithScope(input, scope).pipe(
           Effect.provide(context)
         )
         return Scope.close(scope, Exit.void)
@@ -235,7 +252,7 @@ describe("container log input", () => {
       yield* waitUntil(() => received.length >= 1000, Duration.seconds(10), () => `${received.length}`)
       yield* stop
       const atStop = received.length
-      const checkpoint = JSON.parse(readFileSync(join(dirs.state, "container-logs.json"), "utf8")) as { files: Array<{ offset: number }> }
+      const checkpoint = JSON.parse(readFileSync(join(dirs.state, "container-logs.json"), "utf8")) as { files: Array<{ head: { offset: number } }> }
       yield* Effect.sleep("200 millis") // the writer goes on meanwhile
       yield* start(options(dirs))
       yield* Fiber.join(writing)
@@ -243,7 +260,7 @@ describe("container log input", () => {
       yield* Effect.sleep("300 millis")
       assert.deepStrictEqual(messages("api.shop"), expected(1000, 6000))
       assert.isBelow(atStop, 6000, "the restart happened mid-stream")
-      assert.isAbove(checkpoint.files[0]!.offset, statSync(a.file).size / 10)
+      assert.isAbove(checkpoint.files[0]!.head.offset, statSync(a.file).size / 10)
     }), 60_000)
 
   it.live("a deleted file is read to its end and released; an excluded namespace is ignored", () =>

@@ -1,14 +1,14 @@
 /**
- * File identity for the container log input: device + inode, plus a hash of the first bytes (an
- * inode is reused once its file is deleted), and finding a file's rotated sibling.
+ * The fingerprinter of the container log input: a file's identity (device + inode) and fingerprint
+ * (its first bytes: an inode is reused once its file is deleted, and a copytruncate copy has a new
+ * inode but the same first bytes), and finding a file's rotated siblings and copies.
  *
- * What is done at every look at a file (its first bytes) reads synchronously: a local file's
- * bytes are in the page cache, and a synchronous read costs ~1–3 µs where one through the thread
- * pool costs ~30–40 µs of CPU (measured on Node 24) — the bulk of following many quiet files.
+ * Everything here is synchronous: local files are in the page cache, a synchronous call costs
+ * ~1–3 µs where one through the thread pool costs ~30–40 µs of CPU (measured on Node 24), and a
+ * follower whose every step is synchronous has no interleavings to get wrong.
  */
 import { createHash } from "node:crypto"
-import { readSync, type Stats } from "node:fs"
-import * as Fs from "node:fs/promises"
+import * as Fs from "node:fs"
 import { basename, dirname, join } from "node:path"
 
 export interface Identity {
@@ -38,108 +38,164 @@ const hash = (bytes: Buffer) => createHash("sha1").update(bytes).digest("base64"
 const scratch = Buffer.alloc(FINGERPRINT_BYTES)
 
 /** The first `bytes` bytes of an open file, in `scratch` (valid until the next call), or undefined if shorter. */
-const firstBytes = (handle: Fs.FileHandle, bytes: number): Buffer | undefined => {
-  const bytesRead = readSync(handle.fd, scratch, 0, bytes, 0)
+const firstBytes = (fd: number, bytes: number): Buffer | undefined => {
+  const bytesRead = Fs.readSync(fd, scratch, 0, bytes, 0)
   return bytesRead < bytes ? undefined : scratch.subarray(0, bytes)
 }
 
 /** The fingerprint of an open file of `size` bytes: its first bytes (up to FINGERPRINT_BYTES). */
-export const fingerprintOf = (handle: Fs.FileHandle, size: number): LiveFingerprint => {
+export const fingerprintOf = (fd: number, size: number): LiveFingerprint => {
   const bytes = Math.min(size, FINGERPRINT_BYTES)
-  const read = firstBytes(handle, bytes)
+  const read = bytes === 0 ? undefined : firstBytes(fd, bytes)
   const prefix = read === undefined ? Buffer.alloc(0) : Buffer.from(read)
-  return { fingerprint: prefix.length === bytes ? hash(prefix) : "", fingerprintBytes: prefix.length, prefix }
+  return { fingerprint: prefix.length === 0 ? "" : hash(prefix), fingerprintBytes: prefix.length, prefix }
 }
 
 /** Whether an open file still begins with the bytes `print` was taken from. */
-export const matches = (handle: Fs.FileHandle, print: Fingerprint): boolean => {
+export const matches = (fd: number, print: Fingerprint): boolean => {
   if (print.fingerprintBytes === 0) return true
-  const bytes = firstBytes(handle, print.fingerprintBytes)
+  const bytes = firstBytes(fd, print.fingerprintBytes)
   if (bytes === undefined) return false
   return "prefix" in print ? bytes.equals((print as LiveFingerprint).prefix) : hash(bytes) === print.fingerprint
+}
+
+/** Opens a file to read; undefined if it is gone. */
+export const openRead = (path: string): number | undefined => {
+  try {
+    return Fs.openSync(path, "r")
+  } catch (error) {
+    if (isMissing(error)) return undefined
+    throw error
+  }
+}
+
+export const closeQuietly = (fd: number): void => {
+  try {
+    Fs.closeSync(fd)
+  } catch {
+    // Already closed.
+  }
+}
+
+/** A file's stats by path, or undefined when it is gone. */
+export const statPath = (path: string): Fs.Stats | undefined => Fs.statSync(path, { throwIfNoEntry: false })
+
+export const isMissing = (error: unknown): boolean => {
+  const code = (error as NodeJS.ErrnoException).code
+  return code === "ENOENT" || code === "ENOTDIR"
 }
 
 /**
  * Where reading starts when joining a file at its end: after its last newline (within the last
  * 64 KiB), so that the first line read is whole.
  */
-export const lastLineStart = async (handle: Fs.FileHandle, size: number): Promise<number> => {
+export const lastLineStart = (fd: number, size: number): number => {
   const window = Math.min(size, 65_536)
   if (window === 0) return size
   const buffer = Buffer.alloc(window)
-  const { bytesRead } = await handle.read(buffer, 0, window, size - window)
+  const bytesRead = Fs.readSync(fd, buffer, 0, window, size - window)
   const newline = buffer.subarray(0, bytesRead).lastIndexOf(10)
   return newline < 0 ? size : size - window + newline + 1
 }
 
-/**
- * Another file in the directory of `path`'s target (rotated logs sit next to the live one) that
- * `accept` takes, opened; the caller closes it.
- */
-export const findSibling = async (
-  path: string,
-  accept: (stat: Stats, handle: Fs.FileHandle) => Promise<boolean>
-): Promise<{ readonly path: string; readonly handle: Fs.FileHandle; readonly stat: Stats } | undefined> => {
-  let real: string
+/** A file next to the live one: its path, stats, and (opened) descriptor. */
+export interface Sibling {
+  readonly path: string
+  readonly stat: Fs.Stats
+  readonly fd: number
+}
+
+/** The directory holding `path`'s target, and the target's name (rotated logs sit next to the live one). */
+const homeOf = (path: string): { readonly dir: string; readonly base: string } | undefined => {
   try {
-    real = await Fs.realpath(path)
+    const real = Fs.realpathSync(path)
+    return { dir: dirname(real), base: basename(real) }
   } catch {
     return undefined
   }
-  const dir = dirname(real)
-  let names: Array<string>
-  try {
-    names = await Fs.readdir(dir)
-  } catch {
-    return undefined
-  }
-  for (const name of names) {
-    const candidate = join(dir, name)
-    if (candidate === real) continue
-    let handle: Fs.FileHandle | undefined
-    try {
-      handle = await Fs.open(candidate, "r")
-      const stat = await handle.stat()
-      if (stat.isFile() && (await accept(stat, handle))) return { path: candidate, handle, stat }
-    } catch {
-      // Gone, unreadable or not a file: not the one.
-    }
-    await handle?.close().catch(() => undefined)
-  }
-  return undefined
 }
 
 /**
- * Files rotated out of `path`'s target since `afterMs` (their last write), oldest first (names in
- * numeric order for equal times), other than those in `exclude`: the rotations in between two looks at a file (or while reading was held
- * back), which would otherwise never be read. Rotated files are named after the live one
- * (`0.log.20240101-000000`, `…-json.log.1`, `file-20240101`); compressed ones are left alone.
+ * Files rotated out of `path`'s target (named after it: `0.log.20240101-000000`, `…-json.log.1`;
+ * compressed ones left alone), other than `exclude`, oldest first (names in numeric order for
+ * equal times), modified at or after `afterMs` (file times are coarse: two rotations can share
+ * one). `home` names the directory when the path itself is gone.
  */
-export const rotatedSince = async (
+export const rotatedSince = (
   path: string,
   afterMs: number,
-  exclude: ReadonlyArray<Identity>
-): Promise<Array<{ readonly path: string; readonly stat: Stats }>> => {
-  let real: string
+  exclude: ReadonlyArray<Identity>,
+  home = homeOf(path)
+): Array<{ readonly path: string; readonly stat: Fs.Stats }> => {
+  if (home === undefined) return []
+  const found: Array<{ readonly path: string; readonly stat: Fs.Stats }> = []
+  let names: Array<string>
   try {
-    real = await Fs.realpath(path)
+    names = Fs.readdirSync(home.dir)
   } catch {
     return []
   }
-  const dir = dirname(real)
-  const base = basename(real)
-  const found: Array<{ readonly path: string; readonly stat: Stats }> = []
-  for (const name of await Fs.readdir(dir).catch(() => [] as Array<string>)) {
-    if (name === base || !name.startsWith(base) || name.endsWith(".gz") || name.endsWith(".tmp")) continue
-    const candidate = join(dir, name)
-    const stat = await Fs.stat(candidate).catch(() => undefined)
-    // Equal times count: file times are coarse (a few ms), and two rotations can share one.
+  for (const name of names) {
+    if (name === home.base || !name.startsWith(home.base) || name.endsWith(".gz") || name.endsWith(".tmp")) continue
+    const candidate = join(home.dir, name)
+    const stat = Fs.statSync(candidate, { throwIfNoEntry: false })
     if (stat === undefined || !stat.isFile() || stat.mtimeMs < afterMs) continue
     if (exclude.some((identity) => sameIdentity(identity, stat))) continue
     found.push({ path: candidate, stat })
   }
   return found.toSorted((a, b) => a.stat.mtimeMs - b.stat.mtimeMs || naturalOrder(a.path, b.path))
 }
+
+/**
+ * A file next to `path`'s target (the live one included) that begins with the bytes of `print`
+ * and holds at least `minSize` bytes, other than `exclude`; `prefer` wins when it qualifies (the
+ * same inode: renamed). Opened: the caller closes it. This finds a generation again after a
+ * restart — renamed (same inode) or a copytruncate copy (a new inode, the same first bytes) —
+ * and the copy of a file truncated while it was followed.
+ */
+export const findByFingerprint = (
+  path: string,
+  print: Fingerprint,
+  minSize: number,
+  options: { readonly prefer?: Identity | undefined; readonly exclude?: ReadonlyArray<Identity> | undefined; readonly home?: { readonly dir: string; readonly base: string } | undefined } = {}
+): Sibling | undefined => {
+  const home = options.home ?? homeOf(path)
+  if (home === undefined) return undefined
+  let names: Array<string>
+  try {
+    names = Fs.readdirSync(home.dir)
+  } catch {
+    return undefined
+  }
+  let best: { readonly sibling: Sibling; readonly rank: number } | undefined
+  for (const name of names) {
+    if (name.endsWith(".gz") || (name !== home.base && !name.startsWith(home.base))) continue
+    const candidate = join(home.dir, name)
+    const fd = openRead(candidate)
+    if (fd === undefined) continue
+    let keep = false
+    try {
+      const stat = Fs.fstatSync(fd)
+      const excluded = options.exclude?.some((identity) => sameIdentity(identity, stat)) === true
+      if (!excluded && stat.isFile() && stat.size >= minSize && matches(fd, print)) {
+        // The same inode first (renamed), else the newest copy.
+        const rank = options.prefer !== undefined && sameIdentity(options.prefer, stat) ? 1 : 0
+        if (best === undefined || rank > best.rank || (rank === best.rank && stat.mtimeMs > best.sibling.stat.mtimeMs)) {
+          if (best !== undefined) closeQuietly(best.sibling.fd)
+          best = { sibling: { path: candidate, stat, fd }, rank }
+          keep = true
+        }
+      }
+    } catch {
+      // Unreadable: not the one.
+    }
+    if (!keep) closeQuietly(fd)
+  }
+  return best?.sibling
+}
+
+/** Where `path` lives, for finding its siblings once it is gone. */
+export const home = homeOf
 
 /**
  * `0.log.9` before `0.log.10`: runs of digits compare by value, the rest by code unit. (Not
@@ -166,17 +222,17 @@ export const naturalOrder = (a: string, b: string): number => {
 const isDigit = (part: string) => part.charCodeAt(0) >= 48 && part.charCodeAt(0) <= 57
 
 /** The first `bytes` bytes of a file (fewer if it is shorter); empty if it cannot be read. */
-export const headOf = async (path: string, bytes: number): Promise<Buffer> => {
-  let handle: Fs.FileHandle | undefined
+export const headOf = (path: string, bytes: number): Buffer => {
+  const fd = openRead(path)
+  if (fd === undefined) return Buffer.alloc(0)
   try {
-    handle = await Fs.open(path, "r")
     const buffer = Buffer.alloc(bytes)
-    const { bytesRead } = await handle.read(buffer, 0, bytes, 0)
+    const bytesRead = Fs.readSync(fd, buffer, 0, bytes, 0)
     return buffer.subarray(0, bytesRead)
   } catch {
     return Buffer.alloc(0)
   } finally {
-    await handle?.close().catch(() => undefined)
+    closeQuietly(fd)
   }
 }
 

@@ -87,7 +87,8 @@ export const LogtrainConfig = Config.all({
     maxWorkers: optional(atLeast("DRAIN_MAX_WORKERS", 1)),
     retryBaseDelay: optional(duration("DRAIN_RETRY_BASE_DELAY")),
     retryMaxDelay: optional(duration("DRAIN_RETRY_MAX_DELAY")),
-    flushTimeout: optional(duration("DRAIN_FLUSH_TIMEOUT"))
+    flushTimeout: optional(duration("DRAIN_FLUSH_TIMEOUT")),
+    stallTimeout: optional(duration("DRAIN_STALL_TIMEOUT"))
   }).pipe(Config.map(definedOnly)),
 
   logFormat: withDefault(Config.Literals(["logfmt", "json", "pretty"], "LOG_FORMAT"), "logfmt"),

@@ -53,6 +53,8 @@ export interface DrainSettings {
   readonly retryMaxDelay: Duration.Duration
   /** How long closing waits for buffered packets to be delivered. */
   readonly flushTimeout: Duration.Duration
+  /** How long a connection may take no byte at all before it is given up on (a receiver that stopped reading). */
+  readonly stallTimeout: Duration.Duration
 }
 
 export const defaultSettings: DrainSettings = {
@@ -63,7 +65,8 @@ export const defaultSettings: DrainSettings = {
   maxWorkers: 4,
   retryBaseDelay: Duration.millis(250),
   retryMaxDelay: Duration.seconds(30),
-  flushTimeout: Duration.seconds(20)
+  flushTimeout: Duration.seconds(20),
+  stallTimeout: Duration.minutes(2)
 }
 
 /**
@@ -112,6 +115,8 @@ export interface ConfirmationListener {
   readonly confirmed: (packets: ReadonlyArray<LogPacket.LogPacket>) => void
   /** This many packets were written again, after the connection they were on failed unconfirmed. */
   readonly resent: (packets: number) => void
+  /** A connection failed with packets unconfirmed: the runner calls `settle` (without waiting for more to send). */
+  readonly broken: () => void
 }
 
 /**
@@ -233,13 +238,22 @@ export const make = Effect.fnUntraced(function*(options: {
       })
     })
 
-  /** `packets` of `lane` are done with: delivered (`sent` of them) or dropped, counted by the caller. */
-  const done = (lane: Lane, packets: ReadonlyArray<LogPacket.LogPacket>, sent: number) => {
+  /** `n` packets left the buffer (delivered, or written by a sender that confirms later). */
+  const leftBuffer = (n: number) => {
+    stats.depth -= n
+    if (roomWaiters.length > 0) wakeRoomWaiters()
+  }
+
+  /**
+   * `packets` of `lane` are done with: delivered (`sent` of them) or dropped, counted by the
+   * caller. (What a sender that confirms later wrote left the buffer already: it holds it until
+   * confirmed, within a bound of its own.)
+   */
+  const done = (lane: Lane, packets: ReadonlyArray<LogPacket.LogPacket>, sent: number, inBuffer = true) => {
     stats.sent += sent
-    stats.depth -= packets.length
     settleAll(packets)
     lane.completed(packets.length)
-    if (roomWaiters.length > 0) wakeRoomWaiters()
+    if (inBuffer) leftBuffer(packets.length)
   }
 
   const onFailure = (error: DrainError) =>
@@ -291,10 +305,10 @@ export const make = Effect.fnUntraced(function*(options: {
       return rejected(error.code ?? error.reason, lost, error.message)
     })
 
-  /** The wait before retry number `attempt` (from 0): exponential, ±20 %, capped; at least what the receiver asked for. */
+  /** The wait before retry number `attempt` (from 0): exponential, ±20 %, capped at retryMaxDelay; at least what the receiver asked for. */
   const backoff = (attempt: number, error: DrainError) => {
     const base = Duration.toMillis(settings.retryBaseDelay) * 2 ** Math.min(attempt, 30)
-    const jittered = Math.min(base, Duration.toMillis(settings.retryMaxDelay)) * (0.8 + Math.random() * 0.4)
+    const jittered = Math.min(base * (0.8 + Math.random() * 0.4), Duration.toMillis(settings.retryMaxDelay))
     const asked = error.retryAfter === undefined ? 0 : Duration.toMillis(error.retryAfter)
     return Duration.millis(Math.max(jittered, asked))
   }
@@ -311,7 +325,7 @@ export const make = Effect.fnUntraced(function*(options: {
         onSuccess: (report) =>
           Effect.andThen(
             recovered,
-            sender.confirmsLater === undefined ? delivered(lane, batch, report) : Effect.void
+            sender.confirmsLater === undefined ? delivered(lane, batch, report) : Effect.sync(() => leftBuffer(batch.length))
           ),
         onFailure: (error) =>
           Effect.andThen(onFailure(error), () => {
@@ -356,9 +370,13 @@ export const make = Effect.fnUntraced(function*(options: {
       const sender = yield* sink.sender
       const later = sender.confirmsLater
       later?.listen({
-        confirmed: (packets) => done(lane, packets, packets.length),
+        confirmed: (packets) => done(lane, packets, packets.length, false),
         resent: (n) => {
           stats.resent += n
+        },
+        broken: () => {
+          lane.settleAfter = 0
+          lane.wakeSoon()
         }
       })
       if (lane.gate !== undefined) {

@@ -23,7 +23,7 @@ export interface DrainStats {
   retries: number
   /** Packets written again after the connection they were on failed before they were confirmed. */
   resent: number
-  /** Packets buffered, in flight and awaiting confirmation included. */
+  /** Packets buffered, in flight included. */
   depth: number
   lanes: number
   healthy: boolean
@@ -74,7 +74,7 @@ export const make = (display: string, kind: string): Effect.Effect<Counted, neve
         labels,
         () => stats.resent
       ),
-      Telemetry.gauge("logtrain_drain_buffer_depth", "Packets buffered, in flight and awaiting confirmation included.", labels, () =>
+      Telemetry.gauge("logtrain_drain_buffer_depth", "Packets buffered, in flight included.", labels, () =>
         stats.depth),
       Telemetry.gauge("logtrain_drain_workers", "Lanes (workers, connections) in use.", labels, () => stats.lanes),
       Telemetry.gauge("logtrain_drain_up", "1 while the last send succeeded, 0 while failing.", labels, () =>

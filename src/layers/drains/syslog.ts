@@ -26,17 +26,34 @@ import type { LogPacket } from "../../domain/LogPacket.ts"
 import { FrameWriter, type Framing } from "../../domain/syslog/Framing.ts"
 import * as Rfc5424 from "../../domain/syslog/Rfc5424.ts"
 import * as Http from "../transports/http.ts"
-import * as Tcp from "../transports/tcp.ts"
+import * as TcpClient from "../transports/tcpClient.ts"
 import * as Tls from "../transports/tls.ts"
+import type { TransportError } from "../transports/TransportError.ts"
 import * as Udp from "../transports/udp.ts"
 import { type DrainError, fromHttpStatus, fromTransport } from "./DrainError.ts"
-import type { DrainSink } from "./DrainRunner.ts"
+import { type ConfirmationListener, type DrainSink, DrainSettings, defaultSettings, type Sender } from "./DrainRunner.ts"
 
 /** Largest datagram a UDP drain sends (RFC 5426 §3.2). */
 export const MAX_DATAGRAM_BYTES = 2048
 
 const CONNECT_TIMEOUT = Duration.seconds(10)
+/** How long an HTTP receiver may take to answer. */
 const WRITE_TIMEOUT = Duration.seconds(30)
+const PROBE_TIMEOUT = Duration.seconds(2)
+
+/**
+ * Plain TCP syslog has no acknowledgements. What was written is kept until it is known to have
+ * arrived, as far as TCP can tell: once this many more bytes have gone after it on the same
+ * connection, or CONFIRM_AFTER has passed with the connection up and keeping up, or the
+ * connection was closed gracefully (the receiver closed its side: it read everything). If the
+ * connection fails first, it is written again on the next one (counted as resent): at least once.
+ * Beyond that — a receiver that stopped reading with more than this in its and our kernels'
+ * buffers, and then died — TCP cannot tell; the README says so.
+ */
+const CONFIRM_BYTES = 1024 * 1024
+const CONFIRM_AFTER_MS = 1000
+/** How long a graceful close may wait for the receiver to close its side. */
+const FINISH_TIMEOUT = Duration.seconds(10)
 
 /**
  * The batch as the bytes of its framed messages: one write per batch. A packet received as RFC
@@ -60,25 +77,120 @@ export const datagram = (message: string, max: number): Buffer => {
   return bytes.subarray(0, end)
 }
 
+/** A connect probe for an HTTP receiver (its host and port). */
+export const httpProbe = (url: string): Effect.Effect<boolean> => {
+  const parsed = new URL(url)
+  const port = parsed.port === "" ? (parsed.protocol === "https:" ? 443 : 80) : Number(parsed.port)
+  return TcpClient.probe({ host: parsed.hostname.replace(/^\[|\]$/g, ""), port, timeout: PROBE_TIMEOUT })
+}
+
+/** A batch written and not yet known to have arrived. */
+interface Written {
+  readonly packets: ReadonlyArray<LogPacket>
+  readonly at: number
+  /** The connection's accepted bytes once it was written, and which connection. */
+  readonly end: number
+  readonly connection: number
+}
+
+/** A sender over a TCP client that confirms later (see CONFIRM_BYTES). */
+export const confirmingSender = (
+  client: TcpClient.Client,
+  encode: (packets: ReadonlyArray<LogPacket>) => Uint8Array,
+  fail: (error: TransportError) => DrainError
+): Sender => {
+  let listener: ConfirmationListener | undefined
+  const unconfirmed: Array<Written> = []
+  let timer: ReturnType<typeof setTimeout> | undefined
+  const schedule = () => {
+    if (timer !== undefined || unconfirmed.length === 0) return
+    timer = setTimeout(() => {
+      timer = undefined
+      confirm()
+    }, CONFIRM_AFTER_MS)
+    timer.unref()
+  }
+  const confirm = () => {
+    const connection = client.connection()
+    const now = Date.now()
+    while (unconfirmed.length > 0) {
+      const written = unconfirmed[0]!
+      if (written.connection !== connection.id || !connection.up) break
+      const byBytes = client.accepted() - written.end >= CONFIRM_BYTES
+      const byTime = now - written.at >= CONFIRM_AFTER_MS && !client.pending()
+      if (!byBytes && !byTime) break
+      unconfirmed.shift()
+      listener?.confirmed(written.packets)
+    }
+    schedule()
+  }
+  client.onDown((connection, clean) => {
+    if (clean) {
+      // The receiver closed it having read it all: what was written on it arrived.
+      while (unconfirmed.length > 0 && unconfirmed[0]!.connection === connection) listener?.confirmed(unconfirmed.shift()!.packets)
+    }
+    if (unconfirmed.length > 0) listener?.broken()
+  })
+  const write = (packets: ReadonlyArray<LogPacket>) =>
+    Effect.map(Effect.mapError(client.write(encode(packets)), fail), () => {
+      unconfirmed.push({ packets, at: Date.now(), end: client.accepted(), connection: client.connection().id })
+    })
+  /**
+   * What the failed connection had not confirmed, written again first on a new one — once it is
+   * known whether a connection the receiver closed was closed cleanly (then it had it all).
+   */
+  const resend = Effect.andThen(client.quiet, () => {
+    const connection = client.connection()
+    if (unconfirmed.length === 0 || (unconfirmed[0]!.connection === connection.id && connection.up)) return Effect.void
+    const again = unconfirmed.splice(0)
+    const packets = again.flatMap((written) => written.packets)
+    return write(packets).pipe(
+      Effect.tap(() => Effect.sync(() => listener?.resent(packets.length))),
+      Effect.tapError(() => Effect.sync(() => unconfirmed.unshift(...again)))
+    )
+  })
+  return {
+    send: (batch) =>
+      Effect.andThen(resend, Effect.andThen(write(batch), Effect.sync(confirm))),
+    confirmsLater: {
+      listen: (l) => {
+        listener = l
+      },
+      unconfirmed: () => {
+        let n = 0
+        for (const written of unconfirmed) n += written.packets.length
+        return n
+      },
+      settle: Effect.suspend(() => {
+        if (unconfirmed.length === 0) return Effect.void
+        return Effect.andThen(resend, Effect.mapError(client.finish(FINISH_TIMEOUT), fail)).pipe(
+          Effect.andThen(Effect.sync(() => {
+            for (const written of unconfirmed.splice(0)) listener?.confirmed(written.packets)
+          }))
+        )
+      })
+    }
+  }
+}
+
 export const make = (url: SyslogDrainUrl): Effect.Effect<DrainSink, DrainError> => {
   const fail = fromTransport(url.display)
   switch (url.transport) {
     case "tcp":
     case "tls":
-      return Effect.succeed({
+      return Effect.map(DrainSettings, (configured) => ({
+        probe: TcpClient.probe({ host: url.host, port: url.port, timeout: PROBE_TIMEOUT }),
         sender: Effect.map(
-          Tcp.client({
+          TcpClient.client({
             host: url.host,
             port: url.port,
             connectTimeout: CONNECT_TIMEOUT,
-            writeTimeout: WRITE_TIMEOUT,
+            stallTimeout: configured.stallTimeout ?? defaultSettings.stallTimeout,
             tls: url.transport === "tls" ? Tls.clientOptions(url.host, { ca: url.ca, insecure: url.insecure }) : undefined
           }),
-          (client) => ({
-            send: (batch) => Effect.mapError(client.write(encodeBatch(batch, url.framing)), fail)
-          })
+          (client) => confirmingSender(client, (packets) => encodeBatch(packets, url.framing), fail)
         )
-      })
+      }))
     case "udp":
       return Effect.succeed({
         maxWorkers: 1,
@@ -98,6 +210,7 @@ export const make = (url: SyslogDrainUrl): Effect.Effect<DrainSink, DrainError> 
       return Effect.succeed({
         // As the original, which POSTed what had gathered every second.
         settings: { batchTimeout: Duration.seconds(1) },
+        probe: httpProbe(url.url),
         sender: Effect.map(
           Http.client({
             url: url.url,

@@ -136,6 +136,13 @@ describe("logtrain with OpenTelemetry and Loki", () => {
         ["web.shop", "web-5d8f7c-x2x9q", "joined line", "info"]
       ])
       assert.deepStrictEqual(records.map((r) => r.timeUnixNano), [1, 2, 3].map((i) => String(Date.parse(at(i).replace("456789", "")) * 1e6)))
+      assert.deepStrictEqual(records[0]!.resource, {
+        "host.name": "web.shop",
+        "k8s.namespace.name": "shop",
+        "k8s.pod.name": "web-5d8f7c-x2x9q",
+        "k8s.container.name": "app",
+        "container.id": "c0ffee00".repeat(8)
+      })
       assert.deepStrictEqual([...loki.streams.keys()], ["{app=\"web.shop\"}"])
       assert.deepStrictEqual(loki.streams.get("{app=\"web.shop\"}")!.entries.map((e) => [e.line, e.metadata?.level, e.metadata?.tag]), [
         ["hello from a pod", "info", "web-5d8f7c-x2x9q"],

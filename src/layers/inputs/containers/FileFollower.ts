@@ -653,6 +653,8 @@ export class FileFollower implements ChunkOwner {
       message: line.text,
       severity: line.stream === "stderr" ? LogPacket.Severity.Error : LogPacket.Severity.Informational,
       facility: LogPacket.Facility.user,
+      // Namespace, pod and container, for drains that carry them (OTLP, Loki): one object per file.
+      kubernetes: this.file,
       receipt,
       position: line.position
     })

@@ -157,7 +157,7 @@ export const encode = (batch: ReadonlyArray<LogPacket>, options: PushOptions, cl
     let order: ReadonlyArray<number> | undefined
     for (let i = 1; i < s.times.length; i++) {
       if (s.times[i]! < s.times[i - 1]!) {
-        order = s.times.map((_, j) => j).sort((a, b) => s.times[a]! - s.times[b]! || a - b)
+        order = s.times.map((_, j) => j).toSorted((a, b) => s.times[a]! - s.times[b]! || a - b)
         break
       }
     }

@@ -44,6 +44,9 @@ const postOtlp = async (port: number, body: Uint8Array | string, contentType = "
 const protobuf = (message: Record<string, unknown>) =>
   OtlpReceiver.ExportLogsServiceRequest.encode(OtlpReceiver.ExportLogsServiceRequest.fromObject(message)).finish()
 
+/** A CRI time, second `i`. */
+const at = (i: number) => `2026-03-04T05:06:0${i}.123456789Z`
+
 describe("logtrain with OpenTelemetry and Loki", () => {
   it("delivers syslog TCP lines to otlp+http and loki+http with every field", async () => {
     const [http, tcp] = await freePorts(2)
@@ -126,7 +129,6 @@ describe("logtrain with OpenTelemetry and Loki", () => {
     try {
       await LogtrainProcess.ready(lt)
       await sleep(300)
-      const at = (i: number) => `2026-03-04T05:06:0${i}.123456789Z`
       appendFileSync(file, `${at(1)} stdout F hello from a pod\n${at(2)} stderr F something failed\n${at(3)} stdout P joined \n${at(3)} stdout F line\n`)
       await until(() => otlp.records().length === 3 && loki.lines().length === 3, () => `otlp ${otlp.records().length}/3, loki ${loki.lines().length}/3`)
       const records = otlp.records()

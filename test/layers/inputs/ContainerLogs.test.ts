@@ -1,9 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Context, Duration, Effect, Exit, Fiber, Layer, Scope, Stream } from "effect"
 import { PrometheusMetrics } from "effect/observability"
-import { spawn } from "node:child_process"
-import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, readdirSync, renameSync, rmSync, statSync, symlinkSync, unlinkSync, writeFileSync } from "node:fs"
-import { tmpdir } from "node:os"
+import { appendFileSync, existsSync, readFileSync, readlinkSync, readdirSync, renameSync, statSync, unlinkSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import type { LogPacket } from "../../../src/domain/LogPacket.ts"
 import { Ingest } from "../../../src/layers/Ingest.ts"
@@ -12,48 +10,12 @@ import * as PodMetadata from "../../../src/layers/kubernetes/PodMetadata.ts"
 import { Readiness } from "../../../src/layers/Readiness.ts"
 import { Checkpoints } from "../../../src/layers/storage/Checkpoints.ts"
 import { waitUntil } from "../../helpers/DrainsHarness.ts"
+import * as NodeLayout from "../../helpers/NodeLayout.ts"
 
-const ID = "a1b2c3d4".repeat(8)
-const writer = join(import.meta.dirname, "../../helpers/log-writer.ts")
-
-/** A node's log layout in a temporary directory: /var/log/pods files, /var/log/containers links. */
-const layout = () => {
-  const root = mkdtempSync(join(tmpdir(), "logtrain-containers-"))
-  const containers = join(root, "containers")
-  mkdirSync(containers)
-  return {
-    root,
-    containers,
-    state: join(root, "state"),
-    /** A container's log file (empty), linked from the containers directory as the kubelet does. */
-    container: (pod: string, namespace: string, name = "app") => {
-      const dir = join(root, "pods", `${namespace}_${pod}_uid`, name)
-      mkdirSync(dir, { recursive: true })
-      const file = join(dir, "0.log")
-      writeFileSync(file, "")
-      const link = join(containers, `${pod}_${namespace}_${name}-${ID}.log`)
-      symlinkSync(file, link)
-      return { file, link }
-    },
-    remove: () => rmSync(root, { recursive: true, force: true })
-  }
-}
-
-/** Runs the writer process to completion. */
-const write = (file: string, format: "docker" | "cri", from: number, count: number, rate: number, rotate = "none", every = 0) =>
-  Effect.promise(() =>
-    new Promise<void>((resolve, reject) => {
-      const child = spawn(process.execPath, [writer, file, format, String(from), String(count), String(rate), rotate, String(every)], {
-        stdio: ["ignore", "pipe", "inherit"]
-      })
-      child.once("exit", (code) => (code === 0 ? resolve() : reject(new Error(`writer exited ${code}`))))
-    })
-  )
-
-/** One CRI line, `line n`. */
-const criLine = (n: number) => `2026-01-01T00:00:00.000000000Z stdout F line ${n}\n`
-
-const expected = (from: number, count: number) => Array.from({ length: count }, (_, n) => `line ${from + n}`)
+const layout = NodeLayout.make
+const criLine = NodeLayout.criLine
+const expected = NodeLayout.lines
+const write = (...args: Parameters<typeof NodeLayout.write>) => Effect.promise(() => NodeLayout.write(...args))
 
 /** The input's options, and where its checkpoints go. */
 type TestOptions = ContainerLogs.Options & { readonly stateDir: string }

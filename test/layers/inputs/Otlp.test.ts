@@ -65,6 +65,9 @@ const request = (records: ReadonlyArray<Record<string, unknown>>, resource: Read
 const protobuf = (message: Record<string, unknown>): Uint8Array =>
   OtlpReceiver.ExportLogsServiceRequest.encode(OtlpReceiver.ExportLogsServiceRequest.fromObject(message)).finish()
 
+/** A protobuf request of records with these bodies. */
+const records = (...bodies: Array<string>) => protobuf(request(bodies.map((b) => ({ body: s(b) }))))
+
 const response = (reply: Reply) =>
   OtlpReceiver.ExportLogsServiceResponse.toObject(OtlpReceiver.ExportLogsServiceResponse.decode(reply.body), OtlpReceiver.toObjectOptions)
 
@@ -161,7 +164,6 @@ describe("OTLP/HTTP logs input", () => {
   it.live("answers 503 with Retry-After while it cannot take anything; once part of a request is taken, the rest waits", () =>
     withServer(4, (post, received, consume) =>
       Effect.gen(function*() {
-        const records = (...bodies: Array<string>) => protobuf(request(bodies.map((b) => ({ body: s(b) }))))
         // Nothing takes packets off the queue to the router: it fills up.
         assert.strictEqual((yield* post(records("1", "2", "3"))).status, 200)
         // One of these fits; the other two wait for room, and so does the answer.

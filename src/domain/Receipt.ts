@@ -7,11 +7,13 @@
  * A packet with a receipt goes through the router like any other, and:
  * - the router asks `wants(endpoint, packet)` before offering it to a drain: false for a drain
  *   that reads this source's backlog by itself (see `park`), or already has the packet;
- * - the router calls `routed(n)` once per packet, when it has offered it to `n` drains (0: the
- *   packet had no route, and is counted as a dead packet);
- * - each drain the packet was offered to calls `settle()` once, when the packet was delivered or
- *   dropped for a counted reason (refused for good by the receiver). A packet a drain holds when
- *   logtrain stops is never settled: the source reads it again after the restart;
+ * - the router calls `offered(endpoint)` for each drain it hands the packet to, then
+ *   `routed(endpoints)` once it is done with the packet, with the endpoints its hostname is routed
+ *   to (none: a dead packet, counted as such);
+ * - each drain the packet was offered to calls `settle(endpoint)` once, when the packet was
+ *   delivered or dropped for a counted reason (refused for good by the receiver). A packet a drain
+ *   holds when logtrain stops is never settled: the source reads it again after the restart, for
+ *   that drain;
  * - when a drain is full, the router calls `park(endpoint, packet, feed)` instead of offering:
  *   from this packet on, that drain gets this source's packets through `feed`, read again by the
  *   source when the drain has room, until it has caught up.
@@ -23,8 +25,9 @@ import type { LogPacket } from "./LogPacket.ts"
 
 export interface Receipt {
   readonly wants: (endpoint: string, packet: LogPacket) => boolean
-  readonly routed: (drains: number) => void
-  readonly settle: () => void
+  readonly offered: (endpoint: string) => void
+  readonly routed: (endpoints: ReadonlyArray<string> | undefined) => void
+  readonly settle: (endpoint: string) => void
   readonly park: (endpoint: string, packet: LogPacket, feed: Feed) => void
 }
 

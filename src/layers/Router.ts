@@ -95,7 +95,7 @@ export const layer = (options: Options = { whenFull: "drop" }) =>
         const receipt = packet.receipt
         if (endpoints === undefined) {
           stats.dead++
-          receipt?.routed(0)
+          receipt?.routed(undefined)
           continue
         }
         let offered = resumed ? resume.offered : 0
@@ -112,10 +112,13 @@ export const layer = (options: Options = { whenFull: "drop" }) =>
             }
             if (block) return { _tag: "Full", index: i, endpoints, endpoint: j, offered, drain }
           }
-          if (drain.offer(packet)) offered++
+          if (drain.offer(packet)) {
+            offered++
+            receipt?.offered(url)
+          }
           stats.routed++
         }
-        receipt?.routed(offered)
+        receipt?.routed(endpoints)
       }
       return DONE
     }

@@ -131,6 +131,8 @@ export interface LaterConfirmation {
   readonly settle: Effect.Effect<void, DrainError>
   /** Packets written and not confirmed yet. */
   readonly unconfirmed: () => number
+  /** Those packets. */
+  readonly held: () => ReadonlyArray<LogPacket.LogPacket>
 }
 
 /** Delivers batches over one connection (or whatever the kind uses). One per worker. */
@@ -177,6 +179,8 @@ export interface DrainHandle {
    * whether the route that brought them still exists.
    */
   readonly feed: (stillRouted: () => boolean) => Feed
+  /** Marks it closed for good because no route uses it any more: what it leaves is not kept for it. */
+  readonly retire: () => void
   readonly stats: DrainStats.DrainStats
 }
 
@@ -191,9 +195,9 @@ const untilReachable = (probe: Effect.Effect<boolean>) =>
 
 const floorPowerOfTwo = (n: number): number => 2 ** Math.floor(Math.log2(Math.max(1, n)))
 
-/** Settles the receipts of packets a drain is done with. */
-const settleAll = (packets: ReadonlyArray<LogPacket.LogPacket>): void => {
-  for (const packet of packets) packet.receipt?.settle()
+/** Settles the receipts of packets the drain of `endpoint` is done with. */
+const settleAll = (packets: ReadonlyArray<LogPacket.LogPacket>, endpoint: string): void => {
+  for (const packet of packets) packet.receipt?.settle(endpoint)
 }
 
 /**
@@ -201,6 +205,8 @@ const settleAll = (packets: ReadonlyArray<LogPacket.LogPacket>): void => {
  * its DrainUrl kind.
  */
 export const make = Effect.fnUntraced(function*(options: {
+  /** The drain's URL as routes name it: how receipts know it. */
+  readonly endpoint?: string | undefined
   readonly display: string
   readonly kind: string
   readonly sink: DrainSink
@@ -208,11 +214,14 @@ export const make = Effect.fnUntraced(function*(options: {
   const settings: DrainSettings = { ...defaultSettings, ...options.sink.settings, ...(yield* DrainSettings) }
   const maxLanes = floorPowerOfTwo(Math.min(settings.maxWorkers, options.sink.maxWorkers ?? Number.POSITIVE_INFINITY))
   const { display, kind, sink } = options
+  const endpoint = options.endpoint ?? display
   const stopDeadline = yield* Effect.serviceOption(StopDeadline)
   const { rejected, stats } = yield* DrainStats.make(display, kind)
 
   const lanes: Array<Lane> = [new Lane()]
   let closing = false
+  /** Closed because no route uses it any more (not because logtrain stops). */
+  let retired = false
   let lastScaleAt = Number.NEGATIVE_INFINITY
   let failingSince = 0
 
@@ -251,7 +260,7 @@ export const make = Effect.fnUntraced(function*(options: {
    */
   const done = (lane: Lane, packets: ReadonlyArray<LogPacket.LogPacket>, sent: number, inBuffer = true) => {
     stats.sent += sent
-    settleAll(packets)
+    settleAll(packets, endpoint)
     lane.completed(packets.length)
     if (inBuffer) leftBuffer(packets.length)
   }
@@ -369,6 +378,7 @@ export const make = Effect.fnUntraced(function*(options: {
     Effect.scoped(Effect.gen(function*() {
       const sender = yield* sink.sender
       const later = sender.confirmsLater
+      lane.held = later?.held
       later?.listen({
         confirmed: (packets) => done(lane, packets, packets.length, false),
         resent: (n) => {
@@ -403,7 +413,9 @@ export const make = Effect.fnUntraced(function*(options: {
           yield* Effect.raceFirst(Effect.sleep(settings.batchTimeout), waitForWork(lane, settings.batchSize))
         }
         const batch = lane.take(settings.batchSize, settings.batchBytes)
+        lane.current = batch
         yield* deliver(lane, sender, batch)
+        lane.current = undefined
         if (lane.settleAfter !== undefined) lane.settleAfter -= batch.length
         if (lane.length >= 2 * settings.batchSize && lanes.length < maxLanes && !closing) yield* split
       }
@@ -453,8 +465,18 @@ export const make = Effect.fnUntraced(function*(options: {
       const timedOut = flushed._tag === "None"
       if (timedOut) yield* FiberSet.clear(fibers)
       // What is left: held past the flush timeout, or in a lane whose worker a defect ended (see `work`).
+      // A drain retired while logtrain runs (its route is gone): its packets' sources need not keep
+      // them for it any more, their receipts are settled. (On a stop they are not: files read them
+      // again after it.)
       let left = 0
-      for (const lane of lanes) left += lane.clear() + lane.pending
+      for (const lane of lanes) {
+        const queued = lane.clear()
+        left += queued.length + lane.pending
+        if (!retired) continue
+        settleAll(queued, endpoint)
+        if (lane.current !== undefined) settleAll(lane.current, endpoint)
+        if (lane.held !== undefined) settleAll(lane.held(), endpoint)
+      }
       if (timedOut || left > 0) {
         stats.dropped.shutdown += left
         stats.depth = 0
@@ -491,6 +513,9 @@ export const make = Effect.fnUntraced(function*(options: {
     stats,
     hasRoom,
     whenRoom: whenDepthAtMost(settings.bufferSize - 1),
+    retire: () => {
+      retired = true
+    },
     feed: (stillRouted) => ({
       whenRoom: Effect.map(whenDepthAtMost(feedLevel), (room) => room && stillRouted()),
       offer: (packet): Offered => {

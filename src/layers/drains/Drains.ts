@@ -40,6 +40,7 @@ export class Drains extends Context.Service<Drains, {
           const entry = open.get(endpoint)
           if (entry === undefined) return Effect.void
           open.delete(endpoint)
+          entry.handle.retire()
           return Scope.close(entry.scope, Exit.void)
         })
 
@@ -91,7 +92,7 @@ const build = (endpoint: string) =>
     yield* Effect.addFinalizer(() =>
       Log.info("drain closed", { drain: display, sent: stats?.sent ?? 0, ...stats?.dropped })
     )
-    const handle = yield* DrainRunner.make({ display, kind, sink })
+    const handle = yield* DrainRunner.make({ endpoint, display, kind, sink })
     stats = handle.stats
     yield* Log.info("drain opened", { drain: display })
     return handle

@@ -81,13 +81,17 @@ export class Lane {
     return batch
   }
 
-  /** Everything still queued, taken out (for counting what a shutdown leaves). */
-  clear(): number {
-    const n = this.length
+  /** The batch being delivered, and the sender's view of what it wrote (for what a close leaves). */
+  current: ReadonlyArray<LogPacket.LogPacket> | undefined = undefined
+  held: (() => ReadonlyArray<LogPacket.LogPacket>) | undefined = undefined
+
+  /** Everything still queued, taken out (what a close leaves). */
+  clear(): Array<LogPacket.LogPacket> {
+    const left = this.items.slice(this.head) as Array<LogPacket.LogPacket>
     this.items = []
     this.head = 0
     this.bytes = 0
-    return n
+    return left
   }
 
   /** A child lane must wait until this lane is done with everything it holds now. */

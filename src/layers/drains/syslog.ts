@@ -161,6 +161,7 @@ export const confirmingSender = (
         for (const written of unconfirmed) n += written.packets.length
         return n
       },
+      held: () => unconfirmed.flatMap((written) => written.packets),
       settle: Effect.suspend(() => {
         if (unconfirmed.length === 0) return Effect.void
         return Effect.andThen(resend, Effect.mapError(client.finish(FINISH_TIMEOUT), fail)).pipe(

@@ -49,8 +49,9 @@ const harness = (options: { readonly capacity?: number; readonly consume?: boole
       Stream.runForEachArray((chunk) =>
         Effect.sync(() => {
           for (const packet of chunk) {
-            packet.receipt?.routed(1)
-            packet.receipt?.settle()
+            packet.receipt?.offered("memory://")
+            packet.receipt?.routed(["memory://"])
+            packet.receipt?.settle("memory://")
           }
           received.push(...chunk)
         })

@@ -219,7 +219,9 @@ export const layer = (options: Options): Layer.Layer<never, ContainerLogsError, 
           return yield* Log.warn("cannot open log file; it will be tried again", { file: path, error: String(error) })
         }
         if (follower === undefined) return // A link whose file is gone: nothing to read.
-        followed.set(path, poller.add(follower))
+        const entry = poller.add(follower)
+        follower.onResume = () => poller.nudge(entry)
+        followed.set(path, entry)
         yield* Log.debug("following log file", { file: path, hostname: follower.hostname, tag: follower.tag, named: info.known ? "api" : "file name" })
       })
 

@@ -109,6 +109,10 @@ class Chunk implements Receipt {
   unrouted: number
   /** Packets not routed yet, plus offers not settled yet. */
   outstanding: number
+  /** Offers not settled yet, by drain (a few pairs: a packet goes to a few drains). */
+  readonly owed: Array<[endpoint: string, offers: number]> = []
+  /** Offers made (settled or not). */
+  offers = 0
   readonly follower: FileFollower
   readonly owner: ChunkOwner
   /** Where reading starts to give these packets again, and the first one's position. */
@@ -125,14 +129,39 @@ class Chunk implements Receipt {
   wants(endpoint: string, packet: LogPacket.LogPacket): boolean {
     return this.follower.wants(endpoint, this, packet.position!)
   }
-  routed(drains: number): void {
-    this.unrouted--
-    this.outstanding += drains - 1
-    if (this.unrouted === 0) this.follower.routedUpTo(this)
-    if (this.outstanding === 0) this.follower.settled(this.owner)
+  offered(endpoint: string): void {
+    this.outstanding++
+    this.offers++
+    for (const pair of this.owed) {
+      if (pair[0] === endpoint) {
+        pair[1]++
+        return
+      }
+    }
+    this.owed.push([endpoint, 1])
   }
-  settle(): void {
+  routed(endpoints: ReadonlyArray<string> | undefined): void {
+    this.unrouted--
+    if (this.owner === this.follower) this.follower.routes = endpoints
+    if (this.unrouted === 0) this.follower.routedUpTo(this)
     if (--this.outstanding === 0) this.follower.settled(this.owner)
+  }
+  settle(endpoint: string): void {
+    for (let i = 0; i < this.owed.length; i++) {
+      const pair = this.owed[i]!
+      if (pair[0] !== endpoint) continue
+      if (--pair[1] === 0) this.owed.splice(i, 1)
+      if (--this.outstanding === 0) this.follower.settled(this.owner)
+      return
+    }
+  }
+  /** What `endpoint` owes is forgiven (its route is gone); returns whether it owed anything. */
+  forgive(endpoint: string): boolean {
+    const at = this.owed.findIndex((pair) => pair[0] === endpoint)
+    if (at < 0) return false
+    this.outstanding -= this.owed[at]![1]
+    this.owed.splice(at, 1)
+    return true
   }
   park(endpoint: string, packet: LogPacket.LogPacket, feed: Feed): void {
     this.follower.park(endpoint, this, packet.position!, feed)
@@ -188,6 +217,21 @@ export class FileFollower implements ChunkOwner {
   private quietMtime = Number.NaN
   /** Deleted and read to its end: no live generation any more. */
   ended = false
+  /** The drains the head's last packet was routed to (the route table's list). */
+  routes: ReadonlyArray<string> | undefined = undefined
+  /** Called when the head may go on (a drain caught up): the poller looks at it at once. */
+  onResume: () => void = () => {}
+
+  /**
+   * Every drain this file is routed to is behind: the head waits for one of them to catch up,
+   * rather than read on for nobody (their backlogs would only grow).
+   */
+  get paused(): boolean {
+    const routes = this.routes
+    if (routes === undefined || routes.length === 0 || this.behind.size === 0) return false
+    for (const endpoint of routes) if (this.behind.get(endpoint)?.rejoinAt !== undefined || !this.behind.has(endpoint)) return false
+    return true
+  }
   /** Drains behind that have room again or were just parked: the input feeds them. */
   readonly onParked: (behind: Behind) => void
   private readonly options: FollowerOptions
@@ -257,6 +301,7 @@ export class FileFollower implements ChunkOwner {
    * done when the file is quiet, or was said to change).
    */
   look(now: number, budget: number, packets: Array<LogPacket.LogPacket>, checkPath: boolean): LookResult {
+    if (this.paused) return "idle"
     let read = 0
     let resume = this.reader.resumeOffset
     const handOver = () => {
@@ -573,6 +618,20 @@ export class FileFollower implements ChunkOwner {
 
   // --- drains behind ------------------------------------------------------------------------------
 
+  /** `endpoint` is no longer routed this file's packets: nothing waits for it any more. */
+  forget(endpoint: string): void {
+    this.behind.delete(endpoint)
+    let forgiven = false
+    for (const chunk of this.chunks) forgiven = chunk.forgive(endpoint) || forgiven
+    if (forgiven) this.settled(this)
+    this.release()
+  }
+
+  /** A drain caught up, or stopped being one of this file's: the head goes on if it waited. */
+  private resume(): void {
+    this.onResume()
+  }
+
   /**
    * Feeds `b` its backlog: reads a chunk of it again from the file and offers it to its drain,
    * until the drain is full, caught up with the head, or gone (its route removed).
@@ -605,19 +664,19 @@ export class FileFollower implements ChunkOwner {
         b.chunks.push(chunk)
       }
       const offered = b.feed.offer(this.packet(line, now, chunk))
+      if (offered === "taken") chunk.offered(b.endpoint)
       if (offered !== "taken") {
         if (chunk.outstanding === 0) b.chunks.pop()
         b.out.length = 0
         if (offered === "gone") {
-          this.behind.delete(b.endpoint)
-          this.release()
+          this.forget(b.endpoint)
+          this.resume()
           return "gone"
         }
         b.mark = { gen, offset: resume, from: line.position }
         b.reader = undefined
         return "full"
       }
-      chunk.outstanding++
       last = line.position
     }
     b.out.length = 0
@@ -628,6 +687,7 @@ export class FileFollower implements ChunkOwner {
         // The file was deleted and this drain read it all.
         this.behind.delete(b.endpoint)
         this.release()
+        this.resume()
         return "caughtUp"
       }
       b.mark = { gen: next, offset: 0, from: Number.NEGATIVE_INFINITY }
@@ -639,6 +699,7 @@ export class FileFollower implements ChunkOwner {
       b.rejoinAt = { gen: this.gen, from: this.lastPos }
       b.reader = undefined
       this.release()
+      this.resume()
       return "caughtUp"
     }
     b.mark = { gen, offset: reader.resumeOffset, from: Number.isNaN(last) ? b.mark.from : last + POSITION_STEP / 2 }
@@ -692,7 +753,7 @@ export class FileFollower implements ChunkOwner {
       const gen = mark.gen
       const end = gen === this.gen ? this.reader.offset : (gen.size ?? at)
       if (end - at <= skip && gen !== this.gen) {
-        lines += countLines(gen, at, end)
+        lines += countLines(gen, at, end, mark.from)
         skip -= end - at
         const next = this.gens[this.gens.indexOf(gen) + 1]!
         mark = { gen: next, offset: 0, from: Number.NEGATIVE_INFINITY }
@@ -700,7 +761,7 @@ export class FileFollower implements ChunkOwner {
         continue
       }
       const target = lineStartAfter(gen, Math.min(end, at + skip), end)
-      lines += countLines(gen, at, target)
+      lines += countLines(gen, at, target, mark.from)
       mark = { gen, offset: target, from: target }
       break
     }
@@ -714,9 +775,9 @@ export class FileFollower implements ChunkOwner {
 
   // --- checkpoints --------------------------------------------------------------------------------
 
-  /** The head's mark: the oldest chunk not settled, or where it reads. */
+  /** Where the head is: the oldest chunk not routed yet, or where it reads. */
   headMark(): Mark {
-    for (const chunk of this.chunks) if (chunk.outstanding > 0) return chunk.mark
+    for (const chunk of this.chunks) if (chunk.unrouted > 0) return chunk.mark
     return { gen: this.gen, offset: this.reader.resumeOffset, from: Math.max(this.reader.resumeOffset, this.lastPos + POSITION_STEP / 2) }
   }
 
@@ -734,15 +795,22 @@ export class FileFollower implements ChunkOwner {
   checkpoint(): Checkpoints.FileCheckpoint {
     const later = (a: Mark, b: Mark) => (earlier(a, b) ? b : a)
     const head = this.headMark()
+    // Each drain's own place where it is behind the head: packets of it not settled, a backlog
+    // it reads, or (just after a restart) a place the head has not reached yet.
     const marks = new Map<string, Mark>()
+    const lower = (key: string, mark: Mark) => {
+      const had = marks.get(key)
+      if (had === undefined || earlier(mark, had)) marks.set(key, mark)
+    }
+    for (const chunk of this.chunks) for (const [endpoint] of chunk.owed) lower(this.keyOf(endpoint), chunk.mark)
+    for (const b of this.behind.values()) {
+      const mark = this.behindMark(b)
+      if (mark !== undefined) lower(this.keyOf(b.endpoint), mark)
+    }
     let others = head
     if (this.restart !== undefined) {
       others = later(head, this.restart.others)
-      for (const [key, mark] of this.restart.marks) if (earlier(head, mark)) marks.set(key, mark)
-    }
-    for (const b of this.behind.values()) {
-      const mark = this.behindMark(b)
-      if (mark !== undefined) marks.set(this.endpointKey(b.endpoint), mark)
+      for (const [key, mark] of this.restart.marks) if (earlier(head, mark)) lower(key, mark)
     }
     let first = others.gen
     for (const mark of marks.values()) if (mark.gen.seq < first.seq) first = mark.gen
@@ -837,14 +905,14 @@ export const start = (init: {
   return make(gens, start, behind.size === 0 ? undefined : { marks: behind, others: head })
 }
 
-/** Newlines in `gen` between two offsets (lines given up on). */
-const countLines = (gen: Generation, from: number, to: number): number => {
+/** Lines of `gen` between two offsets ending at or after position `wanted` (lines given up on; the others were had). */
+const countLines = (gen: Generation, from: number, to: number, wanted: number): number => {
   if (gen.fd === undefined) return 0
   let lines = 0
   for (let at = from; at < to;) {
     const n = Fs.readSync(gen.fd, buffer, 0, Math.min(CHUNK, to - at), at)
     if (n === 0) break
-    for (let i = buffer.indexOf(10, 0); i >= 0 && i < n; i = buffer.indexOf(10, i + 1)) lines++
+    for (let i = buffer.indexOf(10, 0); i >= 0 && i < n; i = buffer.indexOf(10, i + 1)) if (at + i + 1 >= wanted) lines++
     at += n
   }
   return lines

@@ -111,6 +111,31 @@ describe("framing properties", () => {
     }), { numRuns: 1000 })
   })
 
+  it("decodes any stream the same however it is cut: the same frames, truncations and last line", () => {
+    // Pieces that make every case likely: MSG-LEN or not, blanks, CR LF, multi-byte characters
+    // that truncation must not split, frames longer than the limit.
+    const piece = fc.constantFrom("1", "2", "9", "0", " ", "\n", "\r", "\0", "x", "<14>", "é", "日", "🎉", "12 ", "3 ab", "20 ")
+    fc.assert(fc.property(fc.array(piece, { maxLength: 120 }), fc.array(fc.nat(), { maxLength: 40 }), fc.integer({ min: 16, max: 40 }), (parts, cuts, max) => {
+      const stream = Buffer.from(parts.join(""), "utf8")
+      const whole = new FrameDecoder({ maxFrameBytes: max })
+      const expected = [...whole.decode(stream), ...whole.end()]
+      const pieces = new FrameDecoder({ maxFrameBytes: max })
+      const out = [...splitAt(stream, cuts).flatMap((part) => pieces.decode(part)), ...pieces.end()]
+      assert.deepStrictEqual(out, expected)
+      assert.strictEqual(pieces.truncated, whole.truncated)
+    }), { numRuns: 3000 })
+  })
+
+  it("a frame trickling in byte by byte comes back whole, and nothing is held after it", () => {
+    const decoder = new FrameDecoder({ maxFrameBytes: 65536 })
+    const line = `<14>1 - host app - - - ${"é".repeat(20_000)}`
+    const stream = Buffer.from(`${octetCounted(line)}${line}\n`, "utf8")
+    const frames: Array<string> = []
+    for (let i = 0; i < stream.length; i++) frames.push(...decoder.decode(stream.subarray(i, i + 1)))
+    assert.deepStrictEqual(frames, [line, line])
+    assert.strictEqual(decoder.pendingBytes, 0)
+  })
+
   it("newline framing turns line breaks inside a message into spaces", () => {
     assert.strictEqual(newlineTerminated("a\nb\r\nc\0d"), "a b  c d\n")
   })

@@ -24,12 +24,36 @@ export interface FrameDecoderOptions {
   readonly maxFrameBytes: number
 }
 
+/** What kind of frame the held bytes start. */
+const Held = {
+  /** A run of digits: MSG-LEN, or the start of a line (which one, the next byte tells). */
+  Digits: 0,
+  /** An octet-counted frame whose header is read. */
+  Octets: 1,
+  /** A newline-framed line. */
+  Line: 2
+} as const
+type Held = typeof Held[keyof typeof Held]
+
+/** A store of held bytes above this size is let go once its frame is done (see `release`). */
+const KEPT_STORE_BYTES = 4096
+
 export class FrameDecoder {
   readonly maxFrameBytes: number
   /** Frames cut to `maxFrameBytes` so far. */
   truncated = 0
-  /** Bytes of an unfinished frame, carried to the next chunk. */
-  private pending: Buffer | undefined = undefined
+  /**
+   * The bytes of an unfinished frame, carried to the next chunk, in `store[0, held)`. The store is
+   * grown in place as bytes come (a frame trickling in byte by byte costs a copy of each byte, not
+   * of the whole frame each time) and kept between frames while small, so the usual case — every
+   * socket chunk ending inside a frame — allocates nothing.
+   */
+  private store: Buffer | undefined = undefined
+  private held = 0
+  private kind: Held = Held.Line
+  /** For `Octets`: where the message starts in the store, and its declared length. */
+  private bodyStart = 0
+  private length = 0
   /** Bytes still to skip of an octet-counted frame that was too long. */
   private skipBytes = 0
   /** Whether to skip up to the next LF: the rest of a newline-framed line that was too long. */
@@ -42,14 +66,14 @@ export class FrameDecoder {
   /** The frames completed by this chunk, in order. */
   decode(chunk: Uint8Array): Array<string> {
     const frames: Array<string> = []
-    let buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength)
-    if (this.pending !== undefined) {
-      buf = Buffer.concat([this.pending, buf])
-      this.pending = undefined
+    const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength)
+    let i = 0
+    if (this.held > 0) {
+      i = this.resume(buf, frames)
+      if (i < 0) return frames
     }
     const n = buf.length
     const max = this.maxFrameBytes
-    let i = 0
     while (i < n) {
       if (this.skipBytes > 0) {
         const skip = Math.min(this.skipBytes, n - i)
@@ -82,25 +106,20 @@ export class FrameDecoder {
         }
         if (j === n && j - i < MAX_LENGTH_DIGITS) {
           // Cannot tell yet whether this is MSG-LEN: wait for more bytes.
-          this.keep(buf, i)
+          this.keep(buf, i, Held.Digits)
           return frames
         }
         if (buf[j] === SP) {
           const start = j + 1
           const wanted = Math.min(length, max)
           if (n - start < wanted) {
-            this.keep(buf, i)
+            this.bodyStart = start - i
+            this.length = length
+            this.keep(buf, i, Held.Octets)
             return frames
           }
-          if (length <= max) {
-            frames.push(buf.toString("utf8", start, start + length))
-            i = start + length
-          } else {
-            frames.push(buf.toString("utf8", start, utf8Boundary(buf, start, start + max)))
-            this.truncated++
-            i = start + max
-            this.skipBytes = length - max
-          }
+          this.octetFrame(buf, start, length, frames)
+          i = start + wanted
           continue
         }
       }
@@ -108,7 +127,7 @@ export class FrameDecoder {
       const lf = buf.indexOf(LF, i)
       const lineEnd = lf < 0 ? n : lf
       if (lineEnd - i > max) {
-        frames.push(buf.toString("utf8", i, utf8Boundary(buf, i, i + max)))
+        frames.push(buf.toString("utf8", i, utf8Cut(buf, i, i + max)))
         this.truncated++
         if (lf < 0) {
           this.skipLine = true
@@ -118,7 +137,7 @@ export class FrameDecoder {
         continue
       }
       if (lf < 0) {
-        this.keep(buf, i)
+        this.keep(buf, i, Held.Line)
         return frames
       }
       const end = lf > i && buf[lf - 1] === CR ? lf - 1 : lf
@@ -130,32 +149,142 @@ export class FrameDecoder {
 
   /** At the end of the stream: a last line without its LF is still a frame. */
   end(): Array<string> {
-    const rest = this.pending
-    this.pending = undefined
+    const rest = this.store
+    let end = this.held
+    this.release()
     this.skipBytes = 0
     this.skipLine = false
-    if (rest === undefined || rest.length === 0) return []
-    let end = rest.length
+    if (rest === undefined || end === 0) return []
     while (end > 0 && (rest[end - 1] === CR || rest[end - 1] === 0)) end--
     return end > 0 ? [rest.toString("utf8", 0, end)] : []
   }
 
   /** Bytes held for an unfinished frame. */
   get pendingBytes(): number {
-    return this.pending?.length ?? 0
+    return this.held
   }
 
-  private keep(buf: Buffer, from: number): void {
-    // Copy, so a small remainder does not keep a whole socket chunk alive.
-    this.pending = Buffer.from(buf.subarray(from))
+  /** An octet-counted frame whose message, `length` bytes from `start`, is in `buf` (up to the limit). */
+  private octetFrame(buf: Buffer, start: number, length: number, frames: Array<string>): void {
+    const max = this.maxFrameBytes
+    if (length <= max) {
+      frames.push(buf.toString("utf8", start, start + length))
+    } else {
+      frames.push(buf.toString("utf8", start, utf8Cut(buf, start, start + max)))
+      this.truncated++
+      this.skipBytes = length - max
+    }
+  }
+
+  /**
+   * Goes on with the frame held, taking from `buf` only the bytes it needs. Returns where in `buf`
+   * the next frame starts, or -1 when all of `buf` went to the frame held (still unfinished, or cut
+   * and the rest of its line to be skipped).
+   */
+  private resume(buf: Buffer, frames: Array<string>): number {
+    let i = 0
+    if (this.kind === Held.Digits) {
+      // Digits so far: the next non-digit (or the tenth digit) says what they start.
+      while (i < buf.length && this.held < MAX_LENGTH_DIGITS && buf[i]! >= 48 && buf[i]! <= 57) this.append(buf, i, ++i)
+      if (i === buf.length && this.held < MAX_LENGTH_DIGITS) return -1
+      if (this.held < MAX_LENGTH_DIGITS && buf[i] === SP) {
+        let length = 0
+        for (let k = 0; k < this.held; k++) length = length * 10 + (this.store![k]! - 48)
+        this.append(buf, i, ++i)
+        this.kind = Held.Octets
+        this.bodyStart = this.held
+        this.length = length
+      } else {
+        this.kind = Held.Line
+      }
+    }
+    const max = this.maxFrameBytes
+    if (this.kind === Held.Octets) {
+      const needed = this.bodyStart + Math.min(this.length, max) - this.held
+      if (buf.length - i < needed) {
+        this.append(buf, i, buf.length)
+        return -1
+      }
+      this.append(buf, i, i + needed)
+      this.octetFrame(this.store!.subarray(0, this.held), this.bodyStart, this.length, frames)
+      this.release()
+      return i + needed
+    }
+    // A line: up to the next LF, unless that makes it longer than the limit.
+    const lf = buf.indexOf(LF, i)
+    const lineEnd = lf < 0 ? buf.length : lf
+    if (this.held + lineEnd - i > max) {
+      this.append(buf, i, i + max - this.held)
+      frames.push(this.store!.toString("utf8", 0, utf8Cut(this.store!, 0, max)))
+      this.truncated++
+      this.release()
+      if (lf < 0) {
+        this.skipLine = true
+        return -1
+      }
+      return lf + 1
+    }
+    if (lf < 0) {
+      this.append(buf, i, buf.length)
+      return -1
+    }
+    this.append(buf, i, lf)
+    let end = this.held
+    if (end > 0 && this.store![end - 1] === CR) end--
+    if (end > 0) frames.push(this.store!.toString("utf8", 0, end))
+    this.release()
+    return lf + 1
+  }
+
+  /** Holds `buf[from, end)` as the start of an unfinished frame of `kind`. */
+  private keep(buf: Buffer, from: number, kind: Held): void {
+    this.kind = kind
+    this.held = 0
+    const size = buf.length - from
+    if (size > KEPT_STORE_BYTES && this.store === undefined && buf.byteOffset === 0 && size * 2 >= buf.buffer.byteLength) {
+      // A large remainder that is most of a socket chunk of its own: held as it is, not copied
+      // (copying would double the memory an unfinished frame costs until the chunk is collected).
+      this.store = buf.subarray(from)
+      this.held = size
+      return
+    }
+    this.append(buf, from, buf.length)
+  }
+
+  /** Adds `buf[from, to)` to the bytes held, growing the store (to at most a frame's size) if needed. */
+  private append(buf: Buffer, from: number, to: number): void {
+    const size = to - from
+    if (size <= 0) return
+    const needed = this.held + size
+    if (this.store === undefined || needed > this.store.length) {
+      const capacity = Math.min(Math.max(needed, (this.store?.length ?? 0) * 2, 256), this.maxFrameBytes + MAX_LENGTH_DIGITS + 1)
+      // Not from Node's shared pool: a small store kept by a connection would pin an 8 KB slab.
+      const grown = Buffer.allocUnsafeSlow(Math.max(capacity, needed))
+      if (this.store !== undefined) this.store.copy(grown, 0, 0, this.held)
+      this.store = grown
+    }
+    buf.copy(this.store, this.held, from, to)
+    this.held = needed
+  }
+
+  /** Nothing held any more; a large store is let go, so an idle connection holds little. */
+  private release(): void {
+    this.held = 0
+    if (this.store !== undefined && this.store.length > KEPT_STORE_BYTES) this.store = undefined
   }
 }
 
-/** Moves `end` back so it does not split a UTF-8 sequence. */
-const utf8Boundary = (buf: Buffer, start: number, end: number): number => {
-  let e = end
-  while (e > start && e < buf.length && (buf[e]! & 0xc0) === 0x80) e--
-  return e
+/**
+ * Where to cut `buf[start, end)` so that no UTF-8 character is cut in half: `end`, or the start of
+ * a character that `end` would split. Looks only at bytes before `end`, so it needs nothing after.
+ */
+export const utf8Cut = (buf: Uint8Array, start: number, end: number): number => {
+  let lead = end - 1
+  while (lead > start && lead > end - 4 && (buf[lead]! & 0xc0) === 0x80) lead--
+  if (lead < start) return end
+  const b = buf[lead]!
+  const size = b < 0xc0 ? 1 : b < 0xe0 ? 2 : b < 0xf0 ? 3 : 4
+  return lead + size > end ? lead : end
 }
 
 export type Framing = "octet-counting" | "newline"

@@ -11,6 +11,7 @@
  */
 import type { LogPacket } from "./LogPacket.ts"
 import { Facility, Severity } from "./LogPacket.ts"
+import { isFourDigitYear } from "./syslog/Rfc5424.ts"
 
 export interface Timestamp {
   readonly seconds?: number | undefined
@@ -102,8 +103,12 @@ const millisOf = (d: Duration): number => (d.seconds ?? 0) * 1000 + (d.nanos ?? 
 /** Milliseconds with two decimals; an absent duration (the step never happened) is `0.00ms`. */
 export const formatDuration = (d: Duration | undefined): string => `${d === undefined ? "0.00" : millisOf(d).toFixed(2)}ms`
 
-export const timeOf = (t: Timestamp | undefined, now: Date): Date =>
-  t === undefined ? now : new Date((t.seconds ?? 0) * 1000 + Math.floor((t.nanos ?? 0) / 1e6))
+/** The entry's time; `now` when it has none, or one RFC 5424 cannot write (outside years 0000–9999). */
+export const timeOf = (t: Timestamp | undefined, now: Date): Date => {
+  if (t === undefined) return now
+  const time = new Date((t.seconds ?? 0) * 1000 + Math.floor((t.nanos ?? 0) / 1e6))
+  return isFourDigitYear(time) ? time : now
+}
 
 /** The status: the response code, else 499 when the client went away first, else 0. */
 export const statusOf = (entry: HttpEntry): number =>

@@ -4,11 +4,12 @@
  *
  * Reading follows Go's encoding/json, which the original used: field names match in any case
  * (`Hostname`, `hostname`, `HOSTNAME`), unknown fields are ignored. `time` is an RFC 3339 string
- * (or epoch milliseconds); missing, it is the time of receipt. `hostname` is required (a packet
- * without one could never be routed); `message` must be a string if present.
+ * (or epoch milliseconds); missing, it is the time of receipt, and so is a time outside the years
+ * 0000–9999 (RFC 5424 has four digits for the year; `onTimeReplaced` is told). `hostname` is
+ * required (a packet without one could never be routed); `message` must be a string if present.
  */
 import { type LogPacket, make } from "./LogPacket.ts"
-import { formatTimestamp } from "./syslog/Rfc5424.ts"
+import { formatTimestamp, isFourDigitYear } from "./syslog/Rfc5424.ts"
 
 export const toJson = (packet: LogPacket): string =>
   JSON.stringify({
@@ -21,7 +22,11 @@ export const toJson = (packet: LogPacket): string =>
   })
 
 /** A packet from one parsed JSON value, or why it is not one. */
-export const fromJson = (value: unknown, receivedAt: Date): LogPacket | { readonly error: string } => {
+export const fromJson = (
+  value: unknown,
+  receivedAt: Date,
+  onTimeReplaced: () => void = () => {}
+): LogPacket | { readonly error: string } => {
   if (typeof value !== "object" || value === null || Array.isArray(value)) return { error: "expected a JSON object" }
   const fields = new Map<string, unknown>()
   for (const [key, field] of Object.entries(value)) {
@@ -45,6 +50,10 @@ export const fromJson = (value: unknown, receivedAt: Date): LogPacket | { readon
     const millis = typeof time === "number" ? time : typeof time === "string" ? Date.parse(time) : Number.NaN
     if (Number.isNaN(millis)) return { error: "Time must be an RFC 3339 time" }
     at = new Date(millis)
+    if (!isFourDigitYear(at)) {
+      at = receivedAt
+      onTimeReplaced()
+    }
   }
   return make({ time: at, hostname: hostname.trim(), tag, message, severity, facility })
 }

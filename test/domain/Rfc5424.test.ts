@@ -164,6 +164,23 @@ describe("RFC 5424 properties", () => {
     }), { numRuns: 3000 })
   })
 
+  it("a formatted timestamp always has a four-digit year, whatever the date (NILVALUE where none can be written)", () => {
+    const edges = [-62_167_219_200_001, -62_167_219_200_000, -1, 0, 253_402_300_799_999, 253_402_300_800_000, 8.64e15, -8.64e15]
+    const millis = fc.oneof(fc.constantFrom(...edges), fc.integer({ min: -8.64e15, max: 8.64e15 }))
+    fc.assert(fc.property(millis, (ms) => {
+      const text = Rfc5424.formatTimestamp(new Date(ms))
+      const writable = ms >= -62_167_219_200_000 && ms <= 253_402_300_799_999
+      if (writable) {
+        assert.match(text, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/, String(ms))
+        assert.strictEqual(Date.parse(text), ms)
+      } else {
+        assert.strictEqual(text, "-", String(ms))
+      }
+      const line = Rfc5424.format(LogPacket.make({ time: new Date(ms), hostname: "h", tag: "t", message: "m" }))
+      assert.isFalse(Syslog.isParseError(Syslog.parse(line, now)), line)
+    }), { numRuns: 2000 })
+  })
+
   it("parsing never throws, whatever the text: it gives a packet or a parse error", () => {
     fc.assert(fc.property(fc.string({ unit: "binary", maxLength: 300 }), (text) => {
       for (const line of [text, `<13>1 ${text}`, `<13>${text}`]) {

@@ -239,14 +239,27 @@ export const headerField = (value: string | undefined, max: number): string => {
 /** The last second formatted (`YYYY-MM-DDTHH:MM:SS.`): consecutive packets mostly share it. */
 let cachedSecond = Number.NaN
 let cachedPrefix = ""
-/** Years 0000–9999: beyond, toISOString uses the extended `+YYYYYY` form. */
-const MAX_FOUR_DIGIT_YEAR = 253_402_300_799_999
+/** 0000-01-01T00:00:00.000Z and 9999-12-31T23:59:59.999Z: beyond, toISOString writes `±YYYYYY`. */
+const FIRST_FOUR_DIGIT_YEAR = -62_167_219_200_000
+const LAST_FOUR_DIGIT_YEAR = 253_402_300_799_999
 
-/** RFC 3339 time in UTC with milliseconds, or NILVALUE for an invalid date. */
+/**
+ * Whether RFC 5424 (and RFC 3339, whose FULL-DATE has four digits for the year) can write this
+ * time: years 0000 to 9999. Inputs put their receive time in place of a time outside it.
+ */
+export const isFourDigitYear = (time: Date): boolean => {
+  const millis = time.getTime()
+  return millis >= FIRST_FOUR_DIGIT_YEAR && millis <= LAST_FOUR_DIGIT_YEAR
+}
+
+/**
+ * RFC 3339 time in UTC with milliseconds; NILVALUE for an invalid date or one outside years
+ * 0000–9999 (which RFC 5424 cannot write), so what is formatted is always RFC 5424.
+ */
 export const formatTimestamp = (time: Date): string => {
   const millis = time.getTime()
-  if (Number.isNaN(millis)) return "-"
-  if (millis < 0 || millis > MAX_FOUR_DIGIT_YEAR) return time.toISOString()
+  if (Number.isNaN(millis) || millis < FIRST_FOUR_DIGIT_YEAR || millis > LAST_FOUR_DIGIT_YEAR) return "-"
+  if (millis < 0) return time.toISOString()
   const second = Math.floor(millis / 1000)
   if (second !== cachedSecond) {
     cachedSecond = second

@@ -7,7 +7,9 @@
  * ConfigMap) and re-read every `pollInterval` anyway, so a missed event costs seconds, not routes.
  * It must be readable and valid at start; later, an edit that breaks it is reported and ignored —
  * the routes it held stay until the file is valid again — and a file that disappears keeps its
- * routes too, since an editor or a ConfigMap update may be replacing it.
+ * routes too, since an editor or a ConfigMap update may be replacing it. Either is warned about
+ * once, not at every poll and event, until the file changes (is readable again, or says
+ * something else).
  */
 import { Data, Duration, Effect, Layer, Queue, Result } from "effect"
 import * as Fs from "node:fs"
@@ -83,15 +85,23 @@ export const layerFile = (options: FileOptions): Layer.Layer<never, RoutesFileEr
     yield* Log.info("routes loaded", { file: options.path, routes: routes.length })
 
     const events = yield* watchDirectory(options.path)
+    /** The problem last warned about, while it lasts. */
+    let warned: string | undefined
     const reload = Effect.gen(function*() {
       const text = yield* read(options.path)
+      // Readable (again): a problem from now on is news.
+      warned = undefined
       if (text === current) return
       current = text
       const next = yield* decode(origin, text)
       yield* table.apply(SOURCE, RouteChange.Replace({ routes: next }))
       yield* Log.info("routes reloaded", { file: options.path, routes: next.length })
     }).pipe(
-      Effect.catch((error) => Log.warn("routes file not applied; keeping the routes it had", { error: error.message }))
+      Effect.catch((error) => {
+        if (error.message === warned) return Effect.void
+        warned = error.message
+        return Log.warn("routes file not applied; keeping the routes it had", { error: error.message })
+      })
     )
     yield* Effect.raceFirst(Queue.take(events), Effect.sleep(options.pollInterval)).pipe(
       // Editors write in steps; let them finish before reading.

@@ -2,13 +2,15 @@
  * Syslog over UDP (`SYSLOG_UDP`, port `SYSLOG_UDP_PORT`, 9003): one RFC 5424 or RFC 3164 message
  * per datagram (RFC 5426).
  *
- * UDP cannot be slowed down, so nothing here waits: datagrams that arrive faster than logtrain
+ * A datagram longer than SYSLOG_MAX_MESSAGE_SIZE is cut to it, on a UTF-8 character boundary, and
+ * counted. UDP cannot be slowed down, so nothing here waits: datagrams that arrive faster than logtrain
  * takes them are dropped — by the socket's bounded buffer or because Ingest is full — and counted
  * in `logtrain_input_dropped_total`.
  */
 import { Clock, Duration, Effect, Fiber, Layer, Option } from "effect"
 import { Buffer } from "node:buffer"
 import type { LogPacket } from "../../domain/LogPacket.ts"
+import { utf8Cut } from "../../domain/syslog/Framing.ts"
 import { Ingest } from "../Ingest.ts"
 import { Readiness } from "../Readiness.ts"
 import type { TransportError } from "../transports/TransportError.ts"
@@ -47,7 +49,8 @@ export const layer = (options: Options): Layer.Layer<never, TransportError, Inge
         stats.bytes += datagram.payload.length
         let length = datagram.payload.length
         if (length > options.maxMessageBytes) {
-          length = options.maxMessageBytes
+          // Cut as TCP cuts: never inside a UTF-8 character.
+          length = utf8Cut(datagram.payload, 0, options.maxMessageBytes)
           stats.truncated++
         }
         const line = Buffer.from(datagram.payload.buffer, datagram.payload.byteOffset, length).toString("utf8")

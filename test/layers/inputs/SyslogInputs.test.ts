@@ -82,4 +82,24 @@ describe("syslog inputs", () => {
       assert.isTrue(packets.every((p) => p.hostname === "127.0.0.1" && p.tag === "app"))
       assert.strictEqual(metricValue(metrics, "logtrain_input_records_total", "syslog_udp"), 50)
     }))
+
+  it.live("UDP: cuts a datagram longer than SYSLOG_MAX_MESSAGE_SIZE on a UTF-8 boundary, as TCP does, and counts it", () =>
+    Effect.gen(function*() {
+      const port = yield* Effect.promise(freePort)
+      // The header is 21 bytes: the limit (480) falls in the middle of an "é" (2 bytes each).
+      const head = "<14>1 - host app - - "
+      const datagram = `${head}${"é".repeat(300)}`
+      const send = Effect.promise(() =>
+        new Promise<void>((resolve) => {
+          const socket = Dgram.createSocket("udp4")
+          socket.send(datagram, port, "127.0.0.1", () => socket.close(() => resolve()))
+        })
+      )
+      const { metrics, packets } = yield* collect(SyslogUdp.layer({ host: "127.0.0.1", port, maxMessageBytes: 480 }), 1, send)
+      const message = packets[0]!.message
+      assert.isFalse(message.includes("\ufffd"), "no replacement character at the cut")
+      assert.isAtMost(Buffer.byteLength(packets[0]!.rfc5424 ?? `${head}${message}`), 480)
+      assert.strictEqual(message, "é".repeat(Math.floor((480 - Buffer.byteLength(head) - 1) / 2)))
+      assert.strictEqual(Number(/logtrain_input_errors_total\{input="syslog_udp",reason="truncated"\} (\d+)/.exec(metrics)?.[1]), 1)
+    }))
 })

@@ -5,6 +5,8 @@
  */
 import { Config, Duration, Option } from "effect"
 import { atLeast, duration, flag, httpPath, logLevel, optionalFlag } from "../layers/ConfigValues.ts"
+import * as HttpServer from "../layers/http/HttpServer.ts"
+import * as SyslogTcp from "../layers/inputs/SyslogTcp.ts"
 
 
 const withDefault = <A>(config: Config.Config<A>, value: A) => Config.withDefault(config, value)
@@ -37,12 +39,16 @@ export const LogtrainConfig = Config.all({
   syslogTlsKeyPem: optional(Config.Redacted("SYSLOG_TLS_KEY_PEM")),
   syslogTlsCaPem: optionalString("SYSLOG_TLS_CA_PEM"),
   syslogTlsServerName: optionalString("SYSLOG_TLS_SERVER_NAME"),
+  // SYSLOG_MAX_CONNECTIONS, SYSLOG_IDLE_TIMEOUT, SYSLOG_FRAME_TIMEOUT, SYSLOG_TLS_HANDSHAKE_TIMEOUT
+  syslogLimits: SyslogTcp.limitsConfig,
 
   httpSyslog: optionalFlag("HTTP_SYSLOG"),
   httpSyslogPath: withDefault(httpPath("HTTP_SYSLOG_PATH"), "/syslog"),
   httpEvents: optionalFlag("HTTP_EVENTS"),
   httpEventsPath: withDefault(httpPath("HTTP_EVENTS_PATH"), "/events"),
   httpMaxBodySize: withDefault(atLeast("HTTP_MAX_BODY_SIZE", 1024), 1024 * 1024),
+  // HTTP_MAX_CONNECTIONS, HTTP_HEADERS_TIMEOUT, HTTP_REQUEST_TIMEOUT, HTTP_MAX_BODY_MEMORY
+  httpLimits: HttpServer.limitsConfig,
   otlp: optionalFlag("OTLP"),
   // OTLP senders batch thousands of records (a collector 8192): more than HTTP_MAX_BODY_SIZE's 1 MiB.
   otlpMaxBodySize: withDefault(atLeast("OTLP_MAX_BODY_SIZE", 1024), 4 * 1024 * 1024),

@@ -17,6 +17,7 @@ import * as SyslogUdp from "../layers/inputs/SyslogUdp.ts"
 import * as HttpEvents from "../layers/inputs/HttpEvents.ts"
 import * as HttpSyslog from "../layers/inputs/HttpSyslog.ts"
 import * as Otlp from "../layers/inputs/Otlp.ts"
+import * as MemoryReclaim from "../layers/MemoryReclaim.ts"
 import { Checkpoints } from "../layers/storage/Checkpoints.ts"
 import * as Tls from "../layers/transports/tls.ts"
 import { describeCause } from "../layers/transports/TransportError.ts"
@@ -56,7 +57,18 @@ export const parseCommandLine = (args: ReadonlyArray<string>) =>
     catch: (error) => new StartupError({ detail: `${(error as Error).message}; ${usage}` })
   })
 
-/** The TLS input's key and certificates, checked; a missing or unusable one stops start-up, naming it. */
+const MATERIAL_VARIABLES: Record<Tls.MaterialPart | "serverName", string> = {
+  cert: "SYSLOG_TLS_CERT_PEM",
+  key: "SYSLOG_TLS_KEY_PEM",
+  pair: "SYSLOG_TLS_CERT_PEM, SYSLOG_TLS_KEY_PEM",
+  ca: "SYSLOG_TLS_CA_PEM",
+  serverName: "SYSLOG_TLS_SERVER_NAME"
+}
+
+/**
+ * The TLS input's key and certificates, checked; a missing or unusable one (unreadable, expired, a
+ * key of another certificate, a CA that is not one) stops start-up with one line naming it.
+ */
 export const serverTls = (config: LogtrainConfig) =>
   Effect.gen(function*() {
     const cert = config.syslogTlsCertPem
@@ -73,11 +85,9 @@ export const serverTls = (config: LogtrainConfig) =>
       serverName: config.syslogTlsServerName
     })
     if ("error" in checked) {
-      return yield* new StartupError({
-        detail: `SYSLOG_TLS_CERT_PEM, SYSLOG_TLS_KEY_PEM${config.syslogTlsCaPem === undefined ? "" : ", SYSLOG_TLS_CA_PEM"}: ${checked.error}`
-      })
+      return yield* new StartupError({ detail: `${MATERIAL_VARIABLES[checked.error.part]}: ${checked.error.detail}` })
     }
-    for (const warning of checked.warnings) yield* Log.warn(`SYSLOG_TLS_SERVER_NAME: ${warning}`)
+    for (const warning of checked.warnings) yield* Log.warn(`${MATERIAL_VARIABLES[warning.part]}: ${warning.detail}`)
     return { key: key!, cert: cert!, ca: config.syslogTlsCaPem }
   })
 
@@ -143,11 +153,19 @@ export const layer = (config: LogtrainConfig, commandLine: CommandLine = {}) =>
     const inputs = Layer.mergeAll(
       containerLogs ? containerInput : Layer.empty,
       envoy ? envoyInput : Layer.empty,
-      tcp ? SyslogTcp.layer({ host, port: config.syslogTcpPort, maxMessageBytes: config.maxMessageBytes }) : Layer.empty,
+      tcp
+        ? SyslogTcp.layer({ host, port: config.syslogTcpPort, maxMessageBytes: config.maxMessageBytes, limits: config.syslogLimits })
+        : Layer.empty,
       udp ? SyslogUdp.layer({ host, port: config.syslogUdpPort, maxMessageBytes: config.maxMessageBytes }) : Layer.empty,
       tlsMaterial === undefined
         ? Layer.empty
-        : SyslogTcp.layer({ host, port: config.syslogTlsPort, maxMessageBytes: config.maxMessageBytes, tls: tlsMaterial })
+        : SyslogTcp.layer({
+          host,
+          port: config.syslogTlsPort,
+          maxMessageBytes: config.maxMessageBytes,
+          tls: tlsMaterial,
+          limits: config.syslogLimits
+        })
     )
     const httpRoutes = Layer.mergeAll(
       httpSyslog
@@ -201,7 +219,7 @@ export const layer = (config: LogtrainConfig, commandLine: CommandLine = {}) =>
     ))
     const http = persistent
       ? HttpServer.layer(
-        { host, port: config.httpPort },
+        { host, port: config.httpPort, limits: config.httpLimits },
         Layer.mergeAll(
           httpRoutes,
           Layer.unwrap(Effect.map(
@@ -210,7 +228,7 @@ export const layer = (config: LogtrainConfig, commandLine: CommandLine = {}) =>
           ))
         )
       ).pipe(Layer.provide(persistentStore))
-      : HttpServer.layer({ host, port: config.httpPort }, httpRoutes)
+      : HttpServer.layer({ host, port: config.httpPort, limits: config.httpLimits }, httpRoutes)
     const coreOptions = { ingestCapacity: config.ingestBufferSize, drainSettings: config.drains, whenFull: config.drainWhenFull }
     const routerCore = persistent ? RouterCore.layer(coreOptions, persistentStore) : RouterCore.layer(coreOptions)
     // Built before the core, so released after it: the last checkpoint is saved once the drains
@@ -244,7 +262,7 @@ export const layer = (config: LogtrainConfig, commandLine: CommandLine = {}) =>
 
     // "started" once everything is up (a datasource that cannot start stops start-up first).
     return Layer.mergeAll(started, RouterCore.stopping).pipe(
-      Layer.provideMerge(Layer.mergeAll(inputs, datasources, http)),
+      Layer.provideMerge(Layer.mergeAll(inputs, datasources, http, MemoryReclaim.layer())),
       Layer.provide(core)
     )
   })

@@ -17,7 +17,7 @@ import { HttpRouter, HttpServerRequest } from "effect/http"
 import type { LogPacket } from "../../domain/LogPacket.ts"
 import { FrameDecoder } from "../../domain/syslog/Framing.ts"
 import { Ingest } from "../Ingest.ts"
-import { answer, readBody, summary } from "./HttpBody.ts"
+import { answer, summary, withBody } from "./HttpBody.ts"
 import * as InputStats from "./InputStats.ts"
 
 export interface Options {
@@ -32,40 +32,42 @@ const REMEMBERED_FRAMES = 10_000
 export const routes = (options: Options) =>
   HttpRouter.use(Effect.fnUntraced(function*(router) {
     const ingest = yield* Ingest
-    const stats = yield* InputStats.make(INPUT)
+    const stats = yield* InputStats.make(INPUT, ["body_too_large"])
     /** Frame ids accepted, oldest first (a Map keeps insertion order). */
     const frames = new Map<string, true>()
 
     yield* router.add("POST", options.path, Effect.gen(function*() {
       const request = yield* HttpServerRequest.HttpServerRequest
-      const body = yield* readBody(request, options.maxBodyBytes)
-      stats.bytes += body.length
-      const logplex = (request.headers["content-type"] ?? "").toLowerCase().startsWith("application/logplex-1")
-      const frameId = logplex ? request.headers["logplex-frame-id"] : undefined
-      if (frameId !== undefined && frames.has(frameId)) {
-        return answer(200, `frame ${frameId} was already accepted; ignored`)
-      }
-
-      const decoder = new FrameDecoder({ maxFrameBytes: options.maxMessageBytes })
-      const lines = [...decoder.decode(body), ...decoder.end()]
-      stats.truncated += decoder.truncated
-      const declared = logplex ? request.headers["logplex-msg-count"] : undefined
-      if (declared !== undefined && Number(declared) !== lines.length) {
-        return answer(400, `Logplex-Msg-Count is ${declared} but the body holds ${lines.length} frames`)
-      }
-      if (lines.length === 0) return answer(400, "the body holds no syslog lines")
-
-      const packets: Array<LogPacket> = []
-      const malformedBefore = stats.malformed
       const receivedAt = new Date(yield* Clock.currentTimeMillis)
-      InputStats.parseLines(lines, receivedAt, Option.getOrElse(request.remoteAddress, () => ""), stats, packets)
-      const refusal = stats.malformed > malformedBefore ? stats.lastMalformed?.message : undefined
-      if (packets.length === 0) return answer(400, `no syslog line accepted: ${refusal}`)
-      yield* ingest.offer(packets)
-      if (frameId !== undefined) {
-        frames.set(frameId, true)
-        if (frames.size > REMEMBERED_FRAMES) frames.delete(frames.keys().next().value!)
-      }
-      return answer(200, summary(packets.length, lines.length, refusal))
+      return yield* withBody(request, options.maxBodyBytes, stats, (body) => {
+        stats.bytes += body.length
+        const logplex = (request.headers["content-type"] ?? "").toLowerCase().startsWith("application/logplex-1")
+        const frameId = logplex ? request.headers["logplex-frame-id"] : undefined
+        if (frameId !== undefined && frames.has(frameId)) {
+          return Effect.succeed(answer(200, `frame ${frameId} was already accepted; ignored`))
+        }
+
+        const decoder = new FrameDecoder({ maxFrameBytes: options.maxMessageBytes })
+        const lines = [...decoder.decode(body), ...decoder.end()]
+        stats.truncated += decoder.truncated
+        const declared = logplex ? request.headers["logplex-msg-count"] : undefined
+        if (declared !== undefined && Number(declared) !== lines.length) {
+          return Effect.succeed(answer(400, `Logplex-Msg-Count is ${declared} but the body holds ${lines.length} frames`))
+        }
+        if (lines.length === 0) return Effect.succeed(answer(400, "the body holds no syslog lines"))
+
+        const packets: Array<LogPacket> = []
+        const malformedBefore = stats.malformed
+        InputStats.parseLines(lines, receivedAt, Option.getOrElse(request.remoteAddress, () => ""), stats, packets)
+        const refusal = stats.malformed > malformedBefore ? stats.lastMalformed?.message : undefined
+        if (packets.length === 0) return Effect.succeed(answer(400, `no syslog line accepted: ${refusal}`))
+        return ingest.offer(packets).pipe(Effect.map(() => {
+          if (frameId !== undefined) {
+            frames.set(frameId, true)
+            if (frames.size > REMEMBERED_FRAMES) frames.delete(frames.keys().next().value!)
+          }
+          return answer(200, summary(packets.length, lines.length, refusal))
+        }))
+      })
     }).pipe(Effect.catchTag("BadRequest", (error) => Effect.succeed(answer(error.status, error.reason)))))
   }))

@@ -1,8 +1,9 @@
 /**
  * What every input counts, and how it reports bad input: counters in plain numbers (read by
  * /metrics at scrape time), and at most one warning per interval summing up the malformed lines,
- * truncations and drops since the last one, with the latest example — so a sender spewing garbage
- * costs a line of log every few seconds, not one per line.
+ * truncations, drops and limits that bit since the last one, with the latest example — so a
+ * sender spewing garbage (or a flood of connections) costs a line of log every few seconds, not
+ * one per line.
  */
 import { Duration, Effect, Schedule, Scope } from "effect"
 import type { LogPacket } from "../../domain/LogPacket.ts"
@@ -18,20 +19,33 @@ export interface InputStats {
   malformed: number
   /** Messages cut to the size limit. */
   truncated: number
+  /** Packets whose time (outside years 0000–9999) was replaced by the time they were received. */
+  timeReplaced: number
   /** Packets lost because logtrain could not take them (UDP only: TCP waits instead). */
   dropped: number
   /** TLS clients refused at the handshake (untrusted or missing certificate, not TLS). */
   handshakeFailures: number
   lastHandshakeFailure: string | undefined
   connections: number
+  /** Connections or requests refused or cut because a limit bit, by the limit's name. */
+  readonly limited: Record<string, number>
   /** The latest malformed line, as an example for the report. */
   lastMalformed: { readonly message: string } | undefined
 }
 
 const REPORT_INTERVAL = Duration.seconds(10)
 
-/** Counters for one input, registered as metrics and reported on for as long as the scope lives. */
-export const make = (input: string): Effect.Effect<InputStats, never, Scope.Scope> =>
+/**
+ * Counters for one input, registered as metrics and reported on for as long as the scope lives.
+ * `limits` names the limits the input has (each a `reason` of `logtrain_input_limited_total`,
+ * shown at 0 until it bites); `connections`, when given, is what `logtrain_input_connections`
+ * reads instead of the `connections` field (for a server that counts its connections itself).
+ */
+export const make = (
+  input: string,
+  limits: ReadonlyArray<string> = [],
+  connections?: () => number
+): Effect.Effect<InputStats, never, Scope.Scope> =>
   Effect.gen(function*() {
     const stats: InputStats = {
       input,
@@ -39,10 +53,12 @@ export const make = (input: string): Effect.Effect<InputStats, never, Scope.Scop
       bytes: 0,
       malformed: 0,
       truncated: 0,
+      timeReplaced: 0,
       dropped: 0,
       handshakeFailures: 0,
       lastHandshakeFailure: undefined,
       connections: 0,
+      limited: Object.fromEntries(limits.map((reason) => [reason, 0])),
       lastMalformed: undefined
     }
     const labels = { input }
@@ -61,12 +77,25 @@ export const make = (input: string): Effect.Effect<InputStats, never, Scope.Scop
         ...labels,
         reason: "tls_handshake"
       }, () => stats.handshakeFailures),
+      Telemetry.counter("logtrain_input_errors_total", "Lines that could not be read as syslog, or were cut.", {
+        ...labels,
+        reason: "time_out_of_range"
+      }, () => stats.timeReplaced),
       Telemetry.counter("logtrain_input_dropped_total", "Packets lost because logtrain could not take them.", labels, () =>
         stats.dropped),
-      Telemetry.gauge("logtrain_input_connections", "Open connections.", labels, () => stats.connections)
+      Telemetry.gauge("logtrain_input_connections", "Open connections.", labels, connections ?? (() => stats.connections)),
+      ...limits.map((reason) =>
+        Telemetry.counter(
+          "logtrain_input_limited_total",
+          "Connections or requests refused or closed because a limit bit.",
+          { ...labels, reason },
+          () => stats.limited[reason] ?? 0
+        )
+      )
     ], { discard: true })
 
     let seen = { malformed: 0, truncated: 0, dropped: 0, handshakeFailures: 0 }
+    let seenLimited: Record<string, number> = { ...stats.limited }
     yield* Effect.suspend(() => {
       const now = {
         malformed: stats.malformed,
@@ -81,10 +110,17 @@ export const make = (input: string): Effect.Effect<InputStats, never, Scope.Scop
         handshakeFailures: now.handshakeFailures - seen.handshakeFailures
       }
       seen = now
-      if (delta.malformed + delta.truncated + delta.dropped + delta.handshakeFailures === 0) return Effect.void
-      return Log.warn("input had bad or lost lines", {
+      const limited = Object.entries(stats.limited)
+        .filter(([reason, n]) => n > (seenLimited[reason] ?? 0))
+        .map(([reason, n]) => `${reason}=${n - (seenLimited[reason] ?? 0)}`)
+      seenLimited = { ...stats.limited }
+      if (delta.malformed + delta.truncated + delta.dropped + delta.handshakeFailures === 0 && limited.length === 0) {
+        return Effect.void
+      }
+      return Log.warn("input had bad or lost lines, or limits that bit", {
         input,
         ...delta,
+        ...(limited.length > 0 ? { limited: limited.join(" ") } : {}),
         ...(delta.malformed > 0 && stats.lastMalformed !== undefined ? { example: stats.lastMalformed.message } : {}),
         ...(delta.handshakeFailures > 0 ? { handshake: stats.lastHandshakeFailure } : {})
       })

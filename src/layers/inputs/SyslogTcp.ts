@@ -4,13 +4,18 @@
  * detected per frame (RFC 6587; RFC 5425 for TLS). With a CA, TLS clients must present a
  * certificate it signed; a client refused at the handshake is counted and reported.
  *
+ * What a sender can hold is bounded (see `limitsConfig`): connections per input, silence, an
+ * unfinished frame's wait for its end, a TLS handshake's length — so memory and descriptors stay
+ * within the agent's envelope whatever peers do; each limit is counted when it bites
+ * (`logtrain_input_limited_total{reason}`).
+ *
  * Each connection is read only as fast as the router takes packets: a chunk is decoded and offered
  * to Ingest, and the next chunk is not read until Ingest has room, so TCP flow control carries the
  * backpressure to the sender. A chunk once read is always offered, even during shutdown, and
  * shutdown first reads what open connections have already sent (until each is idle for 100 ms,
  * at most 2 s), since a TCP sender counts what it wrote as delivered.
  */
-import { Clock, Deferred, Duration, Effect, Layer, Option } from "effect"
+import { Clock, Config, Deferred, Duration, Effect, Layer, Option } from "effect"
 import type { LogPacket } from "../../domain/LogPacket.ts"
 import { FrameDecoder } from "../../domain/syslog/Framing.ts"
 import { Ingest } from "../Ingest.ts"
@@ -18,6 +23,7 @@ import { Readiness } from "../Readiness.ts"
 import * as Tcp from "../transports/tcp.ts"
 import type { TransportError } from "../transports/TransportError.ts"
 import * as InputStats from "./InputStats.ts"
+import { atLeast, duration } from "../ConfigValues.ts"
 import * as Log from "../Log.ts"
 
 export interface Options {
@@ -27,7 +33,25 @@ export interface Options {
   readonly maxMessageBytes: number
   /** Serve TLS instead of plain TCP. */
   readonly tls?: Tcp.ServerTls | undefined
+  /** What each connection is held to; read from the environment (`limitsConfig`) when not given. */
+  readonly limits?: Tcp.ServerLimits | undefined
 }
+
+/**
+ * The limits of the syslog TCP and TLS inputs, each input on its own. The defaults keep what
+ * peers can make logtrain hold within its 128 MiB envelope: 128 connections (a node runs at most
+ * 110 pods by default) each holding an unfinished frame of SYSLOG_MAX_MESSAGE_SIZE (64 KiB) is
+ * 8 MiB per input — measured with bench/hostile-connections.ts, 5,000 such connections against
+ * the bundle: 93 MB resident while held, 111 MB at the peak, when they all close and deliver
+ * what they held; 256 connections peaked at 141 MB. A TLS handshake in progress costs ~16 KiB.
+ * A zero duration turns a timeout off.
+ */
+export const limitsConfig: Config.Config<Tcp.ServerLimits> = Config.all({
+  maxConnections: Config.withDefault(atLeast("SYSLOG_MAX_CONNECTIONS", 1), 128),
+  idleTimeout: Config.withDefault(duration("SYSLOG_IDLE_TIMEOUT"), Duration.minutes(10)),
+  frameTimeout: Config.withDefault(duration("SYSLOG_FRAME_TIMEOUT"), Duration.seconds(30)),
+  handshakeTimeout: Config.withDefault(duration("SYSLOG_TLS_HANDSHAKE_TIMEOUT"), Duration.seconds(10))
+})
 
 /** How long a connection must be quiet, during shutdown, to be considered done. */
 const DRAIN_IDLE = Duration.millis(100)
@@ -37,12 +61,21 @@ const DRAIN_DEADLINE = Duration.seconds(2)
 const waitUntil = (condition: () => boolean): Effect.Effect<void> =>
   Effect.suspend(() => (condition() ? Effect.void : Effect.andThen(Effect.sleep(Duration.millis(10)), waitUntil(condition))))
 
-export const layer = (options: Options): Layer.Layer<never, TransportError, Ingest | Readiness> =>
+export const layer = (options: Options): Layer.Layer<never, TransportError | Config.ConfigError, Ingest | Readiness> =>
   Layer.effectDiscard(Effect.gen(function*() {
     const input = options.tls === undefined ? "syslog_tcp" : "syslog_tls"
+    const limits = options.limits ?? (yield* limitsConfig)
     const ingest = yield* Ingest
     const check = yield* (yield* Readiness).register(`input:${input}`)
-    const stats = yield* InputStats.make(input)
+    let server: Tcp.Server | undefined
+    const stats = yield* InputStats.make(
+      input,
+      Tcp.limitReasons.filter((reason) => reason !== "handshake_timeout" || options.tls !== undefined),
+      // Open connections as the server counts them: TLS handshakes in progress too.
+      () => server?.connections() ?? 0
+    )
+    /** Connections being read (the server's count also has TLS handshakes). */
+    let reading = 0
 
     // On shutdown, connections are not cut at once: what a sender has already sent (its write is
     // done, so it counts the lines as delivered) is read first — until the connection has been
@@ -52,8 +85,8 @@ export const layer = (options: Options): Layer.Layer<never, TransportError, Inge
 
     const connection = (conn: Tcp.InboundConnection) =>
       Effect.gen(function*() {
-        stats.connections++
-        yield* Effect.addFinalizer(() => Effect.sync(() => stats.connections--))
+        reading++
+        yield* Effect.addFinalizer(() => Effect.sync(() => reading--))
         const decoder = new FrameDecoder({ maxFrameBytes: options.maxMessageBytes })
         const offer = (lines: ReadonlyArray<string>, now: number) => {
           const packets: Array<LogPacket> = []
@@ -81,33 +114,39 @@ export const layer = (options: Options): Layer.Layer<never, TransportError, Inge
             for (const line of decoder.decode(chunk)) lines.push(line)
           }
           stats.truncated += decoder.truncated - truncatedBefore
+          conn.holdingFrame(decoder.pendingBytes > 0)
           yield* Effect.uninterruptible(offer(lines, now))
         }
       }).pipe(Effect.scoped)
 
-    const server = yield* Tcp.serve(
-      { host: options.host, port: options.port, tls: options.tls },
+    server = yield* Tcp.serve(
+      { host: options.host, port: options.port, tls: options.tls, limits },
       connection,
-      (error) =>
-        Effect.sync(() => {
+      {
+        limited: (reason) => {
+          stats.limited[reason] = (stats.limited[reason] ?? 0) + 1
+        },
+        rejected: (detail) => {
           stats.handshakeFailures++
-          stats.lastHandshakeFailure = error.message
-        })
+          stats.lastHandshakeFailure = detail
+        }
+      }
     )
     // Added after the server, so it runs first on shutdown, while connections are still open.
     yield* Effect.addFinalizer(() =>
       Effect.gen(function*() {
         draining = true
         yield* Deferred.succeed(drainStarted, undefined)
-        const ended = yield* waitUntil(() => stats.connections === 0).pipe(Effect.timeoutOption(DRAIN_DEADLINE))
+        const ended = yield* waitUntil(() => reading === 0).pipe(Effect.timeoutOption(DRAIN_DEADLINE))
         if (Option.isNone(ended)) {
-          yield* Log.warn("input closed with connections still sending", { input, connections: stats.connections })
+          yield* Log.warn("input closed with connections still sending", { input, connections: reading })
         }
       })
     )
     yield* check.ready
     yield* Log.info(options.tls === undefined ? "syslog over TCP listening" : "syslog over TLS listening", {
       port: server.port,
-      ...(options.tls?.ca === undefined ? {} : { clientCertificates: "required" })
+      ...(options.tls?.ca === undefined ? {} : { clientCertificates: "required, verified against SYSLOG_TLS_CA_PEM" }),
+      maxConnections: limits.maxConnections
     })
   }))

@@ -1,6 +1,8 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Layer, Stream } from "effect"
+import { PrometheusMetrics } from "effect/observability"
 import type { LogPacket } from "../../../src/domain/LogPacket.ts"
+import * as Rfc5424 from "../../../src/domain/syslog/Rfc5424.ts"
 import * as HttpServer from "../../../src/layers/http/HttpServer.ts"
 import { Ingest } from "../../../src/layers/Ingest.ts"
 import * as HttpEvents from "../../../src/layers/inputs/HttpEvents.ts"
@@ -11,7 +13,9 @@ import { freePort } from "../../helpers/ports.ts"
 const octet = (line: string) => `${Buffer.byteLength(line)} ${line}`
 
 /** The HTTP server with both HTTP inputs, and the packets they queue. */
-const withServer = <A, E>(body: (post: Post, received: () => Array<LogPacket>) => Effect.Effect<A, E>) =>
+const withServer = <A, E>(
+  body: (post: Post, received: () => Array<LogPacket>, metrics: Effect.Effect<string>) => Effect.Effect<A, E>
+) =>
   Effect.gen(function*() {
     const port = yield* Effect.promise(freePort)
     const routes = Layer.mergeAll(
@@ -23,7 +27,7 @@ const withServer = <A, E>(body: (post: Post, received: () => Array<LogPacket>) =
       const ingest = yield* Ingest
       const received: Array<LogPacket> = []
       yield* ingest.packets.pipe(Stream.runForEach((p) => Effect.sync(() => received.push(p))), Effect.forkScoped)
-      return yield* body(poster(port), () => received)
+      return yield* body(poster(port), () => received, PrometheusMetrics.format())
     }).pipe(Effect.provide(Layer.provideMerge(server, Layer.mergeAll(Ingest.layer({ capacity: 1000 }), Readiness.layer))))
   })
 
@@ -118,5 +122,22 @@ describe("HTTP events input", () => {
         yield* settle
         assert.deepStrictEqual(received().map((p) => p.message), ["ok"])
       })))
-})
 
+  it.live("puts the time of receipt in place of a Time RFC 5424 cannot write (not a four-digit year), and counts it", () =>
+    withServer((post, received, metrics) =>
+      Effect.gen(function*() {
+        const before = Date.now()
+        for (const time of ["+010000-01-01T00:00:00Z", "-000001-01-01T00:00:00Z", 8.64e15]) {
+          assert.deepStrictEqual(yield* post("/events", JSON.stringify({ Hostname: "h", Message: String(time), Time: time })), {
+            status: 200,
+            text: "accepted 1 of 1"
+          })
+        }
+        yield* settle
+        for (const packet of received()) {
+          assert.isAtLeast(packet.time.getTime(), before, `${packet.message}: the time of receipt`)
+          assert.match(Rfc5424.format(packet), /^<14>1 \d{4}-\d\d-\d\dT/)
+        }
+        assert.match(yield* metrics, /logtrain_input_errors_total\{input="http_events",reason="time_out_of_range"\} 3/)
+      })))
+})

@@ -7,6 +7,7 @@
  * of an endpoint that may appear in logs, metric labels and error messages.
  */
 import { Buffer } from "node:buffer"
+import { createHash } from "node:crypto"
 import { Data, Redacted, Result } from "effect"
 import type { Framing } from "./syslog/Framing.ts"
 
@@ -15,7 +16,7 @@ export type SyslogTransport = "tcp" | "udp" | "tls" | "http" | "https"
 interface Common {
   /** The URL as written in the route; the key drains are opened by. */
   readonly endpoint: string
-  /** The URL with credentials and query values (other than logtrain's own options) masked. */
+  /** The URL with anything that may be secret masked (see `redact`): the only form that may be shown. */
   readonly display: string
 }
 
@@ -157,7 +158,7 @@ const syslog = (transport: SyslogTransport, defaultPort: number): Parser => (url
       const t = new URL(`${transport}://${url.host}${url.pathname || "/"}`)
       t.username = url.username
       t.password = url.password
-      t.search = withoutOptions(url.searchParams, ["insecure", "ca", "framing"])
+      t.search = withoutOptions(url.search, ["insecure", "ca", "framing"])
       target = t.href
     }
     return {
@@ -181,10 +182,10 @@ const http: Parser = (url, endpoint, display) =>
     const ca = yield* caOf(url, display)
     const format = url.searchParams.get("format") ?? "array"
     if (format !== "array" && format !== "ndjson" && format !== "single") {
-      return yield* invalid("InvalidOption", display, `format must be array, ndjson or single, not "${format}"`)
+      return yield* invalid("InvalidOption", display, `format must be array, ndjson or single, not ${quoted(format)}`)
     }
     const target = new URL(url.href)
-    target.search = withoutOptions(url.searchParams, ["insecure", "ca", "format"])
+    target.search = withoutOptions(url.search, ["insecure", "ca", "format"])
     return { _tag: "Http", endpoint, display, url: target.href, ca, insecure, format } satisfies HttpDrainUrl
   })
 
@@ -195,10 +196,10 @@ const elasticsearch = (protocol: "http:" | "https:"): Parser => (url, endpoint, 
     const ca = yield* caOf(url, display)
     const mode = (url.searchParams.get("auth") ?? "basic").toLowerCase()
     if (mode !== "basic" && mode !== "bearer" && mode !== "apikey") {
-      return yield* invalid("InvalidOption", display, `auth must be basic, bearer or apikey, not "${mode}"`)
+      return yield* invalid("InvalidOption", display, `auth must be basic, bearer or apikey, not ${quoted(mode)}`)
     }
-    const username = decodeURIComponent(url.username)
-    const password = decodeURIComponent(url.password)
+    const username = decodeComponent(url.username)
+    const password = decodeComponent(url.password)
     // As the original: credentials are used only when a password is present.
     const auth: ElasticsearchAuth = password === ""
       ? { _tag: "None" }
@@ -209,13 +210,13 @@ const elasticsearch = (protocol: "http:" | "https:"): Parser => (url, endpoint, 
       : { _tag: "Basic", username, password: Redacted.make(password) }
     const index = url.searchParams.get("index") ?? undefined
     if (index !== undefined && !isIndexName(index)) {
-      return yield* invalid("InvalidOption", display, `index "${index}" is not a valid Elasticsearch index name`)
+      return yield* invalid("InvalidOption", display, `index ${quoted(index)} is not a valid Elasticsearch index name`)
     }
     const bulk = new URL(`${protocol}//${url.host}${url.pathname}`)
-    if (!bulk.pathname.startsWith("/_bulk")) {
+    if (!/\/_bulk\/?$/.test(bulk.pathname)) {
       bulk.pathname = bulk.pathname.endsWith("/") ? `${bulk.pathname}_bulk` : `${bulk.pathname}/_bulk`
     }
-    bulk.search = withoutOptions(url.searchParams, ["auth", "index", "insecure", "ca"])
+    bulk.search = withoutOptions(url.search, ["auth", "index", "insecure", "ca"])
     return {
       _tag: "Elasticsearch",
       endpoint,
@@ -243,7 +244,7 @@ const stdout: Parser = (url, endpoint, display) => {
   const format = url.searchParams.get("format") ?? "text"
   return format === "text" || format === "json" || format === "rfc5424"
     ? Result.succeed({ _tag: "Stdout", endpoint, display, format } satisfies StdoutDrainUrl)
-    : invalid("InvalidOption", display, `format must be text, json or rfc5424, not "${format}"`)
+    : invalid("InvalidOption", display, `format must be text, json or rfc5424, not ${quoted(format)}`)
 }
 
 const compressionOf = (url: URL, display: string): Result.Result<Compression, DrainUrlError> => {
@@ -344,18 +345,27 @@ export const schemes: Readonly<Record<string, Parser>> = {
 export const parse = (endpoint: string): Result.Result<DrainUrl, DrainUrlError> => {
   const display = redact(endpoint)
   const trimmed = endpoint.trim()
-  const separator = trimmed.indexOf("://")
-  if (separator <= 0) return Result.fail(invalidError("InvalidUrl", display, "expected scheme://..."))
-  const scheme = trimmed.slice(0, separator).toLowerCase()
+  const parts = split(trimmed)
+  if (parts === undefined) return Result.fail(invalidError("InvalidUrl", display, "expected scheme://..."))
+  const scheme = parts.scheme.toLowerCase()
   const parser = schemes[scheme]
   if (parser === undefined) {
-    return Result.fail(invalidError("UnknownScheme", display, `unknown scheme "${scheme}"`))
+    return Result.fail(invalidError("UnknownScheme", display, `unknown scheme "${shownScheme(scheme)}"`))
   }
   let url: URL
   try {
-    url = new URL(`${scheme}${trimmed.slice(separator)}`)
+    // User info as split here, encoded, so a password holding `#`, `?` or `@` means what it says.
+    url = new URL(`${scheme}://${parts.userInfo === undefined ? "" : `${encodeUserInfo(parts.userInfo)}@`}${parts.rest}`)
   } catch {
-    if (scheme !== "persistent") return Result.fail(invalidError("InvalidUrl", display, "not a valid URL"))
+    if (scheme !== "persistent") {
+      return Result.fail(invalidError(
+        "InvalidUrl",
+        display,
+        parts.userInfo === undefined && parts.rest.includes("@")
+          ? "not a valid URL (a / in a user name or password must be written %2F)"
+          : "not a valid URL"
+      ))
+    }
     url = new URL("persistent://")
   }
   return parser(url, trimmed, display)
@@ -364,35 +374,168 @@ export const parse = (endpoint: string): Result.Result<DrainUrl, DrainUrlError> 
 /** Query options logtrain reads itself; their values are not secret and stay visible in `display`. */
 const OWN_OPTIONS = new Set(["insecure", "auth", "index", "framing", "format", "encoding", "compression", "labels", "metadata"])
 
+/** Path segments logtrain writes itself (Elasticsearch's endpoint), shown as they are. */
+const OWN_SEGMENTS = new Set(["", "_bulk"])
+
 /**
- * A printable form of any endpoint, parsable or not: user and password become `***`, and so does
- * every query value except logtrain's own options (a token in a query string is still a secret).
- * The `ca` bundle is shortened to `…`.
+ * A URL cut where a person reading it would cut it, on the raw string, before any parser sees it:
+ * the user info is everything between `://` and the last `@` before the first `/` after it, so a
+ * password holding `#`, `?` or `@` is still taken whole (a `/` in it must be written `%2F`).
+ */
+interface Parts {
+  readonly scheme: string
+  readonly userInfo: string | undefined
+  /** Host, port, path, query and fragment. */
+  readonly rest: string
+}
+
+const split = (url: string): Parts | undefined => {
+  const separator = url.indexOf("://")
+  if (separator <= 0) return undefined
+  const rest = url.slice(separator + 3)
+  const slash = rest.indexOf("/")
+  const at = rest.lastIndexOf("@", slash < 0 ? rest.length : slash - 1)
+  return at < 0 || slash === 0
+    ? { scheme: url.slice(0, separator), userInfo: undefined, rest }
+    : { scheme: url.slice(0, separator), userInfo: rest.slice(0, at), rest: rest.slice(at + 1) }
+}
+
+/** User info with every character a URL parser would read as a delimiter percent-encoded. */
+const encodeUserInfo = (userInfo: string): string => {
+  const colon = userInfo.indexOf(":")
+  return colon < 0
+    ? encodeUserPart(userInfo)
+    : `${encodeUserPart(userInfo.slice(0, colon))}:${encodeUserPart(userInfo.slice(colon + 1))}`
+}
+
+const encodeUserPart = (part: string): string =>
+  part.replace(/%(?![0-9A-Fa-f]{2})|[^A-Za-z0-9\-._~!$&'()*+,;=%]/gu, encodeChar)
+
+/** A character percent-encoded; a lone surrogate (no character at all) as U+FFFD. */
+const encodeChar = (c: string): string => {
+  try {
+    return encodeURIComponent(c)
+  } catch {
+    return "%EF%BF%BD"
+  }
+}
+
+/** A percent-decoded URL component; one that does not decode (`%ff`) is taken as written. */
+export const decodeComponent = (part: string): string => {
+  try {
+    return decodeURIComponent(part)
+  } catch {
+    return part
+  }
+}
+
+/** An option's value for an error message: quoted, or `***` if it could be anything but an option. */
+const quoted = (value: string): string => (OWN_VALUE.test(value) ? `"${value}"` : "***")
+
+const OWN_VALUE = /^[A-Za-z0-9_.,-]{0,64}$/
+
+const shownScheme = (scheme: string): string => (/^[a-z][a-z0-9+.-]{0,31}$/i.test(scheme) ? scheme : "***")
+
+const HOST_PORT = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~!$&'()*+,;=%-]*)(?::[0-9]{0,5})?$/
+const PARAM_NAME = /^[A-Za-z][A-Za-z0-9_.-]{0,31}$/
+
+/** The pieces of an endpoint `redact` hides, as written; the ones with `=` are query values. */
+const hiddenParts = (parts: Parts) => {
+  let rest = parts.rest
+  let fragment: string | undefined
+  const hash = rest.indexOf("#")
+  if (hash >= 0) {
+    fragment = rest.slice(hash + 1)
+    rest = rest.slice(0, hash)
+  }
+  const queryAt = rest.indexOf("?")
+  const query = queryAt >= 0 ? rest.slice(queryAt + 1) : undefined
+  const beforeQuery = queryAt >= 0 ? rest.slice(0, queryAt) : rest
+  const pathAt = beforeQuery.search(/[/\\]/)
+  const authority = pathAt >= 0 ? beforeQuery.slice(0, pathAt) : beforeQuery
+  const path = pathAt >= 0 ? beforeQuery.slice(pathAt + 1).split(/[/\\]/) : []
+  const params = (query ?? "").split("&").filter((p) => p.length > 0).map((param) => {
+    const eq = param.indexOf("=")
+    return eq < 0 ? { name: undefined, value: param } : { name: param.slice(0, eq), value: param.slice(eq + 1) }
+  })
+  return { authority, path, query, params, fragment }
+}
+
+/**
+ * A printable form of any endpoint, parsable or not — the only form of a drain URL that may appear
+ * in logs, metric labels and error messages. It keeps what tells drains apart and nothing that can
+ * be a secret:
+ *
+ * - scheme, host and port as written (a host:port that does not look like one is `***`);
+ * - user info (see `split`) → `***@`;
+ * - every path segment → `***` (Elasticsearch's own `_bulk` and empty ones stay), so the shape of
+ *   the path shows, not its words;
+ * - query: logtrain's own options with their values (`ca` shortened to `…`); any other parameter's
+ *   value → `***`, a parameter without a value or with an odd name → `***`;
+ * - the fragment is left out;
+ * - when anything was hidden, `#` and four hex digits of a SHA-256 of what was hidden, so two drains
+ *   that differ only in a secret (two webhooks of one host) have different names in logs and
+ *   metric labels. Four digits tell apart the few drains one node runs; 65,536 secrets share each
+ *   value, so it cannot give a secret away.
  */
 export const redact = (endpoint: string): string => {
-  const trimmed = endpoint.trim()
-  const separator = trimmed.indexOf("://")
-  if (separator <= 0) return trimmed.length > 16 ? `${trimmed.slice(0, 8).replace(/[^a-z+]/gi, "")}…` : "(unparsable)"
-  const scheme = trimmed.slice(0, separator)
-  let rest = trimmed.slice(separator + 3)
-  const hash = rest.indexOf("#")
-  if (hash >= 0) rest = rest.slice(0, hash)
-  const queryAt = rest.indexOf("?")
-  let authorityAndPath = queryAt >= 0 ? rest.slice(0, queryAt) : rest
-  const query = queryAt >= 0 ? rest.slice(queryAt + 1) : ""
-  const slash = authorityAndPath.indexOf("/")
-  const authorityEnd = slash >= 0 ? slash : authorityAndPath.length
-  const at = authorityAndPath.lastIndexOf("@", authorityEnd)
-  if (at >= 0) authorityAndPath = `***@${authorityAndPath.slice(at + 1)}`
-  if (query === "") return `${scheme}://${authorityAndPath}`
-  const params = query.split("&").filter((p) => p.length > 0).map((param) => {
-    const eq = param.indexOf("=")
-    const name = eq >= 0 ? param.slice(0, eq) : param
-    if (eq < 0) return name
-    if (name.toLowerCase() === "ca") return `${name}=…`
-    return OWN_OPTIONS.has(name.toLowerCase()) ? param : `${name}=***`
-  })
-  return `${scheme}://${authorityAndPath}?${params.join("&")}`
+  const parts = split(endpoint.trim())
+  if (parts === undefined) return "(unparsable)"
+  const { authority, fragment, params, path, query } = hiddenParts(parts)
+  const hidden: Array<string> = []
+  const hide = (value: string) => {
+    hidden.push(value)
+    return "***"
+  }
+  let shown = `${shownScheme(parts.scheme)}://`
+  if (parts.userInfo !== undefined) shown += `${hide(parts.userInfo)}@`
+  shown += HOST_PORT.test(authority) ? authority : hide(authority)
+  for (const segment of path) shown += `/${OWN_SEGMENTS.has(segment) ? segment : hide(segment)}`
+  if (query !== undefined) {
+    shown += `?${
+      params.map(({ name, value }) => {
+        if (name === undefined || !PARAM_NAME.test(name)) return hide(name === undefined ? value : `${name}=${value}`)
+        const own = name.toLowerCase()
+        if (own === "ca") return `${name}=…`
+        return OWN_OPTIONS.has(own) && OWN_VALUE.test(value) ? `${name}=${value}` : `${name}=${hide(value)}`
+      }).join("&")
+    }`
+  }
+  if (fragment !== undefined) hide(fragment)
+  if (hidden.length === 0) return shown
+  return `${shown}#${createHash("sha256").update(hidden.join("\u0000")).digest("hex").slice(0, 4)}`
+}
+
+/**
+ * The secrets of an endpoint — what `redact` hides — as they may be echoed back: as written,
+ * percent-decoded, and as a Basic/ApiKey header carries them. For masking receivers' answers.
+ */
+export const secretsOf = (endpoint: string): ReadonlyArray<string> => {
+  const parts = split(endpoint.trim())
+  if (parts === undefined) return [endpoint.trim()]
+  const { authority, fragment, params, path } = hiddenParts(parts)
+  const found = new Set<string>()
+  const add = (value: string) => {
+    for (const form of [value, decodeComponent(value), decodeComponent(value.replace(/\+/g, " "))]) found.add(form)
+  }
+  if (parts.userInfo !== undefined) {
+    add(parts.userInfo)
+    const colon = parts.userInfo.indexOf(":")
+    const rawUser = colon < 0 ? parts.userInfo : parts.userInfo.slice(0, colon)
+    const rawPassword = colon < 0 ? "" : parts.userInfo.slice(colon + 1)
+    add(rawUser)
+    add(rawPassword)
+    // As a Basic or ApiKey header carries them.
+    found.add(Buffer.from(`${decodeComponent(rawUser)}:${decodeComponent(rawPassword)}`).toString("base64"))
+  }
+  if (!HOST_PORT.test(authority)) add(authority)
+  for (const segment of path) if (!OWN_SEGMENTS.has(segment)) add(segment)
+  for (const { name, value } of params) {
+    const own = name?.toLowerCase()
+    if (own === undefined || (own !== "ca" && !OWN_OPTIONS.has(own))) add(value)
+  }
+  if (fragment !== undefined) add(fragment)
+  return [...found].filter((secret) => secret.length > 0)
 }
 
 const invalidError = (reason: DrainUrlError["reason"], endpoint: string, detail: string) =>
@@ -418,14 +561,14 @@ const flag = (url: URL, name: string, display: string): Result.Result<boolean, D
   const value = url.searchParams.get(name)
   if (value === null || value === "" || value === "false") return Result.succeed(false)
   if (value === "true") return Result.succeed(true)
-  return invalid("InvalidOption", display, `${name} must be true or false, not "${value}"`)
+  return invalid("InvalidOption", display, `${name} must be true or false, not ${quoted(value)}`)
 }
 
 const framingOf = (url: URL, fallback: Framing, display: string): Result.Result<Framing, DrainUrlError> => {
   const value = url.searchParams.get("framing")
   if (value === null || value === "") return Result.succeed(fallback)
   if (value === "octet-counting" || value === "newline") return Result.succeed(value)
-  return invalid("InvalidOption", display, `framing must be octet-counting or newline, not "${value}"`)
+  return invalid("InvalidOption", display, `framing must be octet-counting or newline, not ${quoted(value)}`)
 }
 
 /**
@@ -446,9 +589,12 @@ const isIndexName = (name: string): boolean =>
   name.length > 0 && name.length <= 255 && name !== "." && name !== ".." && !/^[-_+]/.test(name) &&
   !/[\\/*?"<>| ,#:A-Z]/.test(name)
 
-const withoutOptions = (params: URLSearchParams, own: ReadonlyArray<string>): string => {
-  const copy = new URLSearchParams(params)
-  for (const name of own) copy.delete(name)
-  const query = copy.toString()
-  return query === "" ? "" : `?${query}`
+/** The query without logtrain's own options; the others are kept as written (`?token` stays `?token`). */
+const withoutOptions = (search: string, own: ReadonlyArray<string>): string => {
+  const kept = search.replace(/^\?/, "").split("&").filter((param) => {
+    if (param === "") return false
+    const eq = param.indexOf("=")
+    return !own.includes(decodeComponent(eq < 0 ? param : param.slice(0, eq)))
+  })
+  return kept.length === 0 ? "" : `?${kept.join("&")}`
 }

@@ -139,11 +139,64 @@ describe("DrainUrl.redact", () => {
       const shown = Result.isSuccess(result) ? result.success.display : `${result.failure.message} ${result.failure.endpoint}`
       for (const secret of secrets) assert.notInclude(shown, secret, endpoint)
     }
-    assert.strictEqual(
+    assert.match(
       DrainUrl.redact("es+https://admin:hunter2@es.local:9200/?index=logs&auth=basic"),
-      "es+https://***@es.local:9200/?index=logs&auth=basic"
+      /^es\+https:\/\/\*\*\*@es\.local:9200\/\?index=logs&auth=basic#[0-9a-f]{4}$/
     )
-    assert.strictEqual(DrainUrl.redact("https://c.local/in?token=tok3n"), "https://c.local/in?token=***")
+    assert.match(DrainUrl.redact("https://c.local/in?token=tok3n"), /^https:\/\/c\.local\/\*\*\*\?token=\*\*\*#[0-9a-f]{4}$/)
     assert.strictEqual(DrainUrl.redact("syslog+tls://h:6514?ca=QUJD"), "syslog+tls://h:6514?ca=…")
+    assert.strictEqual(DrainUrl.redact("syslog+tcp://logs.example.com:514?framing=octet-counting"), "syslog+tcp://logs.example.com:514?framing=octet-counting")
+  })
+
+  it("takes the user info from the raw string, so a password holding # ? or @ is neither shown nor cut", () => {
+    for (const password of ["S3cretPW#x", "S3c?retPW", "S3c@retPW", "p#a?s@s:w&o=r%d"]) {
+      const endpoint = `https://u:${password}@127.0.0.1:1/`
+      const url = ok(endpoint)
+      assert.match(url.display, /^https:\/\/\*\*\*@127\.0\.0\.1:1\/#[0-9a-f]{4}$/, password)
+      // The URL means what it says: that password, sent to that host.
+      const target = new URL(url._tag === "Http" ? url.url : "")
+      assert.deepStrictEqual([target.host, decodeURIComponent(target.password)], ["127.0.0.1:1", password])
+    }
+    const es = ok("es+http://elastic:pa#ss@es.local:9200?auth=bearer")
+    assert.strictEqual(es._tag === "Elasticsearch" && es.auth._tag === "Bearer" && Redacted.value(es.auth.token), "pa#ss")
+  })
+
+  it("masks bare query tokens and every path segment, keeping host, port and the shape of the path", () => {
+    const bare = ok("https://host/hook?S3cretPW")
+    assert.match(bare.display, /^https:\/\/host\/\*\*\*\?\*\*\*#[0-9a-f]{4}$/)
+    // The target keeps the query as written (not `?S3cretPW=`).
+    assert.strictEqual(bare._tag === "Http" && bare.url, "https://host/hook?S3cretPW")
+    const slack = ok("https://hooks.slack.com/services/T0001/B0001/XXXXsecretXXXX")
+    assert.match(slack.display, /^https:\/\/hooks\.slack\.com\/\*\*\*\/\*\*\*\/\*\*\*\/\*\*\*#[0-9a-f]{4}$/)
+    // Two drains that differ only in a secret have different names (metric series, log lines).
+    const other = ok("https://hooks.slack.com/services/T0001/B0001/YYYYsecretYYYY")
+    assert.notStrictEqual(slack.display, other.display)
+    assert.strictEqual(ok("es+http://h:9200/_bulk?index=a").display, "es+http://h:9200/_bulk?index=a")
+  })
+
+  it("never throws, whatever the URL holds", () => {
+    for (const endpoint of ["es+http://u:%ff@h:9200", "https://u:%zz@h/", "https://u:\ud800@h/", "es+https://%@h", "https://h/%ff?x=%ff"]) {
+      const result = DrainUrl.parse(endpoint)
+      assert.isTrue(Result.isSuccess(result) || result.failure._tag === "DrainUrlError", endpoint)
+    }
+    const raw = ok("es+http://u:%ff@h:9200")
+    assert.strictEqual(raw._tag === "Elasticsearch" && raw.auth._tag === "Basic" && Redacted.value(raw.auth.password), "%ff")
+  })
+
+  it("shows nothing of a URL it cannot read", () => {
+    const slashed = DrainUrl.parse("https://u:S3c/retPW@h/")
+    assert.isTrue(Result.isFailure(slashed))
+    const message = Result.isFailure(slashed) ? slashed.failure.message : ""
+    for (const part of ["S3c", "retPW"]) assert.notInclude(message, part)
+    assert.include(message, "%2F")
+    assert.strictEqual(DrainUrl.redact("u:S3cretPW@host"), "(unparsable)")
+  })
+
+  it("names the pieces it hides, for masking receivers' answers", () => {
+    const secrets = DrainUrl.secretsOf("es+https://elastic:pa%23ss@es.local/p4th?index=logs&token=t%20k#frag")
+    for (const s of ["elastic", "pa#ss", "pa%23ss", "p4th", "t k", "t%20k", "frag", Buffer.from("elastic:pa#ss").toString("base64")]) {
+      assert.include(secrets, s)
+    }
+    assert.notInclude(secrets, "logs")
   })
 })

@@ -4,6 +4,7 @@
  * Messages name the drain by its redacted display form only.
  */
 import { Data, type Duration } from "effect"
+import { excerpt } from "../../domain/Excerpt.ts"
 import type { TransportError } from "../transports/TransportError.ts"
 
 export type DrainErrorReason =
@@ -65,16 +66,23 @@ export const fromTransport = (drain: string) => (error: TransportError): DrainEr
 
 /**
  * What an HTTP answer means for a batch: nothing (delivered, 2xx); Unavailable, worth retrying
- * (408, 425, 429 and 5xx); or Rejected for good (any other status).
+ * (408, 425, 429 and 5xx); or Rejected for good (any other status). The answer's body shows as a
+ * short excerpt, never verbatim: a receiver may echo credentials (see Excerpt), and `secrets` (the
+ * drain URL's, `DrainUrl.secretsOf`) are masked in it.
  */
-export const fromHttpStatus = (drain: string, status: number, body: string): DrainError | undefined => {
+export const fromHttpStatus = (
+  drain: string,
+  status: number,
+  body: string,
+  secrets: ReadonlyArray<string> = []
+): DrainError | undefined => {
   if (status >= 200 && status < 300) return undefined
   const retryable = status === 408 || status === 425 || status === 429 || status >= 500
-  const excerpt = body.replace(/\s+/g, " ").trim().slice(0, 200)
+  const shown = excerpt(body, secrets)
   return new DrainError({
     reason: retryable ? "Unavailable" : "Rejected",
     drain,
     code: `http_${status}`,
-    detail: `HTTP ${status}${excerpt === "" ? "" : `: ${excerpt}`}`
+    detail: `HTTP ${status}${shown === "" ? "" : `: ${shown}`}`
   })
 }

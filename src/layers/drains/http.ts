@@ -13,7 +13,7 @@
  * certificate verification; user info in the URL becomes Basic auth.
  */
 import { Duration, Effect } from "effect"
-import type { HttpDrainUrl } from "../../domain/DrainUrl.ts"
+import { type HttpDrainUrl, secretsOf } from "../../domain/DrainUrl.ts"
 import type { LogPacket } from "../../domain/LogPacket.ts"
 import { toJson } from "../../domain/JsonPacket.ts"
 import * as Http from "../transports/http.ts"
@@ -29,11 +29,12 @@ export const make = (url: HttpDrainUrl): Effect.Effect<DrainSink, DrainError> =>
     sender: Effect.map(
       Http.client({ url: url.url, display: url.display, tls: { ca: url.ca, insecure: url.insecure }, timeout: TIMEOUT }),
       (client) => {
+        const secrets = secretsOf(url.endpoint)
         const post = (body: string, contentType: string) =>
           client.post(body, { "content-type": contentType }).pipe(
             Effect.mapError(fromTransport(url.display)),
             Effect.flatMap((response) => {
-              const error = fromHttpStatus(url.display, response.status, response.body)
+              const error = fromHttpStatus(url.display, response.status, response.body, secrets)
               return error === undefined ? Effect.void : Effect.fail(error)
             })
           )

@@ -251,7 +251,7 @@ const compressionOf = (url: URL, display: string): Result.Result<Compression, Dr
   const value = url.searchParams.get("compression") ?? "gzip"
   return value === "gzip" || value === "none"
     ? Result.succeed(value)
-    : invalid("InvalidOption", display, `compression must be gzip or none, not "${value}"`)
+    : invalid("InvalidOption", display, `compression must be gzip or none, not ${quoted(value)}`)
 }
 
 const otlp = (protocol: "http:" | "https:"): Parser => (url, endpoint, display) =>
@@ -263,14 +263,14 @@ const otlp = (protocol: "http:" | "https:"): Parser => (url, endpoint, display) 
     const compression = yield* compressionOf(url, display)
     const encoding = url.searchParams.get("encoding") ?? "protobuf"
     if (encoding !== "protobuf" && encoding !== "json") {
-      return yield* invalid("InvalidOption", display, `encoding must be protobuf or json, not "${encoding}"`)
+      return yield* invalid("InvalidOption", display, `encoding must be protobuf or json, not ${quoted(encoding)}`)
     }
     const target = new URL(`${protocol}//${url.host}`)
     target.port = String(port)
     target.pathname = url.pathname === "" || url.pathname === "/" ? "/v1/logs" : url.pathname
     target.username = url.username
     target.password = url.password
-    target.search = withoutOptions(url.searchParams, ["insecure", "ca", "encoding", "compression"])
+    target.search = withoutOptions(url.search, ["insecure", "ca", "encoding", "compression"])
     return { _tag: "Otlp", endpoint, display, url: target.href, encoding, compression, ca, insecure } satisfies OtlpDrainUrl
   })
 
@@ -285,12 +285,12 @@ const loki = (protocol: "http:" | "https:"): Parser => (url, endpoint, display) 
     const compression = yield* compressionOf(url, display)
     const metadata = url.searchParams.get("metadata") ?? "structured"
     if (metadata !== "structured" && metadata !== "line") {
-      return yield* invalid("InvalidOption", display, `metadata must be structured or line, not "${metadata}"`)
+      return yield* invalid("InvalidOption", display, `metadata must be structured or line, not ${quoted(metadata)}`)
     }
     const labels: Array<LokiLabel> = []
     for (const name of (url.searchParams.get("labels") ?? "").split(",").map((l) => l.trim()).filter((l) => l !== "")) {
       if (!(lokiLabels as ReadonlyArray<string>).includes(name)) {
-        return yield* invalid("InvalidOption", display, `labels may name ${lokiLabels.join(", ")}; not "${name}"`)
+        return yield* invalid("InvalidOption", display, `labels may name ${lokiLabels.join(", ")}; not ${quoted(name)}`)
       }
       if (!labels.includes(name as LokiLabel)) labels.push(name as LokiLabel)
     }
@@ -302,7 +302,7 @@ const loki = (protocol: "http:" | "https:"): Parser => (url, endpoint, display) 
     target.pathname = path.endsWith(LOKI_PUSH_PATH) ? path : `${path}${LOKI_PUSH_PATH}`
     target.username = url.username
     target.password = url.password
-    target.search = withoutOptions(url.searchParams, ["insecure", "ca", "tenant", "labels", "metadata", "compression"])
+    target.search = withoutOptions(url.search, ["insecure", "ca", "tenant", "labels", "metadata", "compression"])
     return {
       _tag: "Loki",
       endpoint,

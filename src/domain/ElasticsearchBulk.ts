@@ -8,6 +8,7 @@
  * delivered. (The original sent an action with a `_source` key, which Elasticsearch rejects, and
  * ids from the clock, which collided.)
  */
+import { excerpt } from "./Excerpt.ts"
 import type { LogPacket } from "./LogPacket.ts"
 import { formatTimestamp } from "./syslog/Rfc5424.ts"
 
@@ -47,6 +48,20 @@ export const encode = (items: ReadonlyArray<BulkItem>): string => {
   return body
 }
 
+/**
+ * The most of a `_bulk` answer read, for a request of `items` documents and `requestBytes` bytes.
+ * Elasticsearch answers every document with an item, and the drain needs them all, so the answer
+ * is read whole up to this bound. Measured against the stand-in, which answers with Elasticsearch
+ * 8's fields: 1000 documents of ~350 bytes answered 201 take 215 KiB; all 409, 353 KiB; a mix of
+ * 201/429/400/503, 320 KiB; all 400 `mapper_parsing_exception` into a 216-character index name,
+ * 575 KiB (5000 created: 985 KiB). An item is at most ~1 KiB of Elasticsearch's own words (two
+ * 255-character index names, the id, the reasons) plus, for a mapping error, a preview of the
+ * refused value, quoted twice (`reason`, `caused_by`) — at most twice the request. So:
+ * 64 KiB + 2 KiB per item + twice the request: 2.7 MiB for 1000 documents of 350 bytes, eight times
+ * the largest answer measured, and an answer can never legitimately be larger.
+ */
+export const answerLimit = (items: number, requestBytes: number): number => 64 * 1024 + 2048 * items + 2 * requestBytes
+
 export type ItemOutcome =
   | { readonly _tag: "Delivered" }
   /** Worth sending again: 429 (too many requests) or a 5xx. */
@@ -66,17 +81,21 @@ interface ItemResult {
 
 const retryable = (status: number) => status === 429 || status >= 500
 
-/** What a `_bulk` answer says about a request of `count` items. */
-export const readResponse = (status: number, body: string, count: number): BulkOutcome => {
+/**
+ * What a `_bulk` answer says about a request of `count` items. Words from the answer are shown as
+ * short excerpts with `secrets` and anything credential-like masked (see Excerpt); error types,
+ * which become metric labels, only when they look like Elasticsearch's (`snake_case`).
+ */
+export const readResponse = (status: number, body: string, count: number, secrets: ReadonlyArray<string> = []): BulkOutcome => {
   if (status < 200 || status >= 300) {
-    const detail = `HTTP ${status}: ${errorSummary(body)}`
+    const detail = `HTTP ${status}: ${errorSummary(body, secrets)}`
     return retryable(status) || status === 408 ? { _tag: "Retry", detail } : { _tag: "Rejected", detail }
   }
   let parsed: { readonly items?: ReadonlyArray<Record<string, ItemResult>> }
   try {
     parsed = JSON.parse(body)
   } catch {
-    return { _tag: "Retry", detail: "the _bulk answer is not JSON" }
+    return { _tag: "Retry", detail: `the _bulk answer is not JSON: ${excerpt(body, secrets, 120)}` }
   }
   const items = parsed.items
   if (!Array.isArray(items) || items.length !== count) {
@@ -89,21 +108,29 @@ export const readResponse = (status: number, body: string, count: number): BulkO
       const itemStatus = result.status ?? 0
       // 409 on create: the document is already there (a retry of one that got through).
       if ((itemStatus >= 200 && itemStatus < 300) || itemStatus === 409) return { _tag: "Delivered" }
-      const type = result.error?.type ?? `http_${itemStatus}`
+      const type = typeof result.error?.type === "string" && ERROR_TYPE.test(result.error.type)
+        ? result.error.type
+        : `http_${itemStatus}`
       if (retryable(itemStatus)) return { _tag: "Retry", status: itemStatus, type }
-      return { _tag: "Rejected", status: itemStatus, type, reason: result.error?.reason ?? "" }
+      return { _tag: "Rejected", status: itemStatus, type, reason: excerpt(String(result.error?.reason ?? ""), secrets) }
     })
   }
 }
 
+/** Elasticsearch's error types: `snake_case` words. Anything else is not shown as one. */
+const ERROR_TYPE = /^[a-z][a-z0-9_]{0,63}$/
+
 /** A one-line summary of an Elasticsearch error body. */
-const errorSummary = (body: string): string => {
+const errorSummary = (body: string, secrets: ReadonlyArray<string>): string => {
   try {
     const error = JSON.parse(body)?.error
-    if (typeof error === "object" && error !== null) return `${error.type ?? "error"}: ${error.reason ?? ""}`.slice(0, 300)
-    if (typeof error === "string") return error.slice(0, 300)
+    if (typeof error === "object" && error !== null) {
+      const type = typeof error.type === "string" && ERROR_TYPE.test(error.type) ? error.type : "error"
+      return `${type}: ${excerpt(String(error.reason ?? ""), secrets)}`
+    }
+    if (typeof error === "string") return excerpt(error, secrets)
   } catch {
     // not JSON: fall through
   }
-  return body.replace(/\s+/g, " ").trim().slice(0, 300)
+  return excerpt(body, secrets)
 }

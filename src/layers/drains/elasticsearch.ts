@@ -7,8 +7,11 @@
  *   the key (`Authorization: ApiKey base64(id:key)`). Only with a password, as the original.
  * - Index: `index=`, or the packet's hostname made a valid index name.
  * - Batches: up to 1000 documents or 5 MiB, gathered for up to a second (DRAIN_* override).
- * - Answers: a request that fails as a whole (network, 429, 5xx) is retried with backoff. When it
- *   succeeds, each item's answer counts: delivered (2xx, or 409 — already indexed by an earlier
+ * - Answers: Elasticsearch answers every document, so the answer is read whole — bounded by what
+ *   the largest real answer can be (Bulk.answerLimit: 2.7 MiB for 1000 documents); a longer one is
+ *   refused (`answer_too_large`), not retried, since its documents' fate cannot be read. A request
+ *   that fails as a whole (network, 429, 5xx) is retried with backoff. When it succeeds, each
+ *   item's answer counts: delivered (2xx, or 409 — already indexed by an earlier
  *   attempt, since ids are kept across retries), sent again on the next attempt (429, 5xx; only
  *   those items), or refused for good (any other 4xx, e.g. a mapping error): dropped and counted
  *   by Elasticsearch's error type (`logtrain_drain_rejected_total{reason=…}`).
@@ -18,14 +21,18 @@
 import { Duration, Effect, Redacted } from "effect"
 import { Buffer } from "node:buffer"
 import { randomUUID } from "node:crypto"
-import type { ElasticsearchAuth, ElasticsearchDrainUrl } from "../../domain/DrainUrl.ts"
+import { type ElasticsearchAuth, type ElasticsearchDrainUrl, secretsOf } from "../../domain/DrainUrl.ts"
 import * as Bulk from "../../domain/ElasticsearchBulk.ts"
+import { excerpt } from "../../domain/Excerpt.ts"
 import type { LogPacket } from "../../domain/LogPacket.ts"
 import * as Http from "../transports/http.ts"
 import { DrainError, fromTransport } from "./DrainError.ts"
 import type { DeliveryReport, DrainSink } from "./DrainRunner.ts"
 
 const TIMEOUT = Duration.seconds(60)
+
+/** Distinct error types counted by name per drain; further ones are counted as `other`. */
+const MAX_ERROR_TYPES = 32
 
 /** The Authorization header for an auth mode, if any. */
 export const authorization = (auth: ElasticsearchAuth): string | undefined => {
@@ -60,7 +67,10 @@ export const make = (url: ElasticsearchDrainUrl): Effect.Effect<DrainSink, Drain
           "content-type": "application/x-ndjson",
           ...(auth === undefined ? {} : { authorization: auth })
         }
+        const secrets = secretsOf(url.endpoint)
         const progress = new WeakMap<ReadonlyArray<LogPacket>, Progress>()
+        /** The error types this sender has counted by name (metric labels: a bounded set). */
+        const types = new Set<string>()
         const start = (batch: ReadonlyArray<LogPacket>): Progress => {
           const prefix = randomUUID()
           return {
@@ -78,9 +88,22 @@ export const make = (url: ElasticsearchDrainUrl): Effect.Effect<DrainSink, Drain
               progress.set(batch, state)
             }
             const items = state.pending.map((i) => state.items[i]!)
-            const response = yield* Effect.mapError(client.post(Bulk.encode(items), headers), fromTransport(url.display))
-            const outcome = Bulk.readResponse(response.status, response.body, items.length)
+            const body = Bulk.encode(items)
+            const readLimit = Bulk.answerLimit(items.length, Buffer.byteLength(body))
+            const response = yield* Effect.mapError(client.post(body, headers, { readLimit }), fromTransport(url.display))
             const delivered = batch.length - state.pending.length - countOf(state.rejected)
+            if (!response.complete && response.status >= 200 && response.status < 300) {
+              return yield* new DrainError({
+                reason: "Rejected",
+                drain: url.display,
+                code: "answer_too_large",
+                detail: `the _bulk answer for ${items.length} ${items.length === 1 ? "document" : "documents"} is longer than ${readLimit} bytes, more than ` +
+                  `Elasticsearch ever answers; whether they were indexed cannot be read, so they are not sent again ` +
+                  `(it starts: ${excerpt(response.body, secrets, 120)})`,
+                delivered
+              })
+            }
+            const outcome = Bulk.readResponse(response.status, response.body, items.length, secrets)
             if (outcome._tag !== "Items") {
               return yield* new DrainError({
                 reason: outcome._tag === "Retry" ? "Unavailable" : "Rejected",
@@ -97,8 +120,10 @@ export const make = (url: ElasticsearchDrainUrl): Effect.Effect<DrainSink, Drain
                 still.push(state.pending[k]!)
                 retry ??= item
               } else if (item._tag === "Rejected") {
-                state.rejected.set(item.type, (state.rejected.get(item.type) ?? 0) + 1)
-                state.lastRefusal = `${item.type}: ${item.reason}`.slice(0, 300)
+                if (!types.has(item.type) && types.size < MAX_ERROR_TYPES) types.add(item.type)
+                const type = types.has(item.type) ? item.type : "other"
+                state.rejected.set(type, (state.rejected.get(type) ?? 0) + 1)
+                state.lastRefusal = `${item.type}: ${item.reason}`
               }
             })
             state.pending = still

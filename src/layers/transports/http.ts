@@ -7,10 +7,11 @@
  * by its redacted form, which the caller passes in.
  */
 import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
-import { Duration, Effect, Scope } from "effect"
-import { HttpClientRequest } from "effect/http"
+import { Duration, Effect, Scope, Stream } from "effect"
+import { HttpClientRequest, type HttpClientResponse } from "effect/http"
 import { Buffer } from "node:buffer"
 import type * as Undici from "undici"
+import { decodeComponent } from "../../domain/DrainUrl.ts"
 import { type ClientTls, trustedWith } from "./tls.ts"
 import { describeCause, TransportError } from "./TransportError.ts"
 
@@ -25,16 +26,28 @@ export interface ClientOptions {
 export interface Response {
   readonly status: number
   readonly headers: Readonly<Record<string, string>>
-  /** The start of the body (at most 4 KiB), for error messages and small replies. */
+  /**
+   * The body, decoded as UTF-8: whole when it fits the post's `readLimit` (4 KiB unless the post
+   * asks for more), else its first `readLimit` bytes. Enough for error messages by default; a drain
+   * that decides by the answer (Elasticsearch) asks for all of it.
+   */
   readonly body: string
-  /** The same start of the body, as bytes: for answers that are not text (OTLP's protobuf). */
+  /** The same body, as bytes: for answers that are not text (OTLP's protobuf). */
   readonly bytes: Uint8Array
+  /** Whether `body` is the whole answer (false: the answer was longer than `readLimit`). */
+  readonly complete: boolean
+}
+
+export interface PostOptions {
+  /** The most bytes of the answer kept (default 4 KiB). Reading stops soon after it. */
+  readonly readLimit?: number | undefined
 }
 
 export interface Client {
   readonly post: (
     body: string | Uint8Array,
-    headers: Readonly<Record<string, string>>
+    headers: Readonly<Record<string, string>>,
+    options?: PostOptions
   ) => Effect.Effect<Response, TransportError>
 }
 
@@ -42,14 +55,46 @@ export interface Client {
 export const splitCredentials = (url: string): { readonly url: string; readonly authorization: string | undefined } => {
   const parsed = new URL(url)
   if (parsed.username === "" && parsed.password === "") return { url, authorization: undefined }
-  const user = decodeURIComponent(parsed.username)
-  const password = decodeURIComponent(parsed.password)
+  const user = decodeComponent(parsed.username)
+  const password = decodeComponent(parsed.password)
   parsed.username = ""
   parsed.password = ""
   return { url: parsed.href, authorization: `Basic ${Buffer.from(`${user}:${password}`).toString("base64")}` }
 }
 
-const MAX_BODY_SHOWN = 4096
+/** What is kept of an answer unless a post asks for more: enough for an error message. */
+export const DEFAULT_READ_LIMIT = 4096
+
+/**
+ * An answer beyond what is kept is still read, and thrown away, up to this size, so its connection
+ * can carry the next request; a longer one is left unread and its connection closed.
+ */
+const DISCARD_LIMIT = 1024 * 1024
+
+/** Reads an answer's body: `limit` bytes kept, the rest read up to DISCARD_LIMIT and dropped. */
+const readBody = (response: HttpClientResponse.HttpClientResponse, limit: number) => {
+  const kept: Array<Uint8Array> = []
+  let keptBytes = 0
+  let total = 0
+  const stopAt = Math.max(limit, DISCARD_LIMIT)
+  return response.stream.pipe(
+    Stream.runForEachWhile((chunk) =>
+      Effect.sync(() => {
+        total += chunk.length
+        if (keptBytes < limit) {
+          const part = chunk.length <= limit - keptBytes ? chunk : chunk.subarray(0, limit - keptBytes)
+          kept.push(part)
+          keptBytes += part.length
+        }
+        return total <= stopAt
+      })
+    ),
+    Effect.map(() => {
+      const bytes = Buffer.concat(kept)
+      return { body: bytes.toString("utf8"), bytes, complete: total <= limit }
+    })
+  )
+}
 
 /**
  * An undici Agent (a connection pool), closed with the scope; undici is loaded when the first HTTP
@@ -77,7 +122,7 @@ export const client = (options: ClientOptions): Effect.Effect<Client, never, Sco
       new TransportError({ reason, address: options.display, detail })
 
     return {
-      post: (body, headers) => {
+      post: (body, headers, postOptions) => {
         const request = HttpClientRequest.post(url).pipe(
           HttpClientRequest.setHeaders(authorization === undefined ? headers : { authorization, ...headers }),
           typeof body === "string"
@@ -86,12 +131,12 @@ export const client = (options: ClientOptions): Effect.Effect<Client, never, Sco
         )
         return http.execute(request).pipe(
           Effect.flatMap((response) =>
-            Effect.map(
-              Effect.orElseSucceed(response.arrayBuffer, () => new ArrayBuffer(0)),
-              (buffer): Response => {
-                const bytes = new Uint8Array(buffer, 0, Math.min(buffer.byteLength, MAX_BODY_SHOWN))
-                return { status: response.status, headers: response.headers, body: Buffer.from(bytes).toString("utf8"), bytes }
-              }
+            readBody(response, postOptions?.readLimit ?? DEFAULT_READ_LIMIT).pipe(
+              // The exchange did not complete: as far as the protocol can tell, nothing was received.
+              Effect.mapError((error) =>
+                fail("Closed", `the answer broke off: ${describeCause(error.reason.cause ?? error.reason._tag)}`)
+              ),
+              Effect.map((read): Response => ({ status: response.status, headers: response.headers, ...read }))
             )
           ),
           Effect.scoped,

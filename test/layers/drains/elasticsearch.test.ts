@@ -146,6 +146,137 @@ describe("Elasticsearch drain", () => {
     }))
 })
 
+/** A drain harness that sends batches of up to `size` documents, each in one request. */
+const batchesOf = (size: number) =>
+  DrainsHarness.open({
+    ...DrainsHarness.testSettings,
+    batchSize: size,
+    batchBytes: 64 * 1024 * 1024,
+    bufferSize: Math.max(10_000, 2 * size),
+    // One worker: the batch of `size` is one request, the test can tell requests apart.
+    maxWorkers: 1
+  })
+
+const messagesOf = (request: FakeElasticsearch.Request) =>
+  request.body.split("\n").filter((l) => l.includes('"message"')).map((l) => String(JSON.parse(l).message))
+
+/** The number in a document's message `m-<n>`. */
+const n = (doc: FakeElasticsearch.Doc) => Number(String(doc.source.message).slice(2))
+
+const idsOf = (request: FakeElasticsearch.Request) =>
+  request.body.split("\n").filter((l) => l.startsWith('{"create"')).map((l) => String(JSON.parse(l).create._id))
+
+describe("Elasticsearch drain at real sizes", () => {
+  for (const size of [1, 40, 1000, 5000]) {
+    it.live(`indexes a batch of ${size} in one request, reading the whole answer (one item per document)`, () =>
+      Effect.gen(function*() {
+        const es = yield* fake
+        const { close, drains } = yield* batchesOf(size)
+        const drain = yield* drains.open(`es+http://127.0.0.1:${es.port}?index=sized`)
+        for (let i = 0; i < size; i++) drain.offer(packet(`m-${i}`))
+        yield* DrainsHarness.waitUntil(() => drain.stats.sent >= size, Duration.seconds(15), () => JSON.stringify(drain.stats))
+        assert.strictEqual(es.requests.length, 1)
+        const answer = es.requests[0]!
+        // Past 4 KiB from 40 documents on: the size the old drain cut, and then resent for ever.
+        if (size >= 40) assert.isAbove(answer.answerBytes, 4096)
+        assert.strictEqual(es.count(), size)
+        assert.strictEqual(new Set(es.all().map((d) => d.id)).size, size)
+        assert.deepStrictEqual([drain.stats.sent, drain.stats.retries, drain.stats.errors], [size, 0, 0])
+        yield* close
+      }), 30_000)
+  }
+
+  it.live("with a 1000-document answer of mixed 201/409/429/400: sends exactly the 429s again, counts 409 as delivered, drops the 400s by type, indexes nothing twice", () =>
+    Effect.gen(function*() {
+      const es = yield* fake
+      es.itemStatus = (doc, attempt) => {
+        const i = n(doc)
+        if (i % 10 === 3) return 400 // a mapping error, every time
+        if (i % 10 === 5 && attempt <= 2) return 429 // busy on the first two attempts
+        if (i % 10 === 7 && attempt === 1) return 429 // busy on the first only
+        return undefined
+      }
+      // The first request is indexed but its answer is lost: the second repeats the whole batch, so
+      // its answer has 409 (indexed by the first), 201 (busy the first time), 429 and 400 items.
+      es.loseAnswers(1)
+      const { close, drains } = yield* batchesOf(1000)
+      const drain = yield* drains.open(`es+http://127.0.0.1:${es.port}?index=mixed`)
+      for (let i = 0; i < 1000; i++) drain.offer(packet(`m-${i}`))
+      yield* DrainsHarness.waitUntil(
+        () => drain.stats.sent + drain.stats.dropped.rejected >= 1000,
+        Duration.seconds(15),
+        () => JSON.stringify(drain.stats)
+      )
+      assert.strictEqual(es.requests.length, 3)
+      const [first, second, third] = es.requests as [FakeElasticsearch.Request, FakeElasticsearch.Request, FakeElasticsearch.Request]
+      assert.strictEqual(first.status, 503, "the first answer was lost")
+      assert.deepStrictEqual(idsOf(second), idsOf(first), "the second repeats the batch, same ids")
+      const answer = JSON.parse(second.answer) as { errors: boolean; took: number; items: Array<{ create: { _id: string; status: number } }> }
+      assert.isTrue(answer.errors)
+      assert.strictEqual(answer.items.length, 1000)
+      const statuses = new Map<number, number>()
+      for (const item of answer.items) statuses.set(item.create.status, (statuses.get(item.create.status) ?? 0) + 1)
+      assert.deepStrictEqual(Object.fromEntries(statuses), { 409: 700, 201: 100, 429: 100, 400: 100 })
+      // Exactly the 429s of the second answer went again, and nothing else.
+      const busy = answer.items.filter((item) => item.create.status === 429).map((item) => item.create._id)
+      assert.deepStrictEqual(idsOf(third), busy)
+      assert.deepStrictEqual(messagesOf(third), Array.from({ length: 100 }, (_, k) => `m-${k * 10 + 5}`))
+      assert.strictEqual(third.status, 200)
+      // 900 delivered once each; the 100 mapping errors dropped and counted by their type.
+      assert.strictEqual(es.count(), 900)
+      const indexed = es.all().map((d) => n(d)).toSorted((a, b) => a - b)
+      assert.deepStrictEqual(indexed, Array.from({ length: 1000 }, (_, i) => i).filter((i) => i % 10 !== 3))
+      assert.deepStrictEqual([drain.stats.sent, drain.stats.dropped.rejected], [900, 100])
+      const metrics = yield* PrometheusMetrics.format()
+      assert.match(metrics, /logtrain_drain_rejected_total\{[^}]*drain="es\+http:\/\/127\.0\.0\.1:\d+\?index=mixed"[^}]*reason="mapper_parsing_exception"[^}]*\} 100/)
+      yield* close
+    }), 30_000)
+
+  it.live("sends again only the items answered 500 or 503, and delivers each of them once", () =>
+    Effect.gen(function*() {
+      const es = yield* fake
+      es.itemStatus = (doc, attempt) => {
+        const i = n(doc)
+        if (attempt > 1) return undefined
+        return i % 100 === 11 ? 503 : i % 100 === 22 ? 500 : undefined
+      }
+      const { close, drains, logs } = yield* batchesOf(1000)
+      const drain = yield* drains.open(`es+http://127.0.0.1:${es.port}?index=fivexx`)
+      for (let i = 0; i < 1000; i++) drain.offer(packet(`m-${i}`))
+      yield* DrainsHarness.waitUntil(() => drain.stats.sent >= 1000, Duration.seconds(15), () => JSON.stringify(drain.stats))
+      assert.strictEqual(es.requests.length, 2)
+      assert.deepStrictEqual(
+        messagesOf(es.requests[1]!),
+        Array.from({ length: 1000 }, (_, i) => i).filter((i) => i % 100 === 11 || i % 100 === 22).map((i) => `m-${i}`)
+      )
+      assert.strictEqual(es.count(), 1000)
+      assert.strictEqual(new Set(es.all().map((d) => d.id)).size, 1000)
+      assert.deepStrictEqual([drain.stats.sent, drain.stats.dropped.rejected, drain.stats.retries], [1000, 0, 1])
+      assert.include(logs.find((l) => l.includes("drain failing")), "20 of 1000 items answered 503 (unavailable_shards_exception)")
+      yield* close
+    }), 30_000)
+
+  it.live("refuses an answer longer than Elasticsearch can give, with a clear error, and does not send the batch again", () =>
+    Effect.gen(function*() {
+      const es = yield* fake
+      // 200 KB of reason for one small document: no Elasticsearch says that much.
+      es.itemStatus = () => ({ status: 400, type: "mapper_parsing_exception", reason: "x".repeat(200_000) })
+      const { close, drains, logs } = yield* batchesOf(10)
+      const drain = yield* drains.open(`es+http://127.0.0.1:${es.port}?index=huge`)
+      drain.offer(packet("one"))
+      yield* DrainsHarness.waitUntil(() => drain.stats.dropped.rejected >= 1, within, () => JSON.stringify(drain.stats))
+      yield* Effect.sleep("300 millis")
+      assert.strictEqual(es.requests.length, 1, "not sent again")
+      assert.deepStrictEqual([drain.stats.sent, drain.stats.retries, drain.stats.dropped.rejected], [0, 0, 1])
+      const warning = logs.find((l) => l.includes("drain refused a batch"))
+      assert.include(warning, "answer for 1 document is longer than")
+      assert.isBelow(warning!.length, 1500, "an excerpt, not the answer")
+      const metrics = yield* PrometheusMetrics.format()
+      assert.match(metrics, /logtrain_drain_rejected_total\{[^}]*index=huge[^}]*reason="answer_too_large"[^}]*\} 1/)
+      yield* close
+    }), 30_000)
+})
+
 describe("Elasticsearch over TLS", () => {
   it.live("verifies the server's certificate unless insecure=true", () =>
     Effect.gen(function*() {

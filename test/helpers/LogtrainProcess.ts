@@ -15,7 +15,10 @@ export interface LogtrainProcess {
   exited(): Promise<number | null>
 }
 
-const entry = join(import.meta.dirname, "../../src/programs/logtrain.ts")
+/** The sources, or another build of logtrain: `LOGTRAIN_ENTRY=dist/bundle/logtrain.js` runs the tests against the bundle. */
+const entry = process.env.LOGTRAIN_ENTRY === undefined
+  ? join(import.meta.dirname, "../../src/programs/logtrain.ts")
+  : join(import.meta.dirname, "../..", process.env.LOGTRAIN_ENTRY)
 const logtailEntry = join(import.meta.dirname, "../../src/programs/logtail.ts")
 
 export const start = (env: Record<string, string>, args: ReadonlyArray<string> = []): LogtrainProcess => startEntry(entry, env, args)

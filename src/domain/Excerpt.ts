@@ -1,10 +1,10 @@
 /**
  * Short excerpts of what receivers answer, safe to show in logs and error messages. A receiver may
  * echo what it was sent — an `Authorization` header, the URL with its token — so an excerpt never
- * shows a receiver's words verbatim: secrets known to the drain are masked first, in every form
- * they may come back in (as written, percent-encoded, JSON- or HTML-escaped), then anything that
- * looks like a credential; only then is the text shortened, so a secret is never cut in two with
- * its first half left showing.
+ * shows a receiver's words verbatim: percent-escapes are decoded (a URL comes back encoded however
+ * its parser chose), secrets known to the drain are masked, in every form they may come back in (as
+ * written, JSON- or HTML-escaped, `+` for spaces), then anything that looks like a credential; only
+ * then is the text shortened, so a secret is never cut in two with its first half left showing.
  */
 
 /** The longest excerpt shown. */
@@ -36,24 +36,44 @@ const PATTERNS: ReadonlyArray<readonly [RegExp, string]> = [
 
 /** The forms a secret may be echoed in. */
 const formsOf = (secret: string): Array<string> => {
-  const forms = new Set([secret, JSON.stringify(secret).slice(1, -1), htmlEscaped(secret), secret.replace(/\s+/g, " ")])
-  try {
-    forms.add(encodeURIComponent(secret))
-    forms.add(encodeURI(secret))
-  } catch {
-    // a lone surrogate: no encoded form
-  }
+  const forms = new Set([
+    secret,
+    JSON.stringify(secret).slice(1, -1),
+    htmlEscaped(secret),
+    secret.replace(/\s+/g, " "),
+    secret.replace(/ /g, "+")
+  ])
   return [...forms].filter((form) => form.length >= MIN_SECRET)
+}
+
+const escapedForms = (secret: string): Array<string> => {
+  try {
+    return [encodeURIComponent(secret), encodeURI(secret)]
+  } catch {
+    return [] // a lone surrogate: no escaped form
+  }
 }
 
 const htmlEscaped = (text: string): string =>
   text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;").replace(/'/g, "&#39;")
 
-/** `text` with every occurrence of each secret (in every form) masked, longest first. */
+/** `text` with every run of percent-escapes that decodes as UTF-8 decoded. */
+export const percentDecoded = (text: string): string =>
+  text.includes("%")
+    ? text.replace(/(?:%[0-9A-Fa-f]{2})+/g, (run) => {
+      try {
+        return decodeURIComponent(run)
+      } catch {
+        return run
+      }
+    })
+    : text
+
+/** `text` (percent-decoded) with every occurrence of each secret (in every form) masked, longest first. */
 export const maskSecrets = (text: string, secrets: ReadonlyArray<string>): string => {
-  if (secrets.length === 0) return text
+  if (secrets.length === 0) return percentDecoded(text)
   const forms = secrets.flatMap(formsOf).toSorted((a, b) => b.length - a.length)
-  let masked = text
+  let masked = percentDecoded(text)
   for (const form of forms) {
     if (masked.includes(form)) masked = masked.split(form).join(MASK)
   }
@@ -68,7 +88,8 @@ export const maskSecretsInCut = (text: string, secrets: ReadonlyArray<string>): 
   let masked = maskSecrets(text, secrets)
   const ellipsis = masked.endsWith("…") ? "…" : ""
   const body = ellipsis === "" ? masked : masked.slice(0, -1)
-  for (const form of secrets.flatMap(formsOf)) {
+  // The cut may also have split an escape (`%4`), so the escaped forms are looked for too.
+  for (const form of secrets.flatMap((secret) => [...formsOf(secret), ...escapedForms(secret)])) {
     for (let n = Math.min(form.length - 1, body.length); n >= MIN_SECRET; n--) {
       if (body.endsWith(form.slice(0, n))) {
         masked = `${body.slice(0, body.length - n)}${MASK}${ellipsis}`

@@ -1,6 +1,7 @@
 /**
  * An HTTP(S) receiver for drain tests: keeps every request (headers and body), and can be taken
- * down (closed), made to answer 503 (overloaded) or 400 (refusing the data for good).
+ * down (closed), made to answer 503 (overloaded) or 400 (refusing the data for good), and made to
+ * answer with a body of the test's (`answer`), e.g. one echoing the request as some receivers do.
  */
 import * as Http from "node:http"
 import * as Https from "node:https"
@@ -20,6 +21,8 @@ export interface HttpReceiver {
   readonly attempts: Array<ReceivedRequest & { readonly status: number }>
   /** The status to answer with (200 unless told otherwise). */
   status: number
+  /** The body to answer with, made from the request; unset: a short text. */
+  answer: ((request: ReceivedRequest & { readonly method: string; readonly rawHeaders: ReadonlyArray<string> }) => string) | undefined
   stop(): Promise<void>
   start(): Promise<void>
 }
@@ -38,7 +41,10 @@ export const listen = async (options: { port?: number; tls?: { cert: string; key
       attempts.push({ ...request, status })
       if (status >= 200 && status < 300) requests.push(request)
       res.writeHead(status, { "content-type": "text/plain" })
-      res.end(status === 200 ? "ok" : `answering ${status} on purpose`)
+      res.end(
+        receiver.answer?.({ ...request, method: req.method ?? "", rawHeaders: req.rawHeaders }) ??
+          (status === 200 ? "ok" : `answering ${status} on purpose`)
+      )
     })
   }
   const receiver: HttpReceiver = {
@@ -48,6 +54,7 @@ export const listen = async (options: { port?: number; tls?: { cert: string; key
     requests,
     attempts,
     status: 200,
+    answer: undefined,
     start: () =>
       new Promise((resolve, reject) => {
         server = options.tls === undefined ? Http.createServer(handler) : Https.createServer(options.tls, handler)

@@ -21,7 +21,7 @@
 import { Buffer } from "node:buffer"
 import { randomUUID } from "node:crypto"
 import { Duration, Effect } from "effect"
-import type { SyslogDrainUrl } from "../../domain/DrainUrl.ts"
+import { secretsOf, type SyslogDrainUrl } from "../../domain/DrainUrl.ts"
 import type { LogPacket } from "../../domain/LogPacket.ts"
 import { FrameWriter, type Framing } from "../../domain/syslog/Framing.ts"
 import * as Rfc5424 from "../../domain/syslog/Rfc5424.ts"
@@ -240,7 +240,7 @@ export const make = (url: SyslogDrainUrl): Effect.Effect<DrainSink, DrainError> 
                 return client.post(encodeBatch(batch, url.framing), headers).pipe(
                   Effect.mapError(fail),
                   Effect.flatMap((response) => {
-                    const error = fromHttpStatus(url.display, response.status, response.body)
+                    const error = fromHttpStatus(url.display, response.status, response.body, secretsOf(url.endpoint))
                     return error === undefined ? Effect.void : Effect.fail(error)
                   })
                 )

@@ -4,8 +4,10 @@ import { Writable } from "node:stream"
 import * as DrainUrl from "../../../src/domain/DrainUrl.ts"
 import * as LogPacket from "../../../src/domain/LogPacket.ts"
 import { FrameDecoder } from "../../../src/domain/syslog/Framing.ts"
+import { DrainError } from "../../../src/layers/drains/DrainError.ts"
 import * as DrainRunner from "../../../src/layers/drains/DrainRunner.ts"
 import { Drains } from "../../../src/layers/drains/Drains.ts"
+import { masked } from "../../../src/layers/drains/registry.ts"
 import * as Stdout from "../../../src/layers/drains/stdout.ts"
 import * as SyslogDrain from "../../../src/layers/drains/syslog.ts"
 
@@ -89,5 +91,38 @@ describe("Drains", () => {
       const warnings = logs.filter((l) => l.includes("level=WARN"))
       assert.strictEqual(warnings.filter((l) => l.includes("cannot be opened")).length, 1, logs.join("\n"))
       assert.include(warnings.join("\n"), "persistent storage is not configured (PERSISTENT=true and PERSISTENT_DATABASE_URL)")
+    }))
+})
+
+describe("every drain kind's errors, as the registry makes them", () => {
+  it.effect("show none of its URL's secrets, even when the kind itself lets one through, whole or cut", () =>
+    Effect.gen(function*() {
+      const url = "https://admin:pa55-word@collector.local/hooks/T0KEN-SEGMENT?token=qu3ry-value"
+      const parsed = DrainUrl.parse(url)
+      assert.isTrue(Result.isSuccess(parsed))
+      if (!Result.isSuccess(parsed)) return
+      const careless: DrainRunner.DrainSink = {
+        sender: Effect.succeed({
+          send: (batch) =>
+            batch[0]!.message === "fail"
+              ? Effect.fail(
+                new DrainError({
+                  reason: "Rejected",
+                  drain: parsed.success.display,
+                  code: "pa55-word",
+                  // The end of an excerpt cut in the middle of a secret.
+                  detail: `receiver said: T0KEN-SEGMENT qu3ry-value ${encodeURIComponent("pa55-word")} and pa55-w…`
+                })
+              )
+              : Effect.succeed({ rejected: new Map([["qu3ry-value", 1], ["mapper_parsing_exception", 2]]), example: "got T0KEN-SEGMENT" })
+        })
+      }
+      const sender = yield* (yield* masked(parsed.success, Effect.succeed(careless))).sender
+      const error = yield* Effect.flip(sender.send([packet("fail")]))
+      for (const secret of ["pa55", "T0KEN", "qu3ry"]) assert.notInclude(`${error.message} ${error.code}`, secret)
+      assert.strictEqual(error.code, "other")
+      const report = yield* sender.send([packet("ok")])
+      assert.deepStrictEqual(report && [...report.rejected], [["other", 1], ["mapper_parsing_exception", 2]])
+      assert.strictEqual(report && report.example, "got ***")
     }))
 })

@@ -20,6 +20,9 @@
  *              arrays, for comparison) — each
  *              received by a process on core 1 that reads every record and counts distinct
  *              line numbers (bench/tools/count-distinct-sink.ts); lines/s beside syslog+tcp's.
+ *              And es+http (batches of 1000) into the Elasticsearch stand-in in its own process
+ *              (bench/tools/elasticsearch-sink.ts: Elasticsearch 8's whole answers), counting
+ *              documents indexed.
  *   reference  logtrain alone (the original's published claim): the fake kube-apiserver with 1500
  *              deployments and 52 pods on this node, 52 files written at 20 lines/s each, syslog
  *              TCP/UDP on, routes to a syslog+tcp sink: average and peak RSS, CPU % of one core.
@@ -473,22 +476,26 @@ const referenceScenario = async () => {
 // ---------------------------------------------------------------------------------------------
 // Scenario 4: drains
 
-const DRAIN_KINDS = ["syslog+tcp", "otlp+http", "loki+http", "http"] as const
+const DRAIN_KINDS = ["syslog+tcp", "otlp+http", "loki+http", "http", "es+http"] as const
 
 const drainScenario = async (kind: string): Promise<Result> => {
   const total = Number(args["drain-lines"])
   const [http, input, sinkPort] = await freePorts(3)
-  const sink = await Sink.startSink(sinkPort!, twoCores ? "1" : undefined, {
-    kind: kind === "syslog+tcp" ? "tcp" : kind === "otlp+http" ? "otlp" : kind === "loki+http" ? "loki" : "json",
-    lines: total
-  })
+  const core = twoCores ? "1" : undefined
+  const sink = kind === "es+http"
+    ? await Sink.startSink(sinkPort!, core, undefined, "elasticsearch-sink.ts")
+    : await Sink.startSink(sinkPort!, core, {
+      kind: kind === "syslog+tcp" ? "tcp" : kind === "otlp+http" ? "otlp" : kind === "loki+http" ? "loki" : "json",
+      lines: total
+    })
+  const url = kind === "es+http" ? `es+http://elastic:bench@127.0.0.1:${sinkPort}?index=bench` : `${kind}://127.0.0.1:${sinkPort}`
   let relay: Relay | undefined
   try {
     relay = await startLogtrain({
       SYSLOG_TCP: "true",
       SYSLOG_TCP_PORT: String(input),
       DRAIN_WHEN_FULL: "block",
-      ROUTES: JSON.stringify({ [HOST]: [`${kind}://127.0.0.1:${sinkPort}`] })
+      ROUTES: JSON.stringify({ [HOST]: [url] })
     }, http!)
     const result = await measure("drains", { ...relay, name: kind }, sink, total, () => sendRelay(input!, total))
     return result

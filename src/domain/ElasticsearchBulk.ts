@@ -91,6 +91,11 @@ export const readResponse = (status: number, body: string, count: number, secret
     const detail = `HTTP ${status}: ${errorSummary(body, secrets)}`
     return retryable(status) || status === 408 ? { _tag: "Retry", detail } : { _tag: "Rejected", detail }
   }
+  if (ALL_DONE.test(body.slice(0, 64)) && countOf(body, '"status":') === count) {
+    // Nothing failed (Elasticsearch says so first, and there is one status per item): no need to
+    // parse a few hundred KiB into a thousand objects only to find that out.
+    return { _tag: "Items", items: Array.from({ length: count }, () => DELIVERED) }
+  }
   let parsed: { readonly items?: ReadonlyArray<Record<string, ItemResult>> }
   try {
     parsed = JSON.parse(body)
@@ -107,7 +112,7 @@ export const readResponse = (status: number, body: string, count: number, secret
       const result: ItemResult = Object.values(item)[0] ?? {}
       const itemStatus = result.status ?? 0
       // 409 on create: the document is already there (a retry of one that got through).
-      if ((itemStatus >= 200 && itemStatus < 300) || itemStatus === 409) return { _tag: "Delivered" }
+      if ((itemStatus >= 200 && itemStatus < 300) || itemStatus === 409) return DELIVERED
       const type = typeof result.error?.type === "string" && ERROR_TYPE.test(result.error.type)
         ? result.error.type
         : `http_${itemStatus}`
@@ -115,6 +120,17 @@ export const readResponse = (status: number, body: string, count: number, secret
       return { _tag: "Rejected", status: itemStatus, type, reason: excerpt(String(result.error?.reason ?? ""), secrets) }
     })
   }
+}
+
+const DELIVERED: ItemOutcome = { _tag: "Delivered" }
+
+/** The start of an answer whose every item succeeded: `errors: false`, first (8.x) or after `took` (7.x). */
+const ALL_DONE = /^\{\s*(?:"took"\s*:\s*\d+\s*,\s*)?"errors"\s*:\s*false\s*[,}]/
+
+const countOf = (text: string, part: string): number => {
+  let n = 0
+  for (let at = text.indexOf(part); at >= 0; at = text.indexOf(part, at + part.length)) n++
+  return n
 }
 
 /** Elasticsearch's error types: `snake_case` words. Anything else is not shown as one. */

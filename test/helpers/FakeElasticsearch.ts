@@ -56,6 +56,8 @@ export interface Options {
   readonly tls?: { readonly cert: string; readonly key: string } | undefined
   /** Keep each document's source and each request's body (default true); off for long runs. */
   readonly keep?: boolean | undefined
+  /** The port to listen on (default: any free one). */
+  readonly port?: number | undefined
 }
 
 export interface FakeElasticsearch {
@@ -137,7 +139,7 @@ export const listen = async (options: Options = {}): Promise<FakeElasticsearch> 
   let requestCount = 0
   let seqNo = 0
   let server: Http.Server | undefined
-  let port = 0
+  let port = options.port ?? 0
 
   const bulk = (path: string, body: string, request: number): { errors: boolean; items: Array<unknown> } => {
     if (!body.endsWith("\n")) throw new RequestError(400, "illegal_argument_exception", "The bulk request must be terminated by a newline [\\n]")

@@ -331,4 +331,15 @@ describe("bulk answers", () => {
     assert.strictEqual(Bulk.readResponse(401, '{"error":{"type":"security_exception","reason":"no"}}', 4)._tag, "Rejected")
     assert.strictEqual(Bulk.readResponse(200, '{"items":[]}', 4)._tag, "Retry")
   })
+
+  it("takes an answer without errors at its word, when it has one item per document (8.x and 7.x order)", () => {
+    const item = '{"create":{"_index":"a","_id":"x","_version":1,"result":"created","status":201}}'
+    for (const start of ['{"errors":false,"took":3,', '{"took":3,"errors":false,', '{ "took" : 3 , "errors" : false , ']) {
+      const body = `${start}"items":[${[item, item, item].join(",")}]}`
+      const outcome = Bulk.readResponse(200, body, 3)
+      assert.deepStrictEqual(outcome._tag === "Items" && outcome.items.map((i) => i._tag), ["Delivered", "Delivered", "Delivered"], start)
+      // One item short: not trusted, read in full, and found wanting.
+      assert.strictEqual(Bulk.readResponse(200, body, 4)._tag, "Retry")
+    }
+  })
 })

@@ -172,6 +172,9 @@ describe("DrainUrl.redact", () => {
     const other = ok("https://hooks.slack.com/services/T0001/B0001/YYYYsecretYYYY")
     assert.notStrictEqual(slack.display, other.display)
     assert.strictEqual(ok("es+http://h:9200/_bulk?index=a").display, "es+http://h:9200/_bulk?index=a")
+    // The README's examples.
+    assert.strictEqual(DrainUrl.redact("es+https://elastic:pw@es.example.com:9200/?index=logs"), "es+https://***@es.example.com:9200/?index=logs#e10b")
+    assert.strictEqual(DrainUrl.redact("https://hooks.slack.com/services/T000/B000/XXXX"), "https://hooks.slack.com/***/***/***/***#84ec")
   })
 
   it("never throws, whatever the URL holds", () => {

@@ -368,7 +368,13 @@ export const parse = (endpoint: string): Result.Result<DrainUrl, DrainUrlError> 
     }
     url = new URL("persistent://")
   }
-  return parser(url, trimmed, display)
+  try {
+    return parser(url, trimmed, display)
+  } catch {
+    // A parser's own `new URL(…)` of what the first parse let through (an opaque host such as
+    // `--%25` is no http host): still never a throw.
+    return Result.fail(invalidError("InvalidUrl", display, "not a valid URL"))
+  }
 }
 
 /** Query options logtrain reads itself; their values are not secret and stay visible in `display`. */
@@ -379,8 +385,11 @@ const OWN_SEGMENTS = new Set(["", "_bulk"])
 
 /**
  * A URL cut where a person reading it would cut it, on the raw string, before any parser sees it:
- * the user info is everything between `://` and the last `@` before the first `/` after it, so a
- * password holding `#`, `?` or `@` is still taken whole (a `/` in it must be written `%2F`).
+ * the user info is everything between `://` and the `@` followed by the host — the first `@` before
+ * the first `/` after which comes a well-formed `host[:port]` ended by `/`, `?`, `#` or the end (if
+ * none is, the last `@` before the first `/`). So a password may hold `#`, `?`, `:` and `@` and
+ * still be taken whole, and a query may hold an `@` even without a path; a `/` in a password must
+ * be written `%2F`.
  */
 interface Parts {
   readonly scheme: string
@@ -389,15 +398,26 @@ interface Parts {
   readonly rest: string
 }
 
+/** A host name, IPv4 or bracketed IPv6 address, and maybe a port: what may follow user info. */
+const HOST_AFTER_USER_INFO = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~%-]+)(?::[0-9]{1,5})?(?:[/?#]|$)/
+
 const split = (url: string): Parts | undefined => {
   const separator = url.indexOf("://")
   if (separator <= 0) return undefined
+  const scheme = url.slice(0, separator)
   const rest = url.slice(separator + 3)
   const slash = rest.indexOf("/")
-  const at = rest.lastIndexOf("@", slash < 0 ? rest.length : slash - 1)
-  return at < 0 || slash === 0
-    ? { scheme: url.slice(0, separator), userInfo: undefined, rest }
-    : { scheme: url.slice(0, separator), userInfo: rest.slice(0, at), rest: rest.slice(at + 1) }
+  const end = slash < 0 ? rest.length : slash
+  let last = -1
+  for (let at = rest.indexOf("@"); at >= 0 && at < end; at = rest.indexOf("@", at + 1)) {
+    if (HOST_AFTER_USER_INFO.test(rest.slice(at + 1, at + 300))) {
+      return { scheme, userInfo: rest.slice(0, at), rest: rest.slice(at + 1) }
+    }
+    last = at
+  }
+  return last < 0
+    ? { scheme, userInfo: undefined, rest }
+    : { scheme, userInfo: rest.slice(0, last), rest: rest.slice(last + 1) }
 }
 
 /** User info with every character a URL parser would read as a delimiter percent-encoded. */

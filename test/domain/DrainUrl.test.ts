@@ -157,6 +157,10 @@ describe("DrainUrl.redact", () => {
       const target = new URL(url._tag === "Http" ? url.url : "")
       assert.deepStrictEqual([target.host, decodeURIComponent(target.password)], ["127.0.0.1:1", password])
     }
+    // The user info ends at the @ a host follows: a query may hold an @ even without a path.
+    const loki = ok("https://tenant1:s3c?r@t-5@127.0.0.1:3100?tenant=a@b.example")
+    const lokiTarget = new URL(loki._tag === "Http" ? loki.url : "")
+    assert.deepStrictEqual([lokiTarget.host, decodeURIComponent(lokiTarget.password), lokiTarget.search], ["127.0.0.1:3100", "s3c?r@t-5", "?tenant=a@b.example"])
     const es = ok("es+http://elastic:pa#ss@es.local:9200?auth=bearer")
     assert.strictEqual(es._tag === "Elasticsearch" && es.auth._tag === "Bearer" && Redacted.value(es.auth.token), "pa#ss")
   })
@@ -173,12 +177,15 @@ describe("DrainUrl.redact", () => {
     assert.notStrictEqual(slack.display, other.display)
     assert.strictEqual(ok("es+http://h:9200/_bulk?index=a").display, "es+http://h:9200/_bulk?index=a")
     // The README's examples.
+    const withPath = ok("https://host/?user=me@example.com")
+    assert.strictEqual(withPath._tag === "Http" && new URL(withPath.url).host, "host")
+    assert.match(DrainUrl.redact("https://host?user=me@example.com"), /^https:\/\/\*\*\*@example\.com#/)
     assert.strictEqual(DrainUrl.redact("es+https://elastic:pw@es.example.com:9200/?index=logs"), "es+https://***@es.example.com:9200/?index=logs#e10b")
     assert.strictEqual(DrainUrl.redact("https://hooks.slack.com/services/T000/B000/XXXX"), "https://hooks.slack.com/***/***/***/***#84ec")
   })
 
   it("never throws, whatever the URL holds", () => {
-    for (const endpoint of ["es+http://u:%ff@h:9200", "https://u:%zz@h/", "https://u:\ud800@h/", "es+https://%@h", "https://h/%ff?x=%ff"]) {
+    for (const endpoint of ["es+http://u:%ff@h:9200", "https://u:%zz@h/", "https://u:\ud800@h/", "es+https://%@h", "https://h/%ff?x=%ff", "otlp+http://u:p@--%25/", "loki+http://--%25"]) {
       const result = DrainUrl.parse(endpoint)
       assert.isTrue(Result.isSuccess(result) || result.failure._tag === "DrainUrlError", endpoint)
     }

@@ -35,6 +35,13 @@ export const secret = fc.string({ unit: char, minLength: 8, maxLength: 20 }).fil
 const escape = (text: string, these: string) =>
   [...text].map((c) => (c === "%" || these.includes(c) ? encodeURIComponent(c) : c)).join("")
 
+/**
+ * User info escaped as the rule asks (README, Drain URLs): `/` always, `:` in the user, and an `@`
+ * that a host name and `/ ? #` follow, which would read as the end of the user info.
+ */
+const escapeUserPart = (text: string, these: string) =>
+  escape(text, these).replace(/@(?=(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~%-]+)(?::[0-9]{1,5})?[/?#])/g, "%40")
+
 export const secretUrl = (schemes: ReadonlyArray<string>, host: fc.Arbitrary<string> = fc.constant("drain.example.net:9443")) =>
   fc.record({
     scheme: fc.constantFrom(...schemes),
@@ -47,10 +54,10 @@ export const secretUrl = (schemes: ReadonlyArray<string>, host: fc.Arbitrary<str
     auth: fc.constantFrom("", "&auth=bearer", "&auth=apikey", "&auth=basic")
   }).map(({ auth, encoded, host, password, query, scheme, segment, user }): SecretUrl => {
     const e = (text: string, these: string) => (encoded ? encodeURIComponent(text) : escape(text, these))
-    // A user name ends at the first `:`; a password at the last `@` before the first `/` — so a
-    // `/` anywhere and a `:` in the user must be escaped; a path segment ends at `/ ? #` (and `\`
+    // A user name ends at the first `:`; a password at the `@` a host follows — so a `/` anywhere,
+    // a `:` in the user and an `@` followed by a host name and `/ ? #` must be escaped; a path segment ends at `/ ? #` (and `\`
     // for http); a query value at `& #`.
-    const userInfo = `${e(user, "/:")}:${e(password, "/")}`
+    const userInfo = encoded ? `${e(user, "")}:${e(password, "")}` : `${escapeUserPart(user, "/:")}:${escapeUserPart(password, "/")}`
     const path = `/${e(segment, "/?#\\")}/_bulk`
     const url = `${scheme}://${userInfo}@${host}${path}?token=${e(query, "&#+")}&insecure=true${scheme.startsWith("es") ? auth : ""}`
     return { url, scheme, secrets: [user, password, query, segment], user, password }

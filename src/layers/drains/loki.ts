@@ -12,11 +12,14 @@
  * - Answers: 2xx delivered; 429 and 5xx retried (after `Retry-After`, when given, at most
  *   DRAIN_RETRY_MAX_DELAY), as are network errors; 400 refused for good and counted by Loki's reason
  *   (`out_of_order`, `line_too_long`, …) — only the entries Loki says it ignored when it says how
- *   many (it keeps the others), else the batch; any other 4xx refused (`http_<status>`).
+ *   many (it keeps the others), else the batch; any other 4xx refused (`http_<status>`). Loki says
+ *   how many per failing stream, so its answer is read whole (up to ANSWER_LIMIT): cut short, the
+ *   later streams' ignored entries would be counted as delivered.
  * - A retried batch is sent as the same bytes (encoded once), so Loki drops what it already has.
  */
 import { Clock, Duration, Effect } from "effect"
-import type { LokiDrainUrl } from "../../domain/DrainUrl.ts"
+import { type LokiDrainUrl, secretsOf } from "../../domain/DrainUrl.ts"
+import { excerpt } from "../../domain/Excerpt.ts"
 import type { LogPacket } from "../../domain/LogPacket.ts"
 import * as LokiPush from "../../domain/LokiPush.ts"
 import * as RetryAfter from "../../domain/RetryAfter.ts"
@@ -26,6 +29,12 @@ import { DrainError, fromTransport } from "./DrainError.ts"
 import { defaultSettings, type DeliveryReport, type DrainSink, DrainSettings } from "./DrainRunner.ts"
 
 const TIMEOUT = Duration.seconds(30)
+
+/**
+ * The most of an answer read. Loki's 400 has a paragraph per failing stream (up to 10 entries'
+ * errors and `total ignored: N out of M`, ~1 KiB): 1 MiB holds a thousand streams' counts.
+ */
+const ANSWER_LIMIT = 1024 * 1024
 
 export const make = (url: LokiDrainUrl): Effect.Effect<DrainSink, DrainError> =>
   Effect.gen(function*() {
@@ -38,6 +47,7 @@ export const make = (url: LokiDrainUrl): Effect.Effect<DrainSink, DrainError> =>
       sender: Effect.map(
         Http.client({ url: url.url, display: url.display, tls: { ca: url.ca, insecure: url.insecure }, timeout: TIMEOUT }),
         (client) => {
+          const secrets = secretsOf(url.endpoint)
           const clocks = new Map<string, LokiPush.StreamClock>()
           const prepared = new WeakMap<ReadonlyArray<LogPacket>, { readonly body: Uint8Array; readonly headers: Record<string, string> }>()
           const prepare = Effect.fnUntraced(function*(batch: ReadonlyArray<LogPacket>) {
@@ -53,9 +63,9 @@ export const make = (url: LokiDrainUrl): Effect.Effect<DrainSink, DrainError> =>
           return {
             send: Effect.fnUntraced(function*(batch: ReadonlyArray<LogPacket>) {
               const request = yield* prepare(batch)
-              const response = yield* Effect.mapError(client.post(request.body, request.headers), fromTransport(url.display))
+              const response = yield* Effect.mapError(client.post(request.body, request.headers, { readLimit: ANSWER_LIMIT }), fromTransport(url.display))
               if (response.status >= 200 && response.status < 300) return
-              const said = excerpt(response.body)
+              const said = excerpt(response.body, secrets, 300)
               const detail = `HTTP ${response.status}${said === "" ? "" : `: ${said}`}`
               if (response.status === 400) {
                 const refusal = LokiPush.readRefusal(response.body)
@@ -78,4 +88,3 @@ export const make = (url: LokiDrainUrl): Effect.Effect<DrainSink, DrainError> =>
     } satisfies DrainSink
   })
 
-const excerpt = (text: string): string => text.replace(/\s+/g, " ").trim().slice(0, 300)

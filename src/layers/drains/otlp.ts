@@ -20,7 +20,8 @@
  */
 import { Clock, Duration, Effect } from "effect"
 import { OtlpSerialization } from "effect/observability"
-import type { OtlpDrainUrl } from "../../domain/DrainUrl.ts"
+import { type OtlpDrainUrl, secretsOf } from "../../domain/DrainUrl.ts"
+import { excerpt } from "../../domain/Excerpt.ts"
 import type { LogPacket } from "../../domain/LogPacket.ts"
 import * as Answers from "../../domain/otlp/Answers.ts"
 import * as Logs from "../../domain/otlp/Logs.ts"
@@ -53,6 +54,7 @@ export const make = (url: OtlpDrainUrl): Effect.Effect<DrainSink, DrainError> =>
       sender: Effect.map(
         Http.client({ url: url.url, display: url.display, tls: { ca: url.ca, insecure: url.insecure }, timeout: TIMEOUT }),
         (client) => {
+          const secrets = secretsOf(url.endpoint)
           /** Each batch's request, encoded on its first attempt and sent as it is on the others. */
           const prepared = new WeakMap<ReadonlyArray<LogPacket>, { readonly body: Uint8Array; readonly headers: Record<string, string> }>()
           const prepare = Effect.fnUntraced(function*(batch: ReadonlyArray<LogPacket>) {
@@ -74,10 +76,10 @@ export const make = (url: OtlpDrainUrl): Effect.Effect<DrainSink, DrainError> =>
                 if (partial === undefined || partial.rejected === 0) return
                 return {
                   rejected: new Map([["partial_success", Math.min(partial.rejected, batch.length)]]),
-                  example: `${partial.rejected} of ${batch.length} records rejected${partial.message === "" ? "" : `: ${excerpt(partial.message)}`}`
+                  example: `${partial.rejected} of ${batch.length} records rejected${partial.message === "" ? "" : `: ${excerpt(partial.message, secrets)}`}`
                 } satisfies DeliveryReport
               }
-              const message = excerpt(Answers.statusMessage(response.bytes, answerType))
+              const message = excerpt(Answers.statusMessage(response.bytes, answerType), secrets)
               const detail = `HTTP ${response.status}${message === "" ? "" : `: ${message}`}`
               if (!RETRYABLE.has(response.status)) {
                 return yield* new DrainError({ reason: "Rejected", drain: url.display, code: `http_${response.status}`, detail })
@@ -97,4 +99,3 @@ export const make = (url: OtlpDrainUrl): Effect.Effect<DrainSink, DrainError> =>
     } satisfies DrainSink
   })
 
-const excerpt = (text: string): string => text.replace(/\s+/g, " ").trim().slice(0, 200)

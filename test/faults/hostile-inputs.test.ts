@@ -7,6 +7,7 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { readFileSync } from "node:fs"
+import { join } from "node:path"
 import * as Http from "node:http"
 import * as Net from "node:net"
 import * as Tls from "node:tls"
@@ -14,6 +15,7 @@ import { beforeAll } from "vitest"
 import * as Bundle from "../helpers/Bundle.ts"
 import { certificates } from "../helpers/certs.ts"
 import * as LogtrainProcess from "../helpers/LogtrainProcess.ts"
+import * as Peers from "../helpers/Peers.ts"
 import { freePorts } from "../helpers/ports.ts"
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
@@ -121,7 +123,7 @@ const sendTls = (port: number, options: Tls.ConnectionOptions, line: string) =>
   })
 
 describe("hostile input against the bundle", () => {
-  it("refuses to start, in one line naming the variable, on a garbage CA, a CA that is not one, or an expired certificate", async () => {
+  it("refuses to start, in one line naming the variable (and never showing the key), on a garbage CA, a CA that is not one, an expired certificate or an unusable key", async () => {
     const certs = certificates()
     const tls = { SYSLOG_TLS: "true", SYSLOG_TLS_CERT_PEM: certs.serverCert, SYSLOG_TLS_KEY_PEM: certs.serverKey }
     const cases: ReadonlyArray<readonly [Record<string, string>, ReadonlyArray<string>]> = [
@@ -133,6 +135,9 @@ describe("hostile input against the bundle", () => {
       [{ ...tls, SYSLOG_TLS_CERT_PEM: certs.refusedClients.expired.cert, SYSLOG_TLS_KEY_PEM: certs.refusedClients.expired.key }, [
         "SYSLOG_TLS_CERT_PEM:",
         "expired on"
+      ]],
+      [{ ...tls, SYSLOG_TLS_KEY_PEM: "-----BEGIN PRIVATE KEY-----\nc2VjcmV0IGtleSBtYXRlcmlhbA==\n-----END PRIVATE KEY-----\n" }, [
+        "SYSLOG_TLS_KEY_PEM: not a usable private key"
       ]]
     ]
     for (const [env, expected] of cases) {
@@ -144,16 +149,19 @@ describe("hostile input against the bundle", () => {
       assert.strictEqual(errors.length, 1, process.stderr())
       for (const text of expected) assert.include(errors[0], text)
       assert.notInclude(process.stderr(), "PRIVATE KEY")
+      assert.notInclude(process.stderr(), "c2VjcmV0")
     }
   }, 60_000)
 
-  it("refuses client certificates of another CA, expired or self-signed, over real TLS, counts them, and takes only the good client's lines", async () => {
+  it("refuses client certificates of another CA, expired or self-signed, over real TLS, counts them, and takes only the good client's lines; warns of a SYSLOG_TLS_SERVER_NAME the certificate does not cover", async () => {
     const certs = certificates()
     const lt = await logtrain({
       SYSLOG_TLS: "true",
       SYSLOG_TLS_CERT_PEM: certs.serverCert,
       SYSLOG_TLS_KEY_PEM: certs.serverKey,
-      SYSLOG_TLS_CA_PEM: certs.ca
+      SYSLOG_TLS_CA_PEM: certs.ca,
+      // A name the certificate does not cover: said at start, and no reason not to start.
+      SYSLOG_TLS_SERVER_NAME: "logs.not-covered.example"
     })
     try {
       for (const [name, client] of Object.entries(certs.refusedClients)) {
@@ -165,8 +173,45 @@ describe("hostile input against the bundle", () => {
       await sleep(200)
       assert.strictEqual(await lt.metric("logtrain_input_records_total", `input="syslog_tls"`), 1)
       assert.include(lt.process.stderr(), "clientCertificates=")
+      assert.match(lt.process.stderr(), /level=WARN .*SYSLOG_TLS_SERVER_NAME: the certificate is not valid for logs\.not-covered\.example/)
     } finally {
       await lt.process.stop()
+    }
+  }, 30_000)
+
+  it("rsyslog with a client certificate of the CA is taken, rsyslog with one of another CA is refused and counted (real gnutls clients)", async () => {
+    const certs = certificates()
+    const lt = await logtrain({
+      SYSLOG_TLS: "true",
+      SYSLOG_TLS_CERT_PEM: certs.serverCert,
+      SYSLOG_TLS_KEY_PEM: certs.serverKey,
+      SYSLOG_TLS_CA_PEM: certs.ca
+    })
+    const [goodIn, badIn] = await freePorts(2)
+    // rsyslog takes lines on a TCP port and forwards them to logtrain over TLS, presenting `cert`.
+    const rsyslog = (port: number, cert: string, key: string) =>
+      Peers.rsyslog(() => `
+global(DefaultNetstreamDriverCAFile="${certs.files.ca}" DefaultNetstreamDriverCertFile="${cert}" DefaultNetstreamDriverKeyFile="${key}")
+module(load="imtcp")
+ruleset(name="tls") { action(type="omfwd" target="127.0.0.1" port="${lt.tls}" protocol="tcp" StreamDriver="gtls" StreamDriverMode="1" StreamDriverAuthMode="x509/name" StreamDriverPermittedPeers="localhost" template="RSYSLOG_SyslogProtocol23Format") }
+input(type="imtcp" port="${port}" address="127.0.0.1" ruleset="tls")
+`, { tcp: [port] })
+    const good = await rsyslog(goodIn!, certs.files.clientCert, certs.files.clientKey)
+    const bad = await rsyslog(badIn!, join(certs.dir, "other-ca-client.pem"), join(certs.dir, "other-ca-client.key"))
+    try {
+      const send = (port: number, text: string) =>
+        new Promise<void>((resolve) => {
+          const socket = Net.connect({ host: "127.0.0.1", port }, () => socket.end(text, () => resolve()))
+          socket.on("error", () => resolve())
+        })
+      await send(badIn!, "<14>1 2026-01-01T00:00:00Z host app - - - from another CA\n")
+      await reaches(() => lt.metric("logtrain_input_errors_total", `input="syslog_tls",reason="tls_handshake"`), 1, "the other CA's client refused")
+      await send(goodIn!, "<14>1 2026-01-01T00:00:00Z host app - - - from the CA\n")
+      await becomes(() => lt.metric("logtrain_input_records_total", `input="syslog_tls"`), 1, "the CA's client's line taken")
+      await sleep(500)
+      assert.strictEqual(await lt.metric("logtrain_input_records_total", `input="syslog_tls"`), 1, "and only that one")
+    } finally {
+      await Promise.all([good.stop(), bad.stop(), lt.process.stop()])
     }
   }, 30_000)
 

@@ -6,15 +6,17 @@
  * its own idle "memory reducer" never finds the allocation rate low enough in Node 24 (with
  * --trace-memory-reducer it says "high alloc" every 8 s, even in an empty script). And even a
  * full collection keeps the freed pages in V8's page pool: only a memory-reducing collection
- * returns them. Measured with bench/hostile-connections.ts (5,000 connections × 65 KB, closed):
- * 800 MB resident a minute later; after a regular full GC still 839 MB (377 MB of pooled pages);
- * after a memory-reducing one 94 MB, given MALLOC_MMAP_THRESHOLD_ (see the Dockerfile).
+ * returns them. Measured with bench/hostile-connections.ts (5,000 connections × 65 KB held, then
+ * closed, no limits): 800 MB resident a minute later; after a regular full GC still 839 MB (377 MB
+ * of them pooled pages); after a memory-reducing one the V8 heap was back to 16 MB (what stays is
+ * glibc's: see the README, Memory after a burst).
  *
  * So every few seconds this looks at the process: when it is quiet (little CPU used since the
- * last look) and its resident memory is well above where it was after the last reclaim (or at
- * start), it runs one memory-reducing collection (`gc` with the "last-resort" flavor, which also
- * releases pooled pages). A busy process is left alone — V8 collects as it allocates — and a quiet
- * one whose memory has not grown is never collected again. Each reclaim is counted
+ * last look) and its resident memory is well above where it settled (its lowest since the last
+ * reclaim, or since start), it runs one memory-reducing collection (`gc` with the "last-resort"
+ * flavor, which also releases pooled pages). 16 MB above: with 24, a flood at the default limits
+ * was left 23 MB up. A busy process is left alone — V8 collects as it allocates — and a quiet one
+ * whose memory has not grown is never collected again. Each reclaim is counted
  * (`logtrain_memory_reclaims_total`) and logged at debug level with what it gave back.
  */
 import { Duration, Effect, Layer, Schedule } from "effect"
@@ -37,7 +39,7 @@ export interface Options {
 export const defaults: Options = {
   interval: Duration.seconds(2),
   quietCpu: 0.1,
-  growthBytes: 24 * 1024 * 1024,
+  growthBytes: 16 * 1024 * 1024,
   minInterval: Duration.seconds(30)
 }
 

@@ -42,7 +42,7 @@ export interface Options {
  * peers can make logtrain hold within its 128 MiB envelope: 128 connections (a node runs at most
  * 110 pods by default) each holding an unfinished frame of SYSLOG_MAX_MESSAGE_SIZE (64 KiB) is
  * 8 MiB per input — measured with bench/hostile-connections.ts, 5,000 such connections against
- * the bundle: 93 MB resident while held, 111 MB at the peak, when they all close and deliver
+ * the bundle: 93–96 MB resident while held, 111 MB at the peak, when they all close and deliver
  * what they held; 256 connections peaked at 141 MB. A TLS handshake in progress costs ~16 KiB.
  * A zero duration turns a timeout off.
  */

@@ -3,11 +3,14 @@
  * directory named after a hash of what goes into it (dist/test-<hash>), so the test files that
  * need it share one build per state of the sources, and none disturbs another file that runs
  * dist/bundle. A build goes to a temporary directory first and is renamed into place whole.
+ *
+ * LOGTRAIN_BUNDLE=<path to a bundle's logtrain.js> runs the tests against that bundle instead
+ * (e.g. one built from an older commit, to see a fault test fail there).
  */
 import { execFileSync } from "node:child_process"
 import { createHash, randomBytes } from "node:crypto"
 import { existsSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from "node:fs"
-import { join, relative } from "node:path"
+import { dirname, join, relative } from "node:path"
 
 const root = join(import.meta.dirname, "../..")
 
@@ -35,6 +38,11 @@ const sourcesHash = (): string => {
 }
 
 export const build = (): Bundle => {
+  const given = process.env.LOGTRAIN_BUNDLE
+  if (given !== undefined && given !== "") {
+    const dir = dirname(given)
+    return { dir, script: (program) => join(dir, `${program}.js`), remove: () => {} }
+  }
   const name = `test-${sourcesHash()}`
   const dir = join(root, "dist", name)
   if (!existsSync(join(dir, "logtail.js"))) {

@@ -12,21 +12,46 @@
  * Every (re)connection LISTENs first and then reads the whole table, so nothing sent between the
  * two is missed, and notifications lost while disconnected (Postgres does not keep them) are made
  * up for: the read replaces what the table said before, adding what was missed and removing what
- * was deleted. Reconnection backs off up to 30 s; /readyz says "not ready" until synced again.
+ * was deleted. /readyz says "not ready" until synced again. Reconnection backs off from 200 ms to
+ * at most RETRY_MAX_MS, and starts over once a connection has synced: a database that blips now
+ * and then costs about a second each time, not more each time. (An attempt is a TCP connect
+ * refused at once while the database is down: cheap for it even from every node.) A warning names
+ * the cause (ECONNREFUSED, a DNS failure, an authentication error), once per outage and cause, and
+ * again at most every WARN_INTERVAL_MS while it lasts.
  * Rows are tracked by id, so two rows with the same route keep it until both are gone.
  */
 import * as NodeServices from "@effect/platform-node/NodeServices"
 import { PgClient, PgMigrator } from "@effect/sql-pg"
-import { Duration, Effect, Layer, type Redacted, Schedule, Stream } from "effect"
+import { Clock, Duration, Effect, Layer, type Redacted, Stream } from "effect"
 import { SqlClient } from "effect/sql"
 import { type Route, RouteChange } from "../../domain/Route.ts"
 import * as Log from "../Log.ts"
 import { Readiness } from "../Readiness.ts"
 import { RouteTable } from "../RouteTable.ts"
+import { describeCause } from "../transports/TransportError.ts"
 import { DatasourceWriteError, WritableDatasource } from "./WritableDatasource.ts"
 
 const SOURCE = "postgres"
 const CHANNELS = ["drains.insert", "drains.update", "drains.delete"] as const
+const RETRY_BASE_MS = 200
+const RETRY_MAX_MS = 1000
+const WARN_INTERVAL_MS = 30_000
+
+/** The wait before reconnection attempt `attempt` (from 0): doubling from RETRY_BASE_MS, capped, ±20 %. */
+const retryDelay = (attempt: number): Duration.Duration =>
+  Duration.millis(Math.min(RETRY_MAX_MS, RETRY_BASE_MS * 2 ** Math.min(attempt, 10)) * (0.8 + Math.random() * 0.4))
+
+/**
+ * An error with what caused it: SqlError's message ("PgConnection: Failed to connect") says what
+ * failed, its reason's cause why (`ECONNREFUSED: connect ECONNREFUSED 10.0.0.5:5432`).
+ */
+export const describeError = (error: { readonly message: string }): string => {
+  const cause = (error as { readonly reason?: { readonly cause?: unknown } }).reason?.cause ??
+    (error as { readonly cause?: unknown }).cause
+  if (cause === undefined || cause === null) return error.message
+  const why = describeCause(cause)
+  return why === "" || error.message.includes(why) ? error.message : `${error.message} (${why})`
+}
 
 const notifyFunction = (name: string, channel: string, payload: string, row: "NEW" | "OLD") => `
 create or replace function ${name}() returns trigger as $$
@@ -132,13 +157,31 @@ const make = Effect.gen(function*() {
     yield* publish
   })
 
+  /** Set once the current connection has synced (a later failure starts the backoff over). */
+  let synced = false
+  /** When the database was lost (undefined while connected), and when and why that was last said. */
+  let downSince: number | undefined
+  let warnedAt = 0
+  let warnedWhy = ""
+
   const sync = Effect.gen(function*() {
     yield* PgMigrator.run({ loader: migrations, table: "logtrain_drains_migrations" })
     // LISTEN before reading, so that no change between the two is missed.
     const queues = yield* Effect.forEach(CHANNELS, (channel) => sql.listen(channel))
     yield* reload
     yield* check.ready
-    yield* Log.info("routes loaded", { from: "postgres", rows: rows.size, routes: table.routes().length })
+    synced = true
+    if (downSince === undefined) {
+      yield* Log.info("routes loaded", { from: "postgres", rows: rows.size, routes: table.routes().length })
+    } else {
+      const now = yield* Clock.currentTimeMillis
+      yield* Log.info("postgres datasource reconnected; routes loaded", {
+        rows: rows.size,
+        routes: table.routes().length,
+        downForMs: now - downSince
+      })
+      downSince = undefined
+    }
     yield* Stream.mergeAll(queues.map((queue) => Stream.fromQueue(queue)), { concurrency: "unbounded" }).pipe(
       Stream.runForEachArray((notifications) =>
         Effect.gen(function*() {
@@ -158,16 +201,29 @@ const make = Effect.gen(function*() {
     )
   }).pipe(Effect.scoped)
 
-  yield* sync.pipe(
-    Effect.tapError((error) =>
-      Effect.andThen(
-        check.notReady(`postgres: ${error.message}`),
-        Log.warn("postgres datasource disconnected; reconnecting", { error: error.message })
-      )
-    ),
-    Effect.retry(Schedule.min([Schedule.exponential(Duration.millis(200)).pipe(Schedule.jittered), Schedule.spaced(Duration.seconds(30))])),
-    Effect.forkScoped
-  )
+  const failed = (error: { readonly message: string }) =>
+    Effect.gen(function*() {
+      const reason = describeError(error)
+      yield* check.notReady(`postgres: ${reason}`)
+      const now = yield* Clock.currentTimeMillis
+      // Said again when the cause changes (the connection cut, then the reconnection refused).
+      if (downSince !== undefined && reason === warnedWhy && now - warnedAt < WARN_INTERVAL_MS) return
+      warnedAt = now
+      warnedWhy = reason
+      downSince ??= now
+      yield* Log.warn("postgres datasource disconnected; reconnecting", { error: reason, downForMs: now - downSince })
+    })
+
+  /** Syncs, and on failure waits and tries again, the waits starting over after a connection that synced. */
+  const follow = (attempt: number): Effect.Effect<void, never, Effect.Services<typeof sync>> =>
+    Effect.catch(sync, (error) =>
+      Effect.suspend(() => {
+        const next = synced ? 0 : attempt
+        synced = false
+        return failed(error).pipe(Effect.andThen(Effect.sleep(retryDelay(next))), Effect.andThen(Effect.suspend(() => follow(next + 1))))
+      }))
+
+  yield* Effect.forkScoped(follow(0))
 
   const write = (what: string, effect: Effect.Effect<unknown, { readonly message: string }>) =>
     Effect.mapError(Effect.asVoid(effect), (error) => new DatasourceWriteError({ source: SOURCE, detail: `${what}: ${error.message}` }))

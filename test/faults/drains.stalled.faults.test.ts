@@ -51,6 +51,42 @@ const stalled = async (options: { readonly count: number; readonly stallMs: numb
 }
 
 describe("syslog+tcp drain, receiver alive but not reading (issue 21, F)", () => {
+  it("logtrain stopped while the receiver is not reading: out within DRAIN_FLUSH_TIMEOUT, what may not have arrived counted as dropped (shutdown)", async () => {
+    const sink = await TcpSink.listen(await freePort())
+    const relay = await DrainFaults.start(bundle, `syslog+tcp://127.0.0.1:${sink.port}`, { DRAIN_FLUSH_TIMEOUT: "2s" })
+    const load = SyslogLoad.send({ port: relay.input, sources: ["worker-0", "worker-1"], count: 6000, rate: 1000, size: SIZE })
+    try {
+      await sleep(1000)
+      sink.pause()
+      // Long enough for the kernels' buffers to fill and a write to wait half written.
+      await sleep(4000)
+      const stopping = Date.now()
+      const stopped = await relay.stop()
+      const took = Date.now() - stopping
+      // The receiver reads again: whatever the kernels still deliver must be whole lines.
+      sink.resume()
+      await sleep(2000)
+      const shutdown = Number(/message="drain closed".* shutdown=(\d+)/.exec(relay.process.stderr())?.[1] ?? Number.NaN)
+      const report = analyse(sink.lines, SyslogLoad.parser(SIZE), load.sent)
+      const numbers = `${report.summary}\nexit ${stopped.code} after ${took} ms, dropped (shutdown) ${shutdown}, ` +
+        `partial frames the receiver held when a connection was reset ${sink.resetFragments.length}`
+      DrainFaults.show("F stopped while stalled", numbers)
+      assert.strictEqual(stopped.code, 0, `${numbers}\n${stopped.warnings}`)
+      assert.isAtMost(took, 4000, numbers)
+      // At most the last line, cut: a write the kernel had taken half of when the flush time ran
+      // out. The kernel delivers that half before the FIN (the line is counted as dropped).
+      // Resetting the connection instead would discard all the kernel holds, lines already counted
+      // as sent among them (tried: 1393 lost that way, and no cut line): see tcpClient.ts.
+      assert.isAtMost(report.cut, 1, numbers)
+      assert.strictEqual(report.reordered, 0, numbers)
+      assert.strictEqual(report.duplicates, 0, numbers)
+      assert.isAtMost(report.lost, shutdown, numbers)
+    } finally {
+      await relay.stop()
+      await sink.stop()
+    }
+  }, 60_000)
+
   it("not reading for 35 s (past the old 30 s write timeout): backpressure; every line once, in order, whole", async () => {
     const { numbers, report, stats } = await stalled({ count: 15_000, stallMs: 35_000, env: {} })
     DrainFaults.show("F stalled 35 s", numbers)

@@ -211,6 +211,10 @@ export const client = (options: ClientOptions): Effect.Effect<Client, never, Sco
         return Effect.sync(() => clearInterval(watch))
       })
 
+    // Ended with a FIN, even when a write is still half in Node's hands (a receiver not reading
+    // when the drain closes): the kernel then delivers that half line before the FIN. A reset
+    // would keep that one line whole but discard everything the kernel holds, lines the sender
+    // already confirmed (by CONFIRM_BYTES or time) among them.
     yield* Effect.addFinalizer(() =>
       Effect.sync(() => {
         link?.socket.end()

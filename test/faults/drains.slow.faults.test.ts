@@ -87,6 +87,48 @@ describe("syslog+tcp drain, receiver slow or away (issue 21, A)", () => {
     assert.strictEqual(stats.dropped, 0, numbers)
   }, 60_000)
 
+  it("the receiver stops for 3 s, then reads 50 lines/s of 2 KB (100 KB/s) while the drain's lanes close gracefully to split: more than 10 s to be read; nothing lost, in order", async () => {
+    const sink = await TcpSink.listen(await freePort())
+    sink.pace(2000)
+    const relay = await DrainFaults.start(bundle, `syslog+tcp://127.0.0.1:${sink.port}`, {
+      DRAIN_WHEN_FULL: "block",
+      DRAIN_BUFFER_SIZE: "200",
+      DRAIN_BATCH_SIZE: "50"
+    })
+    const sources = Array.from({ length: 8 }, (_, i) => `source-${i}`)
+    const count = 8000
+    const size = 2048
+    try {
+      const load = SyslogLoad.send({ port: relay.input, sources, count, rate: Number.POSITIVE_INFINITY, size })
+      // Read at 4 MB/s, the kernels' buffers grow to megabytes and the drain splits its lanes,
+      // each parent closing its connection gracefully: that waits until the receiver has read
+      // all the kernels hold, which, stopped and then read at 100 KB/s, takes well over 10 s.
+      await sleep(2000)
+      sink.pause()
+      await sleep(3000)
+      sink.pace(50)
+      sink.resume()
+      await sleep(13_000)
+      sink.pace(5000)
+      await load.done
+      await SyslogLoad.settle(() => sink.lines.length, count, 5000, 30_000)
+      const stats = await relay.stats()
+      const report = analyse(sink.lines, SyslogLoad.parser(size), load.sent)
+      const numbers = `${report.summary}\nmetrics ${JSON.stringify(stats)}, receiver connections ${sink.connections()}\n` +
+        DrainFaults.warnings(relay.process.stderr())
+      DrainFaults.show("A receiver slowing down", numbers)
+      assert.strictEqual(stats.workers, 4, numbers)
+      assert.strictEqual(report.lost, 0, numbers)
+      assert.strictEqual(report.reordered, 0, numbers)
+      assert.strictEqual(report.cut, 0, numbers)
+      assert.isAtMost(report.duplicates, stats.resent, numbers)
+    } finally {
+      const stopped = await relay.stop()
+      await sink.stop()
+      assert.strictEqual(stopped.code, 0, stopped.warnings)
+    }
+  }, 60_000)
+
   it("the slow receiver away for 5 s at 1000 lines/s (12k lines) with DRAIN_BUFFER_SIZE=40000: the backlog goes out over more lanes, in order, nothing lost", async () => {
     const sink = await TcpSink.listen(await freePort())
     sink.pace(2000)

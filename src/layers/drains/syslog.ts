@@ -52,8 +52,6 @@ const PROBE_TIMEOUT = Duration.seconds(2)
  */
 const CONFIRM_BYTES = 1024 * 1024
 const CONFIRM_AFTER_MS = 1000
-/** How long a graceful close may wait for the receiver to close its side. */
-const FINISH_TIMEOUT = Duration.seconds(10)
 
 /**
  * The batch as the bytes of its framed messages: one write per batch. A packet received as RFC
@@ -93,11 +91,18 @@ interface Written {
   readonly connection: number
 }
 
-/** A sender over a TCP client that confirms later (see CONFIRM_BYTES). */
+/**
+ * A sender over a TCP client that confirms later (see CONFIRM_BYTES). Its graceful close (`settle`)
+ * waits up to `finishTimeout` for the receiver to have read everything: a slow receiver may take
+ * long to read what the kernels hold (megabytes: 4 MB at 400 KB/s is 10 s), and giving up with a
+ * reset would discard what logtrain's kernel still held, some of it already confirmed; so it is
+ * the stall timeout, as for a write.
+ */
 export const confirmingSender = (
   client: TcpClient.Client,
   encode: (packets: ReadonlyArray<LogPacket>) => Uint8Array,
-  fail: (error: TransportError) => DrainError
+  fail: (error: TransportError) => DrainError,
+  finishTimeout: Duration.Duration
 ): Sender => {
   let listener: ConfirmationListener | undefined
   const unconfirmed: Array<Written> = []
@@ -164,7 +169,7 @@ export const confirmingSender = (
       held: () => unconfirmed.flatMap((written) => written.packets),
       settle: Effect.suspend(() => {
         if (unconfirmed.length === 0) return Effect.void
-        return Effect.andThen(resend, Effect.mapError(client.finish(FINISH_TIMEOUT), fail)).pipe(
+        return Effect.andThen(resend, Effect.mapError(client.finish(finishTimeout), fail)).pipe(
           Effect.andThen(Effect.sync(() => {
             for (const written of unconfirmed.splice(0)) listener?.confirmed(written.packets)
           }))
@@ -179,19 +184,22 @@ export const make = (url: SyslogDrainUrl): Effect.Effect<DrainSink, DrainError> 
   switch (url.transport) {
     case "tcp":
     case "tls":
-      return Effect.map(DrainSettings, (configured) => ({
-        probe: TcpClient.probe({ host: url.host, port: url.port, timeout: PROBE_TIMEOUT }),
-        sender: Effect.map(
-          TcpClient.client({
-            host: url.host,
-            port: url.port,
-            connectTimeout: CONNECT_TIMEOUT,
-            stallTimeout: configured.stallTimeout ?? defaultSettings.stallTimeout,
-            tls: url.transport === "tls" ? Tls.clientOptions(url.host, { ca: url.ca, insecure: url.insecure }) : undefined
-          }),
-          (client) => confirmingSender(client, (packets) => encodeBatch(packets, url.framing), fail)
-        )
-      }))
+      return Effect.map(DrainSettings, (configured) => {
+        const stallTimeout = configured.stallTimeout ?? defaultSettings.stallTimeout
+        return {
+          probe: TcpClient.probe({ host: url.host, port: url.port, timeout: PROBE_TIMEOUT }),
+          sender: Effect.map(
+            TcpClient.client({
+              host: url.host,
+              port: url.port,
+              connectTimeout: CONNECT_TIMEOUT,
+              stallTimeout,
+              tls: url.transport === "tls" ? Tls.clientOptions(url.host, { ca: url.ca, insecure: url.insecure }) : undefined
+            }),
+            (client) => confirmingSender(client, (packets) => encodeBatch(packets, url.framing), fail, stallTimeout)
+          )
+        }
+      })
     case "udp":
       return Effect.succeed({
         maxWorkers: 1,

@@ -108,7 +108,7 @@ describe("syslog+tcp drain, receiver slow or away (issue 21, A)", () => {
       await sleep(3000)
       sink.pace(50)
       sink.resume()
-      await sleep(13_000)
+      await sleep(11_000)
       sink.pace(5000)
       await load.done
       await SyslogLoad.settle(() => sink.lines.length, count, 5000, 30_000)

@@ -55,6 +55,8 @@ describe("syslog+tcp drain, receiver alive but not reading (issue 21, F)", () =>
     const sink = await TcpSink.listen(await freePort())
     const relay = await DrainFaults.start(bundle, `syslog+tcp://127.0.0.1:${sink.port}`, { DRAIN_FLUSH_TIMEOUT: "2s" })
     const load = SyslogLoad.send({ port: relay.input, sources: ["worker-0", "worker-1"], count: 6000, rate: 1000, size: SIZE })
+    // Stopped before it is all sent: logtrain closing its input may fail the sender's last writes.
+    load.done.catch(() => undefined)
     try {
       await sleep(1000)
       sink.pause()
@@ -99,8 +101,8 @@ describe("syslog+tcp drain, receiver alive but not reading (issue 21, F)", () =>
     assert.strictEqual(stats.dropped, 0, numbers)
   }, 90_000)
 
-  it("DRAIN_STALL_TIMEOUT=3s and a receiver not reading for 8 s: the connection is reset, what it held unconfirmed written again (counted), no cut line; the loss TCP cannot tell is bounded", async () => {
-    const { numbers, report, stats } = await stalled({ count: 12_000, stallMs: 8000, env: { DRAIN_STALL_TIMEOUT: "3s" } })
+  it("DRAIN_STALL_TIMEOUT=3s and a receiver not reading for 7 s: the connection is reset, what it held unconfirmed written again (counted), no cut line; the loss TCP cannot tell is bounded", async () => {
+    const { numbers, report, stats } = await stalled({ count: 8000, stallMs: 7000, env: { DRAIN_STALL_TIMEOUT: "3s" } })
     DrainFaults.show("F stall timeout", numbers)
     assert.strictEqual(report.cut, 0, numbers)
     assert.isAtMost(report.duplicates, stats.resent, numbers)

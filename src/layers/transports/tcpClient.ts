@@ -4,7 +4,9 @@
  * - A write resolves when Node has handed its bytes to the kernel. A receiver that is alive but
  *   not reading is backpressure, not a failure: the write simply waits — until no byte at all has
  *   moved for `stallTimeout`; then the connection is given up on with a reset (RST), which
- *   discards what the kernels still hold, so no half-written frame ever reaches the receiver.
+ *   discards what our kernel still holds (a FIN would have it deliver the half-written frame at
+ *   its end as if complete). What the receiver's kernel had already taken stays readable to it on
+ *   Linux, and may end in half a frame; the reset that follows tells the receiver it is broken.
  * - Death is what shows it: a reset, an error, the receiver closing (what it sends is read and
  *   ignored, so a close is noticed at once), or TCP keepalive failing on an idle connection. A
  *   receiver that closes cleanly (FIN, and no reset for what was still on its way) had read all

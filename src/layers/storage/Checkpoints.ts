@@ -95,6 +95,8 @@ export class Checkpoints extends Context.Service<Checkpoints, {
   readonly stateDir: string
   /** False on the very first run: no checkpoint was ever saved in this state directory. */
   readonly existed: boolean
+  /** When the checkpoints read at start were saved (epoch ms), if they say. */
+  readonly savedAt: number | undefined
   /** The checkpoints read at start, by path. */
   readonly initial: ReadonlyMap<string, FileCheckpoint>
   /** Why the saved checkpoints could not be read, if they could not (files then start at their beginning). */
@@ -135,9 +137,12 @@ const open = (dir: string) =>
     })
     const initial = new Map<string, FileCheckpoint>()
     let unreadable: string | undefined
+    let savedAt: number | undefined
     if (text !== undefined) {
       try {
-        const json = JSON.parse(text) as { version?: unknown; files?: unknown }
+        const json = JSON.parse(text) as { version?: unknown; files?: unknown; savedAt?: unknown }
+        const at = typeof json.savedAt === "string" ? Date.parse(json.savedAt) : Number.NaN
+        if (!Number.isNaN(at)) savedAt = at
         if ((json.version !== 1 && json.version !== VERSION) || !Array.isArray(json.files)) {
           throw new Error(`not a version ${VERSION} checkpoint`)
         }
@@ -150,16 +155,22 @@ const open = (dir: string) =>
       }
     }
     let sequence = 0
+    /** What the last save wrote (savedAt aside): an unchanged checkpoint is not written again. */
+    let last: string | undefined
     return {
       stateDir: dir,
       existed: text !== undefined,
+      savedAt,
       initial,
       unreadable,
       save: (entries: Iterable<FileCheckpoint>) =>
         Effect.tryPromise({
           try: async () => {
+            const files = JSON.stringify([...entries])
+            if (files === last) return
+            last = files
             const temporary = `${path}.${process.pid}.${sequence++}.tmp`
-            const body = JSON.stringify({ version: VERSION, savedAt: new Date().toISOString(), files: [...entries] })
+            const body = `{"version":${VERSION},"savedAt":"${new Date().toISOString()}","files":${files}}`
             const handle = await Fs.open(temporary, "w")
             try {
               await handle.writeFile(body)

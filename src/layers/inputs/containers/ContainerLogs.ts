@@ -209,6 +209,7 @@ export const layer = (options: Options): Layer.Layer<never, ContainerLogsError, 
             tag: info.naming.tag,
             checkpoint,
             atEnd: firstScan && !store.existed,
+            savedAt: store.savedAt,
             options: followerOptions,
             counts,
             onParked: (behind) => backlogs.add(follower!, behind),
@@ -281,6 +282,9 @@ export const layer = (options: Options): Layer.Layer<never, ContainerLogsError, 
     )
 
     yield* scan
+    // Saved at once: a kill before the first periodic save must not look like a first run (files
+    // would start at their end, and what was written meanwhile be skipped).
+    yield* save
     yield* check.ready
     yield* Log.info("container logs followed", {
       path: options.path,
@@ -304,5 +308,8 @@ export const layer = (options: Options): Layer.Layer<never, ContainerLogsError, 
 
     yield* poller.run.pipe(Effect.forkScoped)
 
-    yield* save.pipe(Effect.repeat(Schedule.spaced(options.checkpointInterval ?? Duration.seconds(5))), Effect.delay(options.checkpointInterval ?? Duration.seconds(5)), Effect.forkScoped)
+    // Every second (an unchanged checkpoint is not written again): after a kill, what is read twice
+    // is what was delivered in the last second or two.
+    const every = options.checkpointInterval ?? Duration.seconds(1)
+    yield* save.pipe(Effect.repeat(Schedule.spaced(every)), Effect.delay(every), Effect.forkScoped)
   }))

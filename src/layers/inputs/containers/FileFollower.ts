@@ -848,6 +848,8 @@ export const start = (init: {
   readonly checkpoint: Checkpoints.FileCheckpoint | undefined
   /** Start at the end (the first run, no checkpoint). */
   readonly atEnd: boolean
+  /** When the checkpoint was saved (epoch ms), if known. */
+  readonly savedAt?: number | undefined
   readonly options: FollowerOptions
   readonly counts: FollowerCounts
   readonly onParked: (behind: Behind) => void
@@ -871,12 +873,26 @@ export const start = (init: {
   saved.generations.forEach((g, i) => {
     const needed = Math.max(0, ...allMarks.filter((m) => m.generation === i).map((m) => m.offset))
     const isLast = i === saved.generations.length - 1
-    if (isLast && g.size === undefined && Files.sameIdentity(stat, g) && Files.matches(fd, g) && stat.size >= needed) {
+    const known = gens.map((x) => x.identity)
+    const isLive = () => {
       live = new Generation(i, fd, stat, livePrint, stat.mtimeMs)
       gens.push(live)
+    }
+    if (g.fingerprintBytes < Files.FINGERPRINT_BYTES && init.savedAt !== undefined) {
+      // Too short when saved to be told apart by its first bytes: it is the oldest file made since
+      // (a copytruncate copy) that begins as it did and is long enough — else the live one.
+      const copy = Files.rotatedSince(init.path, init.savedAt, [stat, ...known])
+        .find((file) => file.stat.size >= needed && matchesFile(file.path, g))
+      if (copy === undefined && isLast && g.size === undefined && Files.matches(fd, g) && stat.size >= needed) return isLive()
+      const copyFd = copy === undefined ? undefined : Files.openRead(copy.path)
+      const gen = new Generation(i, copyFd, copy?.stat ?? g, g, copy?.stat.mtimeMs ?? 0)
+      gen.size = copy?.stat.size ?? needed
+      if (copyFd === undefined) init.counts.unrecovered++
+      gens.push(gen)
       return
     }
-    const found = Files.findByFingerprint(init.path, g, needed, { prefer: g, exclude: [stat, ...gens.map((x) => x.identity)] })
+    if (isLast && g.size === undefined && Files.sameIdentity(stat, g) && Files.matches(fd, g) && stat.size >= needed) return isLive()
+    const found = Files.findByFingerprint(init.path, g, needed, { prefer: g, exclude: [stat, ...known] })
     const gen = new Generation(i, found?.fd, found?.stat ?? g, g, found?.stat.mtimeMs ?? 0)
     gen.size = found?.stat.size ?? needed
     if (found === undefined) init.counts.unrecovered++
@@ -903,6 +919,17 @@ export const start = (init: {
   for (const m of behind.values()) if (earlier(m, start)) start = m
   // Read from the earliest place any drain needs; each drain takes only what comes after its own.
   return make(gens, start, behind.size === 0 ? undefined : { marks: behind, others: head })
+}
+
+/** Whether the file at `path` begins with the bytes `print` was taken from. */
+const matchesFile = (path: string, print: Files.Fingerprint): boolean => {
+  const fd = Files.openRead(path)
+  if (fd === undefined) return false
+  try {
+    return Files.matches(fd, print)
+  } finally {
+    Files.closeQuietly(fd)
+  }
 }
 
 /** Lines of `gen` between two offsets ending at or after position `wanted` (lines given up on; the others were had). */

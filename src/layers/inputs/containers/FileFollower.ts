@@ -350,7 +350,8 @@ export class FileFollower implements ChunkOwner {
         if (n === CHUNK) continue
         break
       }
-      // Nothing new. Written without growing (a truncation refilled to the same length)?
+      // Nothing new. Written without growing (a truncation refilled to the same length)? Or, still
+      // empty as when it began, written and truncated since (copies of it will tell)?
       if (stat.mtimeMs !== this.quietMtime) {
         this.quietMtime = stat.mtimeMs
         if (!Files.matches(live.fd!, live.print)) {
@@ -359,6 +360,7 @@ export class FileFollower implements ChunkOwner {
           resume = this.reader.resumeOffset
           continue
         }
+        if (live.print.fingerprintBytes === 0 && this.reader.offset === 0 && this.unseenBefore(live)) continue
         checkPath = true
       }
       if (!checkPath) break
@@ -879,15 +881,21 @@ export const start = (init: {
       gens.push(live)
     }
     if (g.fingerprintBytes < Files.FINGERPRINT_BYTES && init.savedAt !== undefined) {
-      // Too short when saved to be told apart by its first bytes: it is the oldest file made since
-      // (a copytruncate copy) that begins as it did and is long enough — else the live one.
-      const copy = Files.rotatedSince(init.path, init.savedAt, [stat, ...known])
-        .find((file) => file.stat.size >= needed && matchesFile(file.path, g))
-      if (copy === undefined && isLast && g.size === undefined && Files.matches(fd, g) && stat.size >= needed) return isLive()
-      const copyFd = copy === undefined ? undefined : Files.openRead(copy.path)
-      const gen = new Generation(i, copyFd, copy?.stat ?? g, g, copy?.stat.mtimeMs ?? 0)
-      gen.size = copy?.stat.size ?? needed
-      if (copyFd === undefined) init.counts.unrecovered++
+      // Too short when saved to be told apart by its first bytes. Renamed away, it kept its inode;
+      // still at the path, it is the live file — unless it was truncated since: then it is the
+      // oldest copy made since the save that begins as it did.
+      let found: { readonly path: string; readonly stat: Fs.Stats } | undefined
+      if (!Files.sameIdentity(stat, g)) {
+        found = Files.rotatedSince(init.path, 0, [stat, ...known]).find((file) => Files.sameIdentity(file.stat, g) && file.stat.size >= needed)
+      } else {
+        found = Files.rotatedSince(init.path, init.savedAt, [stat, ...known])
+          .find((file) => file.stat.size >= needed && matchesFile(file.path, g))
+        if (found === undefined && isLast && g.size === undefined && Files.matches(fd, g) && stat.size >= needed) return isLive()
+      }
+      const foundFd = found === undefined ? undefined : Files.openRead(found.path)
+      const gen = new Generation(i, foundFd, found?.stat ?? g, g, found?.stat.mtimeMs ?? 0)
+      gen.size = found?.stat.size ?? needed
+      if (foundFd === undefined) init.counts.unrecovered++
       gens.push(gen)
       return
     }

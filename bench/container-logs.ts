@@ -10,6 +10,22 @@
  *   node bench/container-logs.ts memory [files=52] [lines/s per file=20] [seconds=30]
  *     52 files written at 20 lines/s each (CRI) while logtrain follows them; prints RSS (median
  *     of the last half), heap, and that every line arrived.
+ *
+ *   node bench/container-logs.ts scale [files=2000] [seconds=20]
+ *     `files` files of two lines each, read from their start; prints how long until every line
+ *     arrived, then logtrain's CPU (% of a core) and RSS over `seconds` while the files are quiet.
+ *
+ *   node bench/container-logs.ts new-files [files=10000]
+ *     logtrain follows an empty directory; `files` files of one line each appear at once; prints
+ *     how long until every line arrived (how fast new files are picked up).
+ *
+ *   node bench/container-logs.ts backlog [seconds=300] [lines/s=1000]
+ *     10 files written at `lines/s` in all, routed to a syslog+tcp drain whose receiver is down the
+ *     whole time; prints logtrain's RSS every minute (the backlog is on disk, not in memory), then
+ *     starts the receiver and prints how long until every line arrived, and how many.
+ *
+ * ENTRY=<script> runs another build (e.g. dist/bundle/logtrain.js, as the image does); the default
+ * is the sources.
  */
 import { spawn } from "node:child_process"
 import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs"
@@ -26,6 +42,7 @@ mkdirSync(containers)
 mkdirSync(state)
 const ID = "feedface".repeat(8)
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+const line = (i: number) => `2024-01-01T00:00:00.123456789Z stdout F request ${i} handled in 12ms\n`
 
 const container = (i: number) => {
   const dir = join(root, "pods", `bench_app-${i}-5d8f7c-x2x9q_uid`, "app")
@@ -41,7 +58,8 @@ const sink = await startSink(sinkPort!)
 
 const startLogtrain = () => {
   const pin = process.env.PIN_CPU
-  const args = [...(process.env.NODE_FLAGS ?? "").split(" ").filter(Boolean), join(import.meta.dirname, "../src/programs/logtrain.ts")]
+  const entry = process.env.ENTRY ?? join(import.meta.dirname, "../src/programs/logtrain.ts")
+  const args = [...(process.env.NODE_FLAGS ?? "").split(" ").filter(Boolean), entry]
   const child = spawn(pin ? "taskset" : process.execPath, pin ? ["-c", pin, process.execPath, ...args] : args, {
     env: {
       PATH: process.env.PATH ?? "",
@@ -52,7 +70,8 @@ const startLogtrain = () => {
       KUBERNETES_LOG_PATH: containers,
       STATE_DIR: state,
       ROUTES: JSON.stringify({ "*": [`syslog+tcp://127.0.0.1:${sinkPort}`] }),
-      LOG_LEVEL: "error"
+      LOG_LEVEL: "error",
+      ...(mode === "backlog" ? { DRAIN_RETRY_MAX_DELAY: "5s" } : {})
     },
     stdio: ["ignore", "inherit", "inherit"]
   })
@@ -109,6 +128,63 @@ try {
     const cpu = lt.cpu() - cpu0
     console.log(`container logs → syslog+tcp: ${expected} lines from ${files} files in ${seconds.toFixed(2)} s = ${Math.round(expected / seconds)} lines/s; logtrain CPU ${cpu.toFixed(2)} s (${(cpu / (expected / 1e6)).toFixed(2)} CPU-s per million)${process.env.PIN_CPU ? ` on core ${process.env.PIN_CPU}` : ""}; peak RSS ${Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${lt.child.pid}/status`, "utf8"))?.[1]) / 1024 | 0} MB`)
     await lt.stop()
+  } else if (mode === "scale" || mode === "new-files") {
+    const files = Number(process.argv[3] ?? (mode === "scale" ? 2000 : 10_000))
+    const seconds = Number(process.argv[4] ?? 20)
+    const paths: Array<string> = []
+    if (mode === "scale") for (let i = 0; i < files; i++) paths.push(container(i))
+    for (const [i, path] of paths.entries()) appendFileSync(path, line(2 * i) + line(2 * i + 1))
+    // A checkpoint exists (not the first run), so files without one are read from their start.
+    writeFileSync(join(state, "container-logs.json"), JSON.stringify({ version: 1, files: [] }))
+    const lt = startLogtrain()
+    await ready()
+    const started = performance.now()
+    const expected = mode === "scale" ? 2 * files : files
+    if (mode === "new-files") for (let i = 0; i < files; i++) appendFileSync(container(i), line(i))
+    while (sink.received() < expected && performance.now() - started < 120_000) await sleep(20)
+    const pickedUp = (performance.now() - started) / 1000
+    console.log(`${files} files: all ${sink.received()} of ${expected} lines arrived ${pickedUp.toFixed(2)} s after ${mode === "scale" ? "logtrain was ready" : "the files appeared"}`)
+    if (mode === "scale") {
+      await sleep(2000)
+      const cpu0 = lt.cpu()
+      const t0 = performance.now()
+      await sleep(seconds * 1000)
+      const share = (lt.cpu() - cpu0) / ((performance.now() - t0) / 1000)
+      console.log(`${files} quiet files for ${seconds} s: logtrain CPU ${(share * 100).toFixed(1)} % of a core, RSS ${lt.rss().toFixed(0)} MB`)
+    }
+    await lt.stop()
+  } else if (mode === "backlog") {
+    const seconds = Number(process.argv[3] ?? 300)
+    const rate = Number(process.argv[4] ?? 1000)
+    // Nothing listens on the drain's port until the end.
+    await sink.stop()
+    const paths = Array.from({ length: 10 }, (_, i) => container(i))
+    const lt = startLogtrain()
+    await ready()
+    let written = 0
+    const started = Date.now()
+    let nextReport = 0
+    while (Date.now() - started < seconds * 1000) {
+      const now = new Date().toISOString()
+      for (const path of paths) {
+        let text = ""
+        for (let k = 0; k < rate / 100; k++) text += `${now} stdout F request ${written++} handled in 12ms path=/api/v1/items status=200\n`
+        appendFileSync(path, text)
+      }
+      const elapsed = Date.now() - started
+      if (elapsed >= nextReport) {
+        console.log(`${Math.round(elapsed / 1000)} s: ${written} lines written, receiver down; logtrain RSS ${lt.rss().toFixed(1)} MB`)
+        nextReport += 60_000
+      }
+      await sleep(Math.max(0, written / rate * 1000 - (Date.now() - started)))
+    }
+    console.log(`${seconds} s: ${written} lines written; logtrain RSS ${lt.rss().toFixed(1)} MB; the receiver comes up`)
+    const up = await startSink(sinkPort!)
+    const t0 = performance.now()
+    while (up.received() < written && performance.now() - t0 < 600_000) await sleep(100)
+    console.log(`all ${up.received()} of ${written} lines arrived ${((performance.now() - t0) / 1000).toFixed(1)} s after the receiver came up; logtrain RSS ${lt.rss().toFixed(1)} MB`)
+    await lt.stop()
+    await up.stop()
   } else {
     const files = Number(process.argv[3] ?? 52)
     const rate = Number(process.argv[4] ?? 20)

@@ -99,7 +99,8 @@ export const layer = (options: Options): Layer.Layer<never, ContainerLogsError, 
       truncations: 0,
       unrecovered: 0,
       splitOfReleased: 0,
-      backlogDropped: 0
+      backlogDropped: 0,
+      unsaved: true
     })
     /** Checkpoints read at start, until their file is picked up. */
     const saved = new Map(store.initial)
@@ -120,6 +121,7 @@ export const layer = (options: Options): Layer.Layer<never, ContainerLogsError, 
       done: (entry) => {
         const follower = entry.follower
         followed.delete(follower.path)
+        counts.unsaved = true
         counts.splitOfReleased += follower.split
         if (follower.behind.size > 0) draining.add(follower)
       },
@@ -128,6 +130,7 @@ export const layer = (options: Options): Layer.Layer<never, ContainerLogsError, 
           // Dropped: the next scan picks the file up again, from where it was.
           const follower = entry.follower
           followed.delete(follower.path)
+          counts.unsaved = true
           retry.set(follower.path, follower.checkpoint())
           for (const gen of follower.gens) gen.close()
           return Log.warn("log file read failed; it will be picked up again", { file: follower.path, error: String(error) })
@@ -184,7 +187,12 @@ export const layer = (options: Options): Layer.Layer<never, ContainerLogsError, 
     }
     // The last save comes when the checkpoint store is released: after the drains have flushed.
     store.saveAtStop(entries)
-    const save = Effect.suspend(() => store.save(entries())).pipe(
+    // Built only when some place changed: with thousands of quiet files, that is most of the time.
+    const save = Effect.suspend(() => {
+      if (!counts.unsaved) return Effect.void
+      counts.unsaved = false
+      return store.save(entries())
+    }).pipe(
       Effect.catch((error) => Log.error("cannot save checkpoints", { error: error.message }))
     )
 
@@ -219,15 +227,28 @@ export const layer = (options: Options): Layer.Layer<never, ContainerLogsError, 
           if (checkpoint !== undefined) retry.set(path, checkpoint)
           return yield* Log.warn("cannot open log file; it will be tried again", { file: path, error: String(error) })
         }
-        if (follower === undefined) return // A link whose file is gone: nothing to read.
+        if (follower === undefined) {
+          // A link whose file is not there (yet, or any more): looked for again at the next scan.
+          unopened.add(path)
+          return
+        }
+        unopened.delete(path)
         const entry = poller.add(follower)
         follower.onResume = () => poller.nudge(entry)
         followed.set(path, entry)
+        counts.unsaved = true
         yield* Log.debug("following log file", { file: path, hostname: follower.hostname, tag: follower.tag, named: info.known ? "api" : "file name" })
       })
 
+    /** Links whose file could not be opened yet (a kubelet may link before the runtime writes): scanned for again. */
+    const unopened = new Set<string>()
     let firstScan = true
+    /** The directory's modification time at the last scan: unchanged, no file came or went. */
+    let scannedMtime = Number.NaN
     const scan = Effect.gen(function*() {
+      const mtime = Fs.statSync(options.path, { throwIfNoEntry: false })?.mtimeMs ?? Number.NaN
+      if (mtime === scannedMtime && retry.size === 0 && unopened.size === 0) return
+      scannedMtime = mtime
       const names = yield* Effect.try({
         try: () => Fs.readdirSync(options.path),
         catch: (error) => new ContainerLogsError({ detail: `read ${options.path}: ${(error as Error).message}` })
@@ -247,6 +268,7 @@ export const layer = (options: Options): Layer.Layer<never, ContainerLogsError, 
         fresh.push([path, file])
       }
       for (const path of ignored) if (!present.has(path)) ignored.delete(path)
+      for (const path of unopened) if (!present.has(path)) unopened.delete(path)
       // Pod metadata may need the API (a pod just started): several asked at once; files started
       // in batches, so thousands of new files are picked up in seconds without stalling the rest.
       const first = firstScan

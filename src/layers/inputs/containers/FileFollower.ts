@@ -56,6 +56,8 @@ export interface FollowerCounts {
   splitOfReleased: number
   /** Lines skipped for drains too far behind. */
   backlogDropped: number
+  /** Some follower's place changed since the last checkpoint was saved. */
+  unsaved: boolean
 }
 
 /** Bytes read at once. */
@@ -141,12 +143,14 @@ class Chunk implements Receipt {
     this.owed.push([endpoint, 1])
   }
   routed(endpoints: ReadonlyArray<string> | undefined): void {
+    this.follower.changed()
     this.unrouted--
     if (this.owner === this.follower) this.follower.routes = endpoints
     if (this.unrouted === 0) this.follower.routedUpTo(this)
     if (--this.outstanding === 0) this.follower.settled(this.owner)
   }
   settle(endpoint: string): void {
+    this.follower.changed()
     for (let i = 0; i < this.owed.length; i++) {
       const pair = this.owed[i]!
       if (pair[0] !== endpoint) continue
@@ -302,6 +306,7 @@ export class FileFollower implements ChunkOwner {
    */
   look(now: number, budget: number, packets: Array<LogPacket.LogPacket>, checkPath: boolean): LookResult {
     if (this.paused) return "idle"
+    const before = this.gens.length
     let read = 0
     let resume = this.reader.resumeOffset
     const handOver = () => {
@@ -386,7 +391,13 @@ export class FileFollower implements ChunkOwner {
     }
     this.reader.flushOlderThan(now - this.options.partialTimeout)
     handOver()
+    if (read > 0 || this.gens.length !== before) this.changed()
     return read >= budget ? "more" : "idle"
+  }
+
+  /** Its checkpoint may say something else now. */
+  changed(): void {
+    this.counts.unsaved = true
   }
 
   /** Reads `n` bytes of `gen` at the head's offset into its reader; -1 if the live file was truncated meanwhile. */
@@ -602,6 +613,7 @@ export class FileFollower implements ChunkOwner {
   }
 
   park(endpoint: string, chunk: Chunk, position: number, feed: Feed): void {
+    this.changed()
     const mark: Mark = { gen: chunk.mark.gen, offset: chunk.mark.offset, from: position }
     const b = this.behind.get(endpoint)
     if (b === undefined) {
@@ -639,6 +651,7 @@ export class FileFollower implements ChunkOwner {
    * until the drain is full, caught up with the head, or gone (its route removed).
    */
   feedBacklog(b: Behind, now: number): BacklogStep {
+    this.changed()
     if (this.behind.get(b.endpoint) !== b) return "gone"
     if (b.rejoinAt !== undefined) return "caughtUp"
     this.limitBacklog(b)

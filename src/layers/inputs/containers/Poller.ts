@@ -4,12 +4,13 @@
  *
  * - Busy files (read from lately) are looked at every `pollInterval`; a file with more to read
  *   than one look takes is looked at again at once, after the others' turn.
- * - Quiet files (nothing new for QUIET_AFTER looks) are looked at every `quietInterval` — and at
- *   once when they change: each has an inotify watch (fs.watch) that marks it dirty, and dirty
- *   files are looked at together within NUDGE_DELAY. So a quiet file costs nothing between its
- *   rare looks (an fstat, and a stat of its path to see a rotation), and idle CPU stays about
- *   flat in the number of files; a file that cannot be watched (the inotify limit) is still
- *   found by its quiet looks.
+ * - Quiet files (nothing new for QUIET_AFTER looks) are looked at when they change: each has an
+ *   inotify watch (fs.watch) that marks it dirty on a write, a rename or a deletion, and dirty
+ *   files are looked at together within NUDGE_DELAY. Between changes, a watched quiet file is
+ *   looked at only every WATCHED_QUIET (in case an event was lost: the kernel's queue of them
+ *   can overflow), so idle CPU stays about flat in the number of files; a file that cannot be
+ *   watched (the inotify limit) is looked at every `quietInterval`. A look is an fstat, and a
+ *   stat of the path to see a rotation; the looks of a round are plain synchronous calls.
  * - Time is Effect's Clock (tests drive it with TestClock); the wait for the next look races a
  *   Queue.dropping(1) the watches offer to.
  */
@@ -30,6 +31,8 @@ const NUDGE_DELAY_MS = 20
 const BURST = 64 * 1024
 /** Packets of several files handed to the router together, up to about this many. */
 const BATCH = 1024
+/** How often a watched quiet file is looked at anyway. */
+const WATCHED_QUIET_MS = 30_000
 
 export interface Followed {
   readonly follower: FileFollower
@@ -61,12 +64,11 @@ export const make = Effect.fnUntraced(function*(options: PollerOptions) {
   const wake = yield* Queue.dropping<void>(1)
   const busy = new Set<Followed>()
   const dirty = new Set<Followed>()
-  /** Quiet files in the order they are due (one interval: appending keeps the order). */
-  let quiet: Array<{ readonly entry: Followed; readonly at: number }> = []
-  let quietHead = 0
+  /** Quiet files in the order they are due: watched, and not (one interval each: appending keeps the order). */
+  const quietQueues = [new QuietQueue(WATCHED_QUIET_MS), new QuietQueue(Duration.toMillis(options.quietInterval))]
+  const quietQueue = (entry: Followed) => quietQueues[entry.watcher === undefined ? 1 : 0]!
   let nudgeTimer: ReturnType<typeof setTimeout> | undefined
   const pollMs = Duration.toMillis(options.pollInterval)
-  const quietMs = Duration.toMillis(options.quietInterval)
 
   const nudge = (entry: Followed) => {
     if (entry.gone || entry.dirty) return
@@ -107,8 +109,7 @@ export const make = Effect.fnUntraced(function*(options: PollerOptions) {
   const goQuiet = (entry: Followed, now: number) => {
     entry.busy = false
     busy.delete(entry)
-    entry.quietAt = now + quietMs
-    quiet.push({ entry, at: entry.quietAt })
+    quietQueue(entry).push(entry, now)
   }
 
   const goBusy = (entry: Followed) => {
@@ -139,72 +140,69 @@ export const make = Effect.fnUntraced(function*(options: PollerOptions) {
   /** Files with more to read than their look took: looked at again straight away. */
   let hot: Array<Followed> = []
 
-  const look = (entry: Followed, now: number, checkPath: boolean) =>
-    Effect.suspend(() => {
-      if (entry.gone) return Effect.void
-      entry.dirty = false
-      const before = entry.follower.reader.offset
-      let result: LookResult
-      try {
-        result = entry.follower.look(now, BURST, packets, checkPath)
-      } catch (error) {
-        remove(entry)
-        return options.failed(entry, error)
-      }
-      if (result === "done") {
-        remove(entry)
-        options.done(entry)
-      } else if (result === "more") {
-        goBusy(entry)
-        hot.push(entry)
-      } else if (entry.follower.reader.offset !== before || entry.follower.unsettled) {
-        goBusy(entry)
-      } else if (entry.busy && ++entry.emptyLooks >= QUIET_AFTER) {
-        goQuiet(entry, now)
-      } else if (!entry.busy) {
-        entry.quietAt = now + quietMs
-        quiet.push({ entry, at: entry.quietAt })
-      }
-      const live = entry.follower.live
-      if (live !== undefined && live.identity.ino !== entry.watchedIno && !entry.gone) watch(entry)
-      if (packets.length < BATCH) return Effect.void
-      const batch = packets
-      packets = []
-      return options.offer(batch)
-    })
+  /** Files whose look failed, to be dropped (with a warning) after the round. */
+  const failures: Array<readonly [Followed, unknown]> = []
+
+  /** One look at a file, synchronously; true when enough packets wait to be handed over. */
+  const look = (entry: Followed, now: number, checkPath: boolean): boolean => {
+    if (entry.gone) return false
+    entry.dirty = false
+    const before = entry.follower.reader.offset
+    let result: LookResult
+    try {
+      result = entry.follower.look(now, BURST, packets, checkPath)
+    } catch (error) {
+      remove(entry)
+      failures.push([entry, error])
+      return packets.length >= BATCH
+    }
+    if (result === "done") {
+      remove(entry)
+      options.done(entry)
+    } else if (result === "more") {
+      goBusy(entry)
+      hot.push(entry)
+    } else if (entry.follower.reader.offset !== before || entry.follower.unsettled) {
+      goBusy(entry)
+    } else if (entry.busy && ++entry.emptyLooks >= QUIET_AFTER) {
+      goQuiet(entry, now)
+    } else if (!entry.busy) {
+      quietQueue(entry).push(entry, now)
+    }
+    const live = entry.follower.live
+    if (live !== undefined && live.identity.ino !== entry.watchedIno && !entry.gone) watch(entry)
+    return packets.length >= BATCH
+  }
+
+  const handOver = Effect.suspend(() => {
+    const batch = packets
+    packets = []
+    return batch.length === 0 ? Effect.void : options.offer(batch)
+  })
 
   /** One round: the hot files, the busy ones when due, the dirty ones, the quiet ones due. */
   const round = Effect.gen(function*() {
     const now = yield* Clock.currentTimeMillis
     const again = hot
     hot = []
-    for (const entry of again) yield* look(entry, now, false)
+    for (const entry of again) if (look(entry, now, false)) yield* handOver
     if (now >= nextBusyAt) {
       nextBusyAt = now + pollMs
       // (A look may move the file out of `busy`: deleting while iterating a Set is safe.)
       for (const entry of busy) {
-        if (!again.includes(entry)) yield* look(entry, now, entry.emptyLooks > 0 || entry.follower.unsettled)
+        if (!again.includes(entry) && look(entry, now, entry.emptyLooks > 0 || entry.follower.unsettled)) yield* handOver
       }
     }
     if (dirty.size > 0) {
       const changed = [...dirty]
       dirty.clear()
-      for (const entry of changed) yield* look(entry, now, true)
+      for (const entry of changed) if (look(entry, now, true)) yield* handOver
     }
-    while (quietHead < quiet.length && quiet[quietHead]!.at <= now) {
-      const { at, entry } = quiet[quietHead++]!
-      // Stale places (the file became busy, or was looked at since) are skipped.
-      if (!entry.busy && !entry.gone && entry.quietAt === at) yield* look(entry, now, true)
+    for (const queue of quietQueues) {
+      for (let entry = queue.due(now); entry !== undefined; entry = queue.due(now)) if (look(entry, now, true)) yield* handOver
     }
-    if (quietHead > 1024 && quietHead * 2 > quiet.length) {
-      quiet = quiet.slice(quietHead)
-      quietHead = 0
-    }
-    if (packets.length > 0) {
-      const batch = packets
-      packets = []
-      yield* options.offer(batch)
-    }
+    yield* handOver
+    for (const [entry, error] of failures.splice(0)) yield* options.failed(entry, error)
   })
 
   /** Until the next round is due, or a file changes. */
@@ -212,14 +210,8 @@ export const make = Effect.fnUntraced(function*(options: PollerOptions) {
     if (hot.length > 0) return yield* Effect.yieldNow
     const now = yield* Clock.currentTimeMillis
     let until = busy.size > 0 ? nextBusyAt : Number.POSITIVE_INFINITY
-    for (let i = quietHead; i < quiet.length; i++) {
-      const { at, entry } = quiet[i]!
-      if (!entry.busy && !entry.gone && entry.quietAt === at) {
-        until = Math.min(until, at)
-        break
-      }
-    }
-    const wait = Math.max(0, Math.min(until - now, quietMs))
+    for (const queue of quietQueues) until = Math.min(until, queue.next())
+    const wait = Math.max(0, Math.min(until - now, WATCHED_QUIET_MS))
     yield* Effect.raceFirst(Effect.sleep(Duration.millis(wait)), Queue.take(wake))
   })
 
@@ -228,9 +220,50 @@ export const make = Effect.fnUntraced(function*(options: PollerOptions) {
   const close = Effect.sync(() => {
     clearTimeout(nudgeTimer)
     for (const entry of busy) unwatch(entry)
-    for (const { entry } of quiet) unwatch(entry)
+    for (const queue of quietQueues) queue.each(unwatch)
     for (const entry of dirty) unwatch(entry)
   })
 
   return { add, remove, run, close, nudge }
 })
+
+/**
+ * Quiet files in the order they are due, all looked at every `interval`: appended as they go
+ * quiet (so in order), a place stale once the file was looked at since or became busy.
+ */
+class QuietQueue {
+  private items: Array<{ readonly entry: Followed; readonly at: number }> = []
+  private head = 0
+  private readonly interval: number
+  constructor(interval: number) {
+    this.interval = interval
+  }
+  push(entry: Followed, now: number): void {
+    entry.quietAt = now + this.interval
+    this.items.push({ entry, at: entry.quietAt })
+  }
+  private live(i: number): boolean {
+    const { at, entry } = this.items[i]!
+    return !entry.busy && !entry.gone && entry.quietAt === at
+  }
+  /** The next file due by `now`, taken out of the queue. */
+  due(now: number): Followed | undefined {
+    while (this.head < this.items.length && this.items[this.head]!.at <= now) {
+      const i = this.head++
+      if (this.live(i)) return this.items[i]!.entry
+    }
+    if (this.head > 1024 && this.head * 2 > this.items.length) {
+      this.items = this.items.slice(this.head)
+      this.head = 0
+    }
+    return undefined
+  }
+  /** When the next file is due. */
+  next(): number {
+    for (let i = this.head; i < this.items.length; i++) if (this.live(i)) return this.items[i]!.at
+    return Number.POSITIVE_INFINITY
+  }
+  each(f: (entry: Followed) => void): void {
+    for (let i = this.head; i < this.items.length; i++) f(this.items[i]!.entry)
+  }
+}

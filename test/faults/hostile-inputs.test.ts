@@ -18,6 +18,13 @@ import * as LogtrainProcess from "../helpers/LogtrainProcess.ts"
 import * as Peers from "../helpers/Peers.ts"
 import { freePorts } from "../helpers/ports.ts"
 
+/** Writes `text` to a TCP port and closes the connection. */
+const send = (port: number, text: string) =>
+  new Promise<void>((resolve) => {
+    const socket = Net.connect({ host: "127.0.0.1", port }, () => socket.end(text, () => resolve()))
+    socket.on("error", () => resolve())
+  })
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 let bundle: Bundle.Bundle
@@ -199,11 +206,6 @@ input(type="imtcp" port="${port}" address="127.0.0.1" ruleset="tls")
     const good = await rsyslog(goodIn!, certs.files.clientCert, certs.files.clientKey)
     const bad = await rsyslog(badIn!, join(certs.dir, "other-ca-client.pem"), join(certs.dir, "other-ca-client.key"))
     try {
-      const send = (port: number, text: string) =>
-        new Promise<void>((resolve) => {
-          const socket = Net.connect({ host: "127.0.0.1", port }, () => socket.end(text, () => resolve()))
-          socket.on("error", () => resolve())
-        })
       await send(badIn!, "<14>1 2026-01-01T00:00:00Z host app - - - from another CA\n")
       await reaches(() => lt.metric("logtrain_input_errors_total", `input="syslog_tls",reason="tls_handshake"`), 1, "the other CA's client refused")
       await send(goodIn!, "<14>1 2026-01-01T00:00:00Z host app - - - from the CA\n")

@@ -29,6 +29,9 @@ import { findLeak, type SecretUrl, secretUrl } from "../../helpers/SecretUrls.ts
  * not reachable at all) or silent (sockets, which are only refused; drains that send nowhere). A
  * kind added later is taken as answering, over TLS if its URL says https.
  */
+/** A generated URL pointed at a local port. */
+const place = (generated: SecretUrl, port: number) => generated.url.replace("@HOSTPORT/", `@127.0.0.1:${port}/`)
+
 const kinds = Object.keys(DrainUrl.schemes).map((scheme) => {
   const parsed = DrainUrl.parse(`${scheme}://host:1/`)
   const url = Result.isSuccess(parsed) ? parsed.success : undefined
@@ -140,7 +143,6 @@ describe("redaction through the running router", () => {
         const receiver = kindOf(scheme).tls ? tls : plain
         return { port: receiver.port, receiver }
       }
-      const place = (generated: SecretUrl, port: number) => generated.url.replace("@HOSTPORT/", `@127.0.0.1:${port}/`)
 
       // What the same runs show with other secrets: the words they have of their own.
       const baselines = new Map<string, string>()

@@ -55,6 +55,7 @@ const container = (i: number) => {
 
 const [http, sinkPort] = await freePorts(2)
 const sink = await startSink(sinkPort!)
+let sinkStopped = false
 
 const startLogtrain = () => {
   const pin = process.env.PIN_CPU
@@ -158,6 +159,7 @@ try {
     const rate = Number(process.argv[4] ?? 1000)
     // Nothing listens on the drain's port until the end.
     await sink.stop()
+    sinkStopped = true
     const paths = Array.from({ length: 10 }, (_, i) => container(i))
     const lt = startLogtrain()
     await ready()
@@ -225,6 +227,6 @@ try {
     await lt.stop()
   }
 } finally {
-  await sink.stop()
+  if (!sinkStopped) await sink.stop()
   rmSync(root, { recursive: true, force: true })
 }

@@ -541,10 +541,10 @@ export class FileFollower implements ChunkOwner {
     }
     for (const gen of this.gens) {
       if (gen === this.live || gen.fd === undefined || gen.seq > this.gen.seq) continue
-      // Still read by the head or a drain behind, or a drain may yet be parked in it (a packet of
-      // it not routed yet).
+      // Still read by the head, or by a drain behind (now or when it gets there), or a drain may
+      // yet be parked in it (a packet of it not routed yet).
       const needed = (gen === this.gen && !this.ended) ||
-        [...this.behind.values()].some((b) => b.mark.gen === gen && b.rejoinAt === undefined) ||
+        [...this.behind.values()].some((b) => b.mark.gen.seq <= gen.seq && b.rejoinAt === undefined) ||
         this.chunks.some((chunk) => chunk.mark.gen === gen && chunk.unrouted > 0)
       if (!needed) gen.close()
     }
@@ -923,7 +923,9 @@ export const start = (init: {
     // Rotated while logtrain was away: the files rotated out since, then the live one.
     const newest = gens.reduce((t, gen) => Math.max(t, gen.mtimeMs), 0)
     const since = Files.rotatedSince(init.path, newest, [stat, ...gens.map((gen) => gen.identity)])
-      .filter((file) => !Files.agree(Files.headOf(file.path, Files.FINGERPRINT_BYTES), livePrint.prefix))
+      // (A copy that begins as the live file does is a copy of it, still being written: not one
+      // of those rotated out. An empty live file tells nothing.)
+      .filter((file) => livePrint.prefix.length === 0 || !Files.agree(Files.headOf(file.path, Files.FINGERPRINT_BYTES), livePrint.prefix))
     for (const file of since) {
       const rotatedFd = Files.openRead(file.path)
       if (rotatedFd === undefined) continue

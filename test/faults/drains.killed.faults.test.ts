@@ -62,4 +62,35 @@ describe("syslog+tcp drain, receiver killed (issue 21, B)", () => {
       assert.strictEqual(stopped.code, 0, stopped.warnings)
     }
   }, 60_000)
+
+  it("a receiver reading 1000 lines/s of the 2000 sent (the bottleneck), SIGKILLed: what its and logtrain's kernels held is written again; nothing lost", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "logtrain-killed-"))
+    const sink = await SinkProcess.start(await freePort(), join(dir, "received"), 1000)
+    const relay = await DrainFaults.start(bundle, `syslog+tcp://127.0.0.1:${sink.port}`, { DRAIN_WHEN_FULL: "block" })
+    const count = 8000
+    try {
+      const load = SyslogLoad.send({ port: relay.input, sources: ["api-0", "api-1"], count, rate: 2000, size: SIZE })
+      await sleep(3000)
+      await sink.kill()
+      await sleep(1000)
+      await sink.start()
+      await load.done
+      const distinct = () => new Set(sink.lines()).size
+      await SyslogLoad.settle(distinct, count, 5000, 30_000)
+      const stats = await relay.stats()
+      const report = analyse(sink.lines(), SyslogLoad.parser(SIZE), load.sent)
+      const numbers = `${report.summary}\nmetrics ${JSON.stringify(stats)}`
+      DrainFaults.show("B slow receiver killed", numbers)
+      assert.strictEqual(report.lost, 0, numbers)
+      assert.strictEqual(report.reordered, 0, numbers)
+      assert.strictEqual(report.cut, 0, numbers)
+      assert.isAtMost(report.duplicates, stats.resent, numbers)
+      assert.strictEqual(stats.dropped, 0, numbers)
+    } finally {
+      const stopped = await relay.stop()
+      await sink.kill()
+      rmSync(dir, { recursive: true, force: true })
+      assert.strictEqual(stopped.code, 0, stopped.warnings)
+    }
+  }, 60_000)
 })

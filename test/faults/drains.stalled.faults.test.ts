@@ -4,10 +4,10 @@
  * drain's fill, the router waits (DRAIN_WHEN_FULL=block), and once the receiver reads again
  * everything arrives once, in order, whole. Given up on after DRAIN_STALL_TIMEOUT (here 3 s), the
  * connection is reset (no half frame delivered as a line), what it held is written again (counted
- * as resent), nothing is lost. Lines of 2 KB at 1000 lines/s; the receiver stops after 1 s.
+ * as resent: nothing written counts as arrived before a graceful close says so), nothing is lost.
+ * Lines of 2 KB at 1000 lines/s; the receiver stops after 1 s.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { readFileSync } from "node:fs"
 import { afterAll, beforeAll } from "vitest"
 import * as Bundle from "../helpers/Bundle.ts"
 import { analyse } from "../helpers/Delivery.ts"
@@ -75,10 +75,9 @@ describe("syslog+tcp drain, receiver alive but not reading (issue 21, F)", () =>
       DrainFaults.show("F stopped while stalled", numbers)
       assert.strictEqual(stopped.code, 0, `${numbers}\n${stopped.warnings}`)
       assert.isAtMost(took, 4000, numbers)
-      // At most the last line, cut: a write the kernel had taken half of when the flush time ran
-      // out. The kernel delivers that half before the FIN (the line is counted as dropped).
-      // Resetting the connection instead would discard all the kernel holds, lines already counted
-      // as sent among them (tried: 1393 lost that way, and no cut line): see tcpClient.ts.
+      // At most the last line, cut: a write the kernels had taken half of when the flush time ran
+      // out. The connection is reset, but Linux keeps what the receiver's kernel already had
+      // readable (the line is counted as dropped: nothing not confirmed counts as sent).
       assert.isAtMost(report.cut, 1, numbers)
       assert.strictEqual(report.reordered, 0, numbers)
       assert.strictEqual(report.duplicates, 0, numbers)
@@ -101,24 +100,16 @@ describe("syslog+tcp drain, receiver alive but not reading (issue 21, F)", () =>
     assert.strictEqual(stats.dropped, 0, numbers)
   }, 90_000)
 
-  it("DRAIN_STALL_TIMEOUT=3s and a receiver not reading for 7 s: the connection is reset, what it held unconfirmed written again (counted), no cut line; the loss TCP cannot tell is bounded", async () => {
+  it("DRAIN_STALL_TIMEOUT=3s and a receiver not reading for 7 s: the connection is reset, what it held unconfirmed written again (counted), nothing lost, no cut line", async () => {
     const { numbers, report, stats } = await stalled({ count: 8000, stallMs: 7000, env: { DRAIN_STALL_TIMEOUT: "3s" } })
     DrainFaults.show("F stall timeout", numbers)
     assert.strictEqual(report.cut, 0, numbers)
+    assert.strictEqual(report.lost, 0, numbers)
+    assert.strictEqual(report.reordered, 0, numbers)
     assert.isAtMost(report.duplicates, stats.resent, numbers)
     // It was given up on, and that shows.
     assert.isAbove(stats.errors, 0, numbers)
     assert.isAbove(stats.resent, 0, numbers)
     assert.strictEqual(stats.dropped, 0, numbers)
-    // What TCP cannot tell: a reset discards what logtrain's own kernel still held (Linux keeps
-    // the receiver's queue readable), some of which logtrain had counted as arrived (written 1 MiB
-    // or 1 s before). So a source may miss one run of lines, written just before those written
-    // again, and at most what the kernel's send buffer holds; nothing else.
-    const sendBuffer = Number(readFileSync("/proc/sys/net/ipv4/tcp_wmem", "utf8").trim().split(/\s+/)[2])
-    assert.isAtMost(report.lost * SIZE, sendBuffer, numbers)
-    for (const source of report.sources) {
-      const runs = source.lostRuns
-      assert.isAtMost(runs, 1, `${source.source}: lost in ${runs} runs\n${numbers}`)
-    }
   }, 60_000)
 })

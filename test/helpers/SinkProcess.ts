@@ -18,11 +18,13 @@ export interface SinkProcess {
   start(): Promise<void>
 }
 
-export const start = async (port: number, file: string): Promise<SinkProcess> => {
+/** `linesPerSecond`: a receiver that reads no faster (the bottleneck). */
+export const start = async (port: number, file: string, linesPerSecond?: number): Promise<SinkProcess> => {
   let child: ChildProcess | undefined
   const launch = () =>
     new Promise<void>((resolve, reject) => {
-      const started = spawn(process.execPath, [script, String(port), file], { stdio: ["ignore", "pipe", "pipe"] })
+      const args = [script, String(port), file, ...(linesPerSecond === undefined ? [] : [String(linesPerSecond)])]
+      const started = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"] })
       child = started
       let err = ""
       started.stderr!.on("data", (d: Buffer) => (err += d.toString()))

@@ -353,12 +353,30 @@ export class FrameWriter {
     this.n = n
   }
 
+  /** Bytes written so far. */
+  get length(): number {
+    return this.n
+  }
+
   /** The bytes written, copied out of the scratch buffer. */
   take(): Buffer {
-    const bytes = Buffer.from(scratch.subarray(0, this.n))
+    const bytes = Buffer.allocUnsafe(this.n)
+    scratch.copy(bytes, 0, 0, this.n)
+    this.reset()
+    return bytes
+  }
+
+  /** The bytes written, copied into `target` at `at` (which has room for them); returns that view of it. */
+  copyTo(target: Buffer, at: number): Buffer {
+    scratch.copy(target, at, 0, this.n)
+    const view = target.subarray(at, at + this.n)
+    this.reset()
+    return view
+  }
+
+  private reset(): void {
     this.n = 0
     if (scratch.length > SCRATCH_KEPT) scratch = Buffer.allocUnsafeSlow(256 * 1024)
-    return bytes
   }
 }
 

@@ -30,7 +30,7 @@
  */
 import { Clock, Context, Deferred, Duration, Effect, FiberSet, Scope } from "effect"
 import * as LogPacket from "../../domain/LogPacket.ts"
-import type { Feed, Offered } from "../../domain/Receipt.ts"
+import type { Feed, Offered, Receipt } from "../../domain/Receipt.ts"
 import * as Log from "../Log.ts"
 import type { DrainError } from "./DrainError.ts"
 import * as DrainStats from "./DrainStats.ts"
@@ -109,14 +109,40 @@ export interface DeliveryReport {
   readonly example?: string | undefined
 }
 
+/**
+ * Packets a sender holds until they are confirmed: how many, and the receipts they carry (runs of
+ * one receipt; most packets have none). Not the packets themselves: holding megabytes of small
+ * objects for a while would make every garbage collection copy them.
+ */
+export interface Held {
+  readonly count: number
+  readonly receipts: ReadonlyArray<readonly [Receipt, number]>
+}
+
+/** What `packets` hold (see Held). */
+export const held = (packets: ReadonlyArray<LogPacket.LogPacket>): Held => {
+  const receipts: Array<[Receipt, number]> = []
+  let last: [Receipt, number] | undefined
+  for (const packet of packets) {
+    const receipt = packet.receipt
+    if (receipt === undefined) continue
+    if (last !== undefined && last[0] === receipt) last[1]++
+    else receipts.push(last = [receipt, 1])
+  }
+  return { count: packets.length, receipts }
+}
+
 /** How a sender that confirms later tells the runner what became of what it wrote. */
 export interface ConfirmationListener {
-  /** These packets, written by earlier sends, have arrived; called in the order they were sent. */
-  readonly confirmed: (packets: ReadonlyArray<LogPacket.LogPacket>) => void
+  /** What earlier sends wrote has arrived; called in the order they were sent. */
+  readonly confirmed: (held: Held) => void
   /** This many packets were written again, after the connection they were on failed unconfirmed. */
   readonly resent: (packets: number) => void
-  /** A connection failed with packets unconfirmed: the runner calls `settle` (without waiting for more to send). */
-  readonly broken: () => void
+  /**
+   * The sender wants to confirm what it holds now (a connection failed with packets unconfirmed, or
+   * it has been idle): the runner calls `settle` without waiting for more to send.
+   */
+  readonly settleSoon: () => void
 }
 
 /**
@@ -131,8 +157,8 @@ export interface LaterConfirmation {
   readonly settle: Effect.Effect<void, DrainError>
   /** Packets written and not confirmed yet. */
   readonly unconfirmed: () => number
-  /** Those packets. */
-  readonly held: () => ReadonlyArray<LogPacket.LogPacket>
+  /** What it holds. */
+  readonly held: () => ReadonlyArray<Held>
 }
 
 /** Delivers batches over one connection (or whatever the kind uses). One per worker. */
@@ -200,6 +226,11 @@ const settleAll = (packets: ReadonlyArray<LogPacket.LogPacket>, endpoint: string
   for (const packet of packets) packet.receipt?.settle(endpoint)
 }
 
+/** Settles the receipts of what a sender held. */
+const settleHeld = (what: Held, endpoint: string): void => {
+  for (const [receipt, n] of what.receipts) for (let i = 0; i < n; i++) receipt.settle(endpoint)
+}
+
 /**
  * Runs a drain until its scope closes. `display` names it in logs and metric labels; `kind` is
  * its DrainUrl kind.
@@ -253,16 +284,22 @@ export const make = Effect.fnUntraced(function*(options: {
     if (roomWaiters.length > 0) wakeRoomWaiters()
   }
 
-  /**
-   * `packets` of `lane` are done with: delivered (`sent` of them) or dropped, counted by the
-   * caller. (What a sender that confirms later wrote left the buffer already: it holds it until
-   * confirmed, within a bound of its own.)
-   */
-  const done = (lane: Lane, packets: ReadonlyArray<LogPacket.LogPacket>, sent: number, inBuffer = true) => {
+  /** `packets` of `lane` are done with: delivered (`sent` of them) or dropped, counted by the caller. */
+  const done = (lane: Lane, packets: ReadonlyArray<LogPacket.LogPacket>, sent: number) => {
     stats.sent += sent
     settleAll(packets, endpoint)
     lane.completed(packets.length)
-    if (inBuffer) leftBuffer(packets.length)
+    leftBuffer(packets.length)
+  }
+
+  /**
+   * What a sender that confirms later held has arrived. (It left the buffer when it was written:
+   * the sender holds it until confirmed, within a bound of its own.)
+   */
+  const confirmed = (lane: Lane, what: Held) => {
+    stats.sent += what.count
+    settleHeld(what, endpoint)
+    lane.completed(what.count)
   }
 
   const onFailure = (error: DrainError) =>
@@ -380,11 +417,11 @@ export const make = Effect.fnUntraced(function*(options: {
       const later = sender.confirmsLater
       lane.held = later?.held
       later?.listen({
-        confirmed: (packets) => done(lane, packets, packets.length, false),
+        confirmed: (what) => confirmed(lane, what),
         resent: (n) => {
           stats.resent += n
         },
-        broken: () => {
+        settleSoon: () => {
           lane.settleAfter = 0
           lane.wakeSoon()
         }
@@ -475,7 +512,7 @@ export const make = Effect.fnUntraced(function*(options: {
         if (!retired) continue
         settleAll(queued, endpoint)
         if (lane.current !== undefined) settleAll(lane.current, endpoint)
-        if (lane.held !== undefined) settleAll(lane.held(), endpoint)
+        if (lane.held !== undefined) for (const what of lane.held()) settleHeld(what, endpoint)
       }
       if (timedOut || left > 0) {
         stats.dropped.shutdown += left

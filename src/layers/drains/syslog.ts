@@ -31,7 +31,7 @@ import * as Tls from "../transports/tls.ts"
 import type { TransportError } from "../transports/TransportError.ts"
 import * as Udp from "../transports/udp.ts"
 import { type DrainError, fromHttpStatus, fromTransport } from "./DrainError.ts"
-import { type ConfirmationListener, type DrainSink, DrainSettings, defaultSettings, type Sender } from "./DrainRunner.ts"
+import { type ConfirmationListener, type DrainSink, DrainSettings, defaultSettings, type Held, held, type Sender } from "./DrainRunner.ts"
 
 /** Largest datagram a UDP drain sends (RFC 5426 §3.2). */
 export const MAX_DATAGRAM_BYTES = 2048
@@ -42,31 +42,68 @@ const WRITE_TIMEOUT = Duration.seconds(30)
 const PROBE_TIMEOUT = Duration.seconds(2)
 
 /**
- * Plain TCP syslog has no acknowledgements. What was written is kept until it is known to have
- * arrived, as far as TCP can tell: once this many more bytes have gone after it on the same
- * connection, or CONFIRM_AFTER has passed with the connection up and keeping up, or the
- * connection was closed gracefully (the receiver closed its side: it read everything). If the
- * connection fails first, it is written again on the next one (counted as resent): at least once.
- * Beyond that TCP cannot tell, and the README says so: when the receiver is the bottleneck (slow,
- * or stopped), the kernels' buffers hold megabytes, more than this, and a receiver that then dies,
- * or is given up on, loses what of it was confirmed (the fault tests measured 1400-2300 lines).
- * Holding that much per connection until it is surely read would cost megabytes of memory per
- * lane on every busy drain.
+ * Plain TCP syslog has no acknowledgements, and the kernels between logtrain and a receiver hold
+ * megabytes: a line written may go unread for long (a slow receiver), and be lost if the receiver
+ * then dies. The one thing TCP tells for sure is a graceful close: the receiver closes its side of
+ * a connection once it has read everything on it — and a kernel closing a socket with unread data
+ * resets it instead. So what is written is held (its bytes and its packets' receipts, not the
+ * packets) until the connection it went on has been closed cleanly: by logtrain once HOLD_BYTES
+ * are held or the drain has had nothing to send for IDLE_MS, or by the receiver. If the connection
+ * fails first, what it held is written again first on the next one (at least once; counted as
+ * resent, and no more than what was held).
  */
-const CONFIRM_BYTES = 1024 * 1024
-const CONFIRM_AFTER_MS = 1000
+const HOLD_BYTES = 2 * 1024 * 1024
+const IDLE_MS = 1000
+/** Most bytes one held buffer has (HOLD_BYTES and a batch). */
+const RING_MAX = HOLD_BYTES + 2 * 1024 * 1024
 
 /**
- * The batch as the bytes of its framed messages: one write per batch. A packet received as RFC
+ * The batch's framed messages, in a FrameWriter: one write per batch. A packet received as RFC
  * 5424 is sent as it came; another as its formatted header and its message, side by side.
  */
-export const encodeBatch = (batch: ReadonlyArray<LogPacket>, framing: Framing): Buffer => {
+export const frameBatch = (batch: ReadonlyArray<LogPacket>, framing: Framing): FrameWriter => {
   const writer = new FrameWriter(framing)
   for (const packet of batch) {
     if (packet.rfc5424 !== undefined) writer.add(packet.rfc5424)
     else writer.add(Rfc5424.header(packet), packet.message)
   }
-  return writer.take()
+  return writer
+}
+
+/** The batch as the bytes of its framed messages (see frameBatch). */
+export const encodeBatch = (batch: ReadonlyArray<LogPacket>, framing: Framing): Buffer => frameBatch(batch, framing).take()
+
+/**
+ * Where a confirming sender keeps the bytes it wrote and holds: one buffer, filled from its start
+ * and used again once all it holds is confirmed, grown as needed up to RING_MAX and let go once
+ * the drain is idle. (A new buffer for every batch, each held for a while, made V8 collect garbage
+ * far more often: external memory counts toward its heap's growth.)
+ */
+class HeldBytes {
+  private buffer: Buffer | undefined = undefined
+  private used = 0
+
+  /** The writer's bytes, copied in; a buffer of their own if they would not fit even alone. */
+  put(writer: FrameWriter): Buffer {
+    const n = writer.length
+    if (n > RING_MAX) return writer.take()
+    if (this.buffer === undefined || this.used + n > this.buffer.length) {
+      // A fresh buffer: what the old one holds stays valid (its views keep it) until confirmed.
+      let size = Math.max(64 * 1024, (this.buffer?.length ?? 0) * 2)
+      while (size < n) size *= 2
+      this.buffer = Buffer.allocUnsafeSlow(Math.min(size, RING_MAX))
+      this.used = 0
+    }
+    const view = writer.copyTo(this.buffer, this.used)
+    this.used += n
+    return view
+  }
+
+  /** Nothing is held any more: filled from the start again (or let go). */
+  empty(release: boolean): void {
+    this.used = 0
+    if (release) this.buffer = undefined
+  }
 }
 
 /** A message cut to at most `max` UTF-8 bytes, without splitting a character. */
@@ -85,99 +122,103 @@ export const httpProbe = (url: string): Effect.Effect<boolean> => {
   return TcpClient.probe({ host: parsed.hostname.replace(/^\[|\]$/g, ""), port, timeout: PROBE_TIMEOUT })
 }
 
-/** A batch written and not yet known to have arrived. */
+/** A batch written and not yet known to have arrived: its bytes (to write again) and what it holds. */
 interface Written {
-  readonly packets: ReadonlyArray<LogPacket>
-  readonly at: number
-  /** The connection's accepted bytes once it was written, and which connection. */
-  readonly end: number
-  readonly connection: number
+  readonly bytes: Uint8Array
+  readonly held: Held
+  /** The connection it was written on. */
+  connection: number
 }
 
 /**
- * A sender over a TCP client that confirms later (see CONFIRM_BYTES). Its graceful close (`settle`)
- * waits up to `finishTimeout` for the receiver to have read everything: a slow receiver may take
- * long to read what the kernels hold (megabytes: 4 MB at 400 KB/s is 10 s), and giving up with a
- * reset would discard what logtrain's kernel still held, some of it already confirmed; so it is
- * the stall timeout, as for a write.
+ * A sender over a TCP client that confirms by graceful closes (see HOLD_BYTES). Closing waits up
+ * to `finishTimeout` for the receiver to have read everything: a slow receiver may take long to
+ * read what the kernels hold (4 MB at 400 KB/s is 10 s), and giving up with a reset would lose
+ * what logtrain's kernel still held; so it is the stall timeout, as for a write.
  */
 export const confirmingSender = (
   client: TcpClient.Client,
-  encode: (packets: ReadonlyArray<LogPacket>) => Uint8Array,
+  frame: (packets: ReadonlyArray<LogPacket>) => FrameWriter,
   fail: (error: TransportError) => DrainError,
   finishTimeout: Duration.Duration
 ): Sender => {
   let listener: ConfirmationListener | undefined
-  const unconfirmed: Array<Written> = []
-  let timer: ReturnType<typeof setTimeout> | undefined
-  const schedule = () => {
-    if (timer !== undefined || unconfirmed.length === 0) return
-    timer = setTimeout(() => {
-      timer = undefined
-      confirm()
-    }, CONFIRM_AFTER_MS)
-    timer.unref()
-  }
-  const confirm = () => {
-    const connection = client.connection()
-    const now = Date.now()
-    while (unconfirmed.length > 0) {
-      const written = unconfirmed[0]!
-      if (written.connection !== connection.id || !connection.up) break
-      const byBytes = client.accepted() - written.end >= CONFIRM_BYTES
-      const byTime = now - written.at >= CONFIRM_AFTER_MS && !client.pending()
-      if (!byBytes && !byTime) break
-      unconfirmed.shift()
-      listener?.confirmed(written.packets)
+  let unconfirmed: Array<Written> = []
+  let heldBytes = 0
+  let idle: ReturnType<typeof setTimeout> | undefined
+  const ring = new HeldBytes()
+
+  const confirmAll = (on?: number) => {
+    const keep: Array<Written> = []
+    for (const written of unconfirmed) {
+      if (on !== undefined && written.connection !== on) keep.push(written)
+      else listener?.confirmed(written.held)
     }
-    schedule()
+    unconfirmed = keep
+    heldBytes = keep.reduce((n, written) => n + written.bytes.byteLength, 0)
+    if (keep.length === 0) ring.empty(false)
   }
   client.onDown((connection, clean) => {
-    if (clean) {
-      // The receiver closed it having read it all: what was written on it arrived.
-      while (unconfirmed.length > 0 && unconfirmed[0]!.connection === connection) listener?.confirmed(unconfirmed.shift()!.packets)
-    }
-    if (unconfirmed.length > 0) listener?.broken()
+    // Closed by the receiver having read it all: what was written on it arrived.
+    if (clean) confirmAll(connection)
+    if (unconfirmed.length > 0) listener?.settleSoon()
   })
-  const write = (packets: ReadonlyArray<LogPacket>) =>
-    Effect.map(Effect.mapError(client.write(encode(packets)), fail), () => {
-      unconfirmed.push({ packets, at: Date.now(), end: client.accepted(), connection: client.connection().id })
+  /** After IDLE_MS without a write, what is held is confirmed (by a graceful close), and the buffer let go. */
+  const armIdle = () => {
+    clearTimeout(idle)
+    idle = setTimeout(() => {
+      if (client.pending()) return
+      if (unconfirmed.length > 0) listener?.settleSoon()
+      else ring.empty(true)
+    }, IDLE_MS)
+    idle.unref()
+  }
+  const write = (bytes: Uint8Array, what: Held) =>
+    Effect.map(Effect.mapError(client.write(bytes), fail), () => {
+      unconfirmed.push({ bytes, held: what, connection: client.connection().id })
+      heldBytes += bytes.byteLength
+      armIdle()
     })
   /**
-   * What the failed connection had not confirmed, written again first on a new one — once it is
+   * What a failed connection had not confirmed, written again first on a new one — once it is
    * known whether a connection the receiver closed was closed cleanly (then it had it all).
    */
   const resend = Effect.andThen(client.quiet, () => {
     const connection = client.connection()
-    if (unconfirmed.length === 0 || (unconfirmed[0]!.connection === connection.id && connection.up)) return Effect.void
-    const again = unconfirmed.splice(0)
-    const packets = again.flatMap((written) => written.packets)
-    return write(packets).pipe(
-      Effect.tap(() => Effect.sync(() => listener?.resent(packets.length))),
-      Effect.tapError(() => Effect.sync(() => unconfirmed.unshift(...again)))
+    const stale = unconfirmed.filter((written) => written.connection !== connection.id || !connection.up)
+    if (stale.length === 0) return Effect.void
+    const bytes = stale.length === 1 ? stale[0]!.bytes : Buffer.concat(stale.map((written) => written.bytes))
+    const count = stale.reduce((n, written) => n + written.held.count, 0)
+    return Effect.map(Effect.mapError(client.write(bytes), fail), () => {
+      const now = client.connection().id
+      for (const written of stale) written.connection = now
+      listener?.resent(count)
+      armIdle()
+    })
+  })
+  /** A graceful close: once the receiver has closed its side, everything written on it arrived. */
+  const finish = Effect.suspend(() => {
+    if (unconfirmed.length === 0) return Effect.void
+    return Effect.andThen(resend, Effect.mapError(client.finish(finishTimeout), fail)).pipe(
+      Effect.andThen(Effect.sync(() => confirmAll()))
     )
   })
   return {
+    // Once HOLD_BYTES are held, they are confirmed (a graceful close) before more is written.
     send: (batch) =>
-      Effect.andThen(resend, Effect.andThen(write(batch), Effect.sync(confirm))),
+      Effect.andThen(
+        resend,
+        Effect.suspend(() =>
+          Effect.andThen(heldBytes >= HOLD_BYTES ? finish : Effect.void, Effect.suspend(() => write(ring.put(frame(batch)), held(batch))))
+        )
+      ),
     confirmsLater: {
       listen: (l) => {
         listener = l
       },
-      unconfirmed: () => {
-        let n = 0
-        for (const written of unconfirmed) n += written.packets.length
-        return n
-      },
-      held: () => unconfirmed.flatMap((written) => written.packets),
-      settle: Effect.suspend(() => {
-        if (unconfirmed.length === 0) return Effect.void
-        return Effect.andThen(resend, Effect.mapError(client.finish(finishTimeout), fail)).pipe(
-          Effect.andThen(Effect.sync(() => {
-            for (const written of unconfirmed.splice(0)) listener?.confirmed(written.packets)
-          }))
-        )
-      })
+      unconfirmed: () => unconfirmed.reduce((n, written) => n + written.held.count, 0),
+      held: () => unconfirmed.map((written) => written.held),
+      settle: finish
     }
   }
 }
@@ -199,7 +240,7 @@ export const make = (url: SyslogDrainUrl): Effect.Effect<DrainSink, DrainError> 
               stallTimeout,
               tls: url.transport === "tls" ? Tls.clientOptions(url.host, { ca: url.ca, insecure: url.insecure }) : undefined
             }),
-            (client) => confirmingSender(client, (packets) => encodeBatch(packets, url.framing), fail, stallTimeout)
+            (client) => confirmingSender(client, (packets) => frameBatch(packets, url.framing), fail, stallTimeout)
           )
         }
       })

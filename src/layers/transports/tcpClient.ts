@@ -217,10 +217,15 @@ export const client = (options: ClientOptions): Effect.Effect<Client, never, Sco
     // when the drain closes): the kernel then delivers that half line before the FIN. A reset
     // would keep that one line whole but discard everything the kernel holds, lines the sender
     // already confirmed (by CONFIRM_BYTES or time) among them.
+    // Closed with a write still waiting for the kernel (a receiver not reading): reset, so that the
+    // rest of a half-written frame is never sent; else ended gracefully.
     yield* Effect.addFinalizer(() =>
       Effect.sync(() => {
-        link?.socket.end()
+        const l = link
         link = undefined
+        if (l === undefined) return
+        if (waiting > 0) reset(l)
+        else l.socket.end()
       })
     )
 

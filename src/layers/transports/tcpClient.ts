@@ -45,8 +45,6 @@ export interface Client {
   readonly connection: () => Connection
   /** Whether writes are waiting for the kernel to take them (the receiver is not keeping up). */
   readonly pending: () => boolean
-  /** Bytes the kernel has taken on the current connection. */
-  readonly accepted: () => number
   /** Ends the connection gracefully and waits (up to `timeout`) until the receiver has closed its side. */
   readonly finish: (timeout: Duration.Duration) => Effect.Effect<void, TransportError>
   /** Waits until connections the receiver closed are known to have closed cleanly or not (see onDown). */
@@ -100,7 +98,6 @@ export const client = (options: ClientOptions): Effect.Effect<Client, never, Sco
     /** The connection writes go to. */
     let link: Link | undefined
     let lastId = 0
-    let accepted = 0
     let waiting = 0
     /** Connections the receiver closed whose outcome is not known yet, and who waits for them. */
     const closing = new Set<Link>()
@@ -160,7 +157,6 @@ export const client = (options: ClientOptions): Effect.Effect<Client, never, Sco
         })
         s.on("data", () => {})
         link = l
-        accepted = 0
         resume(Effect.succeed(l))
       })
       return Effect.sync(() => {
@@ -203,22 +199,16 @@ export const client = (options: ClientOptions): Effect.Effect<Client, never, Sco
         s.write(data, (error) => {
           clearInterval(watch)
           waiting--
-          if (error === undefined || error === null) {
-            if (link === l) accepted += data.byteLength
-            return resume(Effect.void)
-          }
+          if (error === undefined || error === null) return resume(Effect.void)
           reset(l)
           resume(Effect.fail(new TransportError({ reason: "Write", address, detail: describeCause(error) })))
         })
         return Effect.sync(() => clearInterval(watch))
       })
 
-    // Ended with a FIN, even when a write is still half in Node's hands (a receiver not reading
-    // when the drain closes): the kernel then delivers that half line before the FIN. A reset
-    // would keep that one line whole but discard everything the kernel holds, lines the sender
-    // already confirmed (by CONFIRM_BYTES or time) among them.
     // Closed with a write still waiting for the kernel (a receiver not reading): reset, so that the
-    // rest of a half-written frame is never sent; else ended gracefully.
+    // rest of a half-written frame is never sent (nothing on it counts as arrived: the sender
+    // confirms only by a graceful close); else ended gracefully.
     yield* Effect.addFinalizer(() =>
       Effect.sync(() => {
         const l = link
@@ -232,7 +222,6 @@ export const client = (options: ClientOptions): Effect.Effect<Client, never, Sco
     return {
       connection: () => ({ id: link?.id ?? lastId, up: link !== undefined && !link.socket.destroyed }),
       pending: () => waiting > 0,
-      accepted: () => accepted,
       onDown: (listener) => void downListeners.push(listener),
       quiet: Effect.callback<void>((resume) => {
         if (closing.size === 0) return resume(Effect.void)

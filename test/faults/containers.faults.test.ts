@@ -46,6 +46,9 @@ const tally = (messages: ReadonlyArray<string>, count: number) => {
 
 type Tally = ReturnType<typeof tally>
 
+/** A line's identity across sources. */
+const key = (p: { readonly hostname: string; readonly message: string }) => `${p.hostname} ${p.message}`
+
 const sum = (tallies: ReadonlyArray<Tally>): Tally =>
   tallies.reduce((a, b) => ({ lost: a.lost + b.lost, duplicates: a.duplicates + b.duplicates, reordered: a.reordered + b.reordered, cut: a.cut + b.cut }))
 
@@ -87,7 +90,6 @@ describe("container logs under faults (the bundle)", () => {
         const writing = Promise.all(files.map((file) => NodeLayout.write(file, "cri", 0, count, rate)))
         await sleep(3000)
         await receiver.stop()
-        const key = (p: { readonly hostname: string; readonly message: string }) => `${p.hostname} ${p.message}`
         const hadBeforeDying = new Set(receiver.packets().map(key))
         await sleep(3000)
         if (signal === "SIGKILL") await lt.stop("SIGKILL")

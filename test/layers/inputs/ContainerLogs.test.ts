@@ -1,81 +1,16 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Context, Duration, Effect, Exit, Fiber, Layer, Scope, Stream } from "effect"
+import { Duration, Effect, Fiber } from "effect"
 import { PrometheusMetrics } from "effect/observability"
 import { appendFileSync, existsSync, readFileSync, readlinkSync, readdirSync, renameSync, statSync, unlinkSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
-import type { LogPacket } from "../../../src/domain/LogPacket.ts"
-import { Ingest } from "../../../src/layers/Ingest.ts"
-import * as ContainerLogs from "../../../src/layers/inputs/containers/ContainerLogs.ts"
-import * as PodMetadata from "../../../src/layers/kubernetes/PodMetadata.ts"
-import { Readiness } from "../../../src/layers/Readiness.ts"
-import { Checkpoints } from "../../../src/layers/storage/Checkpoints.ts"
 import { waitUntil } from "../../helpers/DrainsHarness.ts"
 import * as NodeLayout from "../../helpers/NodeLayout.ts"
+import { harness, options } from "../../helpers/ContainerHarness.ts"
 
 const layout = NodeLayout.make
 const criLine = NodeLayout.criLine
 const expected = NodeLayout.lines
 const write = (...args: Parameters<typeof NodeLayout.write>) => Effect.promise(() => NodeLayout.write(...args))
-
-/** The input's options, and where its checkpoints go. */
-type TestOptions = ContainerLogs.Options & { readonly stateDir: string }
-
-const options = (dirs: ReturnType<typeof layout>, overrides: Partial<TestOptions> = {}): TestOptions => ({
-  path: dirs.containers,
-  stateDir: dirs.state,
-  excludeNamespaces: [],
-  onlyAkkeris: false,
-  maxLineBytes: 64 * 1024,
-  partialTimeout: Duration.seconds(5),
-  pollInterval: Duration.millis(20),
-  rescanInterval: Duration.millis(200),
-  checkpointInterval: Duration.millis(200),
-  rotateWait: Duration.millis(500),
-  goneGrace: Duration.millis(300),
-  ...overrides
-})
-
-/**
- * Ingest and Readiness for the whole test, a collector of every packet routed, and the input,
- * started and stopped at will (a stop closes its scope: the shutdown path, checkpoint included).
- */
-const harness = (options: { readonly capacity?: number; readonly consume?: boolean } = {}) =>
-  Effect.gen(function*() {
-    const context = yield* Layer.build(Layer.mergeAll(Ingest.layer({ capacity: options.capacity ?? 10_000 }), Readiness.layer))
-    const ingest = Context.get(context, Ingest)
-    const received: Array<LogPacket> = []
-    // As a router that routes each packet to one drain, which delivers it at once.
-    const consume = ingest.packets.pipe(
-      Stream.runForEachArray((chunk) =>
-        Effect.sync(() => {
-          for (const packet of chunk) {
-            packet.receipt?.offered("memory://")
-            packet.receipt?.routed(["memory://"])
-            packet.receipt?.settle("memory://")
-          }
-          received.push(...chunk)
-        })
-      ),
-      Effect.forkScoped,
-      Effect.asVoid
-    )
-    if (options.consume ?? true) yield* consume
-    const start = (opts: TestOptions) =>
-      Effect.gen(function*() {
-        const scope = yield* Scope.make()
-        yield* Effect.addFinalizer(() => Scope.close(scope, Exit.void))
-        const input = ContainerLogs.layer(opts).pipe(
-          Layer.provide(PodMetadata.fromNames(false)),
-          Layer.provide(Checkpoints.layer(opts.stateDir))
-        )
-        yield* Layer.buildWithScope(input, scope).pipe(
-          Effect.provide(context)
-        )
-        return Scope.close(scope, Exit.void)
-      })
-    const messages = (hostname: string) => received.filter((p) => p.hostname === hostname).map((p) => p.message)
-    return { received, messages, start, consume }
-  })
 
 /** The files this process has open. */
 const openFiles = () =>

@@ -349,9 +349,6 @@ export class FileFollower implements ChunkOwner {
           continue
         }
         read += n
-        if (live.print.fingerprintBytes < Files.FINGERPRINT_BYTES && stat.size > live.print.fingerprintBytes) {
-          live.print = Files.fingerprintOf(live.fd!, stat.size)
-        }
         if (n === CHUNK) continue
         break
       }
@@ -403,9 +400,15 @@ export class FileFollower implements ChunkOwner {
   /** Reads `n` bytes of `gen` at the head's offset into its reader; -1 if the live file was truncated meanwhile. */
   private readInto(gen: Generation, n: number, now: number, live: boolean): number {
     if (n <= 0) return 0
-    const bytesRead = Fs.readSync(gen.fd!, buffer, 0, n, this.reader.offset)
+    const at = this.reader.offset
+    const bytesRead = Fs.readSync(gen.fd!, buffer, 0, n, at)
     // Truncated just before or during the read: those bytes are not the file's; read on from the copy.
     if (live && !Files.matches(gen.fd!, gen.print)) return -1
+    // A print taken while the file was short grows with what was read (not read again: a
+    // truncation meanwhile would make it another generation's, and the copy of this one be lost).
+    if (live && gen.print.fingerprintBytes < Files.FINGERPRINT_BYTES) {
+      gen.print = Files.extendedBy(gen.fd!, gen.print, at, buffer.subarray(0, bytesRead)) ?? gen.print
+    }
     this.counts.bytes += bytesRead
     this.reader.feed(buffer.subarray(0, bytesRead), now)
     return bytesRead

@@ -51,6 +51,24 @@ export const fingerprintOf = (fd: number, size: number): LiveFingerprint => {
   return { fingerprint: prefix.length === 0 ? "" : hash(prefix), fingerprintBytes: prefix.length, prefix }
 }
 
+/**
+ * `print` grown with bytes just read at `at` from the file it was taken from (and checked, after
+ * the read, to begin as `print` still): so that a print taken while the file was short covers more
+ * of the same generation. Taken from what was read, never read again — a truncation between the
+ * read and another look would give another generation's first bytes. Undefined when the bytes
+ * leave a gap after the print, or the print has no bytes to extend.
+ */
+export const extendedBy = (fd: number, print: Fingerprint, at: number, bytes: Buffer): LiveFingerprint | undefined => {
+  if (print.fingerprintBytes >= FINGERPRINT_BYTES || at > print.fingerprintBytes) return undefined
+  const wanted = Math.min(FINGERPRINT_BYTES, at + bytes.length)
+  if (wanted <= print.fingerprintBytes) return undefined
+  // A print from a checkpoint keeps only its hash: its bytes are read once, and must hash the same.
+  const known = "prefix" in print ? (print as LiveFingerprint).prefix : Buffer.from(firstBytes(fd, print.fingerprintBytes) ?? Buffer.alloc(0))
+  if (known.length !== print.fingerprintBytes || (known.length > 0 && hash(known) !== print.fingerprint)) return undefined
+  const prefix = Buffer.concat([known, bytes.subarray(print.fingerprintBytes - at, wanted - at)])
+  return { fingerprint: hash(prefix), fingerprintBytes: prefix.length, prefix }
+}
+
 /** Whether an open file still begins with the bytes `print` was taken from. */
 export const matches = (fd: number, print: Fingerprint): boolean => {
   if (print.fingerprintBytes === 0) return true

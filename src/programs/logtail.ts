@@ -9,7 +9,6 @@
  * With no configuration it listens for syslog on TCP 9002 and UDP 9003, serves HTTP on 9000 and
  * keeps the last 1000 lines per app in memory.
  */
-import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Duration, Effect, Layer, Redacted } from "effect"
 import * as DrainRunner from "../layers/drains/DrainRunner.ts"
 import { Drains } from "../layers/drains/Drains.ts"
@@ -30,8 +29,8 @@ import { Readiness } from "../layers/Readiness.ts"
 import { RouteTable } from "../layers/RouteTable.ts"
 import * as Telemetry from "../layers/Telemetry.ts"
 import { LogtailConfig } from "./LogtailConfig.ts"
-import * as Logtrain from "./logtrain.ts"
 import { LogtrainConfig } from "./LogtrainConfig.ts"
+import * as Startup from "./Startup.ts"
 
 /**
  * The syslog URL agents forward a tailed app to: this logtail's Service (`NAME.NAMESPACE`, or
@@ -51,11 +50,11 @@ export const tailsEndpoint = (
   return `syslog+udp://${host}:${config.syslogUdpPort}`
 }
 
-export const layer = (config: LogtrainConfig, tail: LogtailConfig, commandLine: Logtrain.CommandLine = {}) =>
+export const layer = (config: LogtrainConfig, tail: LogtailConfig, commandLine: Startup.CommandLine = {}) =>
   Effect.gen(function*() {
     const nsq = tail.aggregatorType === "nsq"
     if (nsq && (tail.nsqdHost === undefined || tail.nsqdHost === "")) {
-      return yield* new Logtrain.StartupError({ detail: "AGGREGATOR_TYPE=nsq needs DEIS_NSQD_SERVICE_HOST" })
+      return yield* new Startup.StartupError({ detail: "AGGREGATOR_TYPE=nsq needs DEIS_NSQD_SERVICE_HOST" })
     }
     // As logtrain: the syslog inputs named run; with none named, TCP and UDP — unless logs come from NSQ.
     const named = nsq || [config.syslogTcp, config.syslogUdp, config.syslogTls].some((flag) => flag !== undefined)
@@ -63,13 +62,13 @@ export const layer = (config: LogtrainConfig, tail: LogtailConfig, commandLine: 
     const udp = named ? config.syslogUdp === true : true
     const tls = config.syslogTls === true
     if (!tcp && !udp && !tls && !nsq) {
-      return yield* new Logtrain.StartupError({ detail: "no inputs are enabled: set one of SYSLOG_TCP, SYSLOG_UDP, SYSLOG_TLS to true, or AGGREGATOR_TYPE=nsq" })
+      return yield* new Startup.StartupError({ detail: "no inputs are enabled: set one of SYSLOG_TCP, SYSLOG_UDP, SYSLOG_TLS to true, or AGGREGATOR_TYPE=nsq" })
     }
     if (Duration.toMillis(tail.tailLease) < 1000) {
-      return yield* new Logtrain.StartupError({ detail: "LOGTAIL_TAIL_LEASE: expected at least 1s (a replica renews its leases every third of it)" })
+      return yield* new Startup.StartupError({ detail: "LOGTAIL_TAIL_LEASE: expected at least 1s (a replica renews its leases every third of it)" })
     }
     const host = config.listenAddress
-    const tlsMaterial = tls ? yield* Logtrain.serverTls(config) : undefined
+    const tlsMaterial = tls ? yield* Startup.serverTls(config) : undefined
     const aggregator = nsq
       ? Layer.unwrap(Effect.map(Effect.promise(() => import("../layers/logtail/NsqConsumer.ts")), (module) =>
         module.layer({
@@ -92,7 +91,7 @@ export const layer = (config: LogtrainConfig, tail: LogtailConfig, commandLine: 
     // The writable datasource live tails write routes to: Postgres, else Kubernetes, else none.
     const postgres = config.postgres === true
     if (postgres && config.databaseUrl === undefined) {
-      return yield* new Logtrain.StartupError({ detail: "POSTGRES=true needs DATABASE_URL (postgres://user:password@host:5432/db)" })
+      return yield* new Startup.StartupError({ detail: "POSTGRES=true needs DATABASE_URL (postgres://user:password@host:5432/db)" })
     }
     const kubernetes = config.kubernetesDatasource === true
     type Failure = { readonly _tag: string; readonly message: string }
@@ -178,28 +177,16 @@ export const layer = (config: LogtrainConfig, tail: LogtailConfig, commandLine: 
     )
   })
 
-export const usage = "usage: logtail [--kube-config <file>] (everything else is configured through the environment: see the README)"
-
+/** Reads the configuration and runs until interrupted; any failure to start is one log line. */
 export const main = (args: ReadonlyArray<string> = process.argv.slice(2)) =>
-  Effect.gen(function*() {
-    const commandLine = yield* Logtrain.parseCommandLine(args)
-    if (commandLine === "help") return yield* Effect.sync(() => console.log(usage))
-    const config = yield* LogtrainConfig
-    const tail = yield* LogtailConfig
-    const app = yield* layer(config, tail, commandLine)
-    return yield* Layer.launch(app).pipe(Effect.provide(Logtrain.logging(config)))
-  }).pipe(
-    Effect.tapError((error) => Log.error(`logtail cannot start: ${Logtrain.describeStartupError(error)}`)),
-    Effect.provide(Logtrain.logging({ logFormat: "logfmt", logLevel: "Info" }))
-  )
+  Startup.main("logtail", args, (commandLine) =>
+    Effect.gen(function*() {
+      const config = yield* LogtrainConfig
+      const tail = yield* LogtailConfig
+      return { app: yield* layer(config, tail, commandLine), logging: config }
+    }))
 
-let running = false
-
-/** Runs logtail as the process, once (see logtrain's run). */
-export const run = (): void => {
-  if (running) return
-  running = true
-  NodeRuntime.runMain(main(), { teardown: Logtrain.teardown, disableErrorReporting: true })
-}
+/** Runs logtail as the process, once (see Startup.run). */
+export const run = (): void => Startup.run("logtail", main())
 
 if (import.meta.main) run()

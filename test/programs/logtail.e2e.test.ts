@@ -126,6 +126,20 @@ describe("logtail end to end", () => {
     }
   }, 120_000)
 
+  it("a wrong command line is one line with logtail's own usage; --help prints it", async () => {
+    const [http, tcp, udp] = await freePorts(3)
+    const env = { HTTP_PORT: String(http), SYSLOG_TCP_PORT: String(tcp), SYSLOG_UDP_PORT: String(udp) }
+    const wrong = LogtrainProcess.startLogtail(env, ["--verbose"])
+    assert.strictEqual(await wrong.exited(), 1, wrong.stderr())
+    const errors = wrong.stderr().split("\n").filter((line) => line.includes("level=ERROR"))
+    assert.strictEqual(errors.length, 1, wrong.stderr())
+    assert.include(errors[0], "logtail cannot start: Unknown option '--verbose'")
+    assert.include(errors[0], "usage: logtail [--kube-config <file>]")
+    const help = LogtrainProcess.startLogtail(env, ["--help"])
+    assert.strictEqual(await help.exited(), 0, help.stderr())
+    assert.include(help.stdout(), "usage: logtail [--kube-config <file>]")
+  }, 30_000)
+
   it("a live tail routes its app to logtail through Postgres while it is open, streams the lines, and removes the route", async () => {
     const db = Postgres.create()
     const [ltHttp, ltTcp, tailHttp, tailTcp] = await freePorts(4)

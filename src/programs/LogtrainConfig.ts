@@ -53,7 +53,7 @@ export const LogtrainConfig = Config.all({
   // OTLP senders batch thousands of records (a collector 8192): more than HTTP_MAX_BODY_SIZE's 1 MiB.
   otlpMaxBodySize: withDefault(atLeast("OTLP_MAX_BODY_SIZE", 1024), 4 * 1024 * 1024),
 
-  // An input of the originals that a later version adds; naming it is an error today.
+  // Envoy/Istio access logs over gRPC (ALS v2 and v3).
   envoy: optionalFlag("ENVOY"),
   envoyPort: withDefault(Config.Port("ENVOY_PORT"), 9001),
 

@@ -58,9 +58,6 @@ const DRAIN_IDLE = Duration.millis(100)
 /** The longest shutdown waits for connections to finish sending. */
 const DRAIN_DEADLINE = Duration.seconds(2)
 
-const waitUntil = (condition: () => boolean): Effect.Effect<void> =>
-  Effect.suspend(() => (condition() ? Effect.void : Effect.andThen(Effect.sleep(Duration.millis(10)), waitUntil(condition))))
-
 export const layer = (options: Options): Layer.Layer<never, TransportError | Config.ConfigError, Ingest | Readiness> =>
   Layer.effectDiscard(Effect.gen(function*() {
     const input = options.tls === undefined ? "syslog_tcp" : "syslog_tls"
@@ -82,11 +79,14 @@ export const layer = (options: Options): Layer.Layer<never, TransportError | Con
     // idle for DRAIN_IDLE, for at most DRAIN_DEADLINE in all.
     let draining = false
     const drainStarted = yield* Deferred.make<void>()
+    /** Done once draining has begun and no connection is being read. */
+    const allRead = yield* Deferred.make<void>()
+    const checkAllRead = Effect.suspend(() => (draining && reading === 0 ? Deferred.succeed(allRead, undefined) : Effect.void))
 
     const connection = (conn: Tcp.InboundConnection) =>
       Effect.gen(function*() {
         reading++
-        yield* Effect.addFinalizer(() => Effect.sync(() => reading--))
+        yield* Effect.addFinalizer(() => Effect.andThen(Effect.sync(() => reading--), checkAllRead))
         const decoder = new FrameDecoder({ maxFrameBytes: options.maxMessageBytes })
         const offer = (lines: ReadonlyArray<string>, now: number) => {
           const packets: Array<LogPacket> = []
@@ -137,7 +137,8 @@ export const layer = (options: Options): Layer.Layer<never, TransportError | Con
       Effect.gen(function*() {
         draining = true
         yield* Deferred.succeed(drainStarted, undefined)
-        const ended = yield* waitUntil(() => reading === 0).pipe(Effect.timeoutOption(DRAIN_DEADLINE))
+        yield* checkAllRead
+        const ended = yield* Deferred.await(allRead).pipe(Effect.timeoutOption(DRAIN_DEADLINE))
         if (Option.isNone(ended)) {
           yield* Log.warn("input closed with connections still sending", { input, connections: reading })
         }

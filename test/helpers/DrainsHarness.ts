@@ -30,12 +30,5 @@ export const open = (settings: Partial<DrainRunner.DrainSettings> = testSettings
     return { drains: Context.get(context, Drains), logs, close: Scope.close(scope, Exit.void) }
   })
 
-/** Polls `condition` until it holds, failing the test after `within`. */
-export const waitUntil = (condition: () => boolean, within: Duration.Duration, what: () => string) =>
-  Effect.gen(function*() {
-    const deadline = Date.now() + Duration.toMillis(within)
-    while (!condition()) {
-      if (Date.now() > deadline) return yield* Effect.die(new Error(`timed out waiting: ${what()}`))
-      yield* Effect.sleep("10 millis")
-    }
-  })
+/** Polls until a condition holds (the tests' one polling helper). */
+export { waitUntil } from "./eventually.ts"

@@ -73,7 +73,7 @@ describe("Postgres datasource", () => {
   it.live("two rows with the same route keep it until both are gone", () =>
     Effect.gen(function*() {
       const { db, readiness, table } = yield* start()
-      yield* eventually(() => Effect.runSync(ready(readiness)), true, "synced (the table exists)")
+      yield* eventually(ready(readiness), true, "synced (the table exists)")
       db.sql(`insert into drains (hostname, endpoint) values ('app', 'syslog+tcp://a:1'), ('app', 'syslog+tcp://a:1')`)
       yield* eventually(() => routes(table), ["app -> syslog+tcp://a:1"], "two rows")
       db.sql(`delete from drains where drain = (select drain from drains limit 1)`)
@@ -86,7 +86,7 @@ describe("Postgres datasource", () => {
   it.live("after its connections are killed, reconnects and catches up with what changed meanwhile", () =>
     Effect.gen(function*() {
       const { db, table, readiness } = yield* start()
-      yield* eventually(() => Effect.runSync(ready(readiness)), true, "synced (the table exists)")
+      yield* eventually(ready(readiness), true, "synced (the table exists)")
       db.sql(`insert into drains (hostname, endpoint) values ('stays', 'syslog+tcp://s:1'), ('goes', 'syslog+tcp://g:1')`)
       yield* eventually(() => routes(table), ["goes -> syslog+tcp://g:1", "stays -> syslog+tcp://s:1"], "before")
       const killed = TestPostgres.killConnections(db)
@@ -95,7 +95,7 @@ describe("Postgres datasource", () => {
       db.sql(`insert into drains (hostname, endpoint) values ('new', 'syslog+tcp://n:1')`)
       db.sql(`delete from drains where hostname = 'goes'`)
       yield* eventually(() => routes(table), ["new -> syslog+tcp://n:1", "stays -> syslog+tcp://s:1"], "after reconnect")
-      yield* eventually(() => Effect.runSync(ready(readiness)), true, "ready again")
+      yield* eventually(ready(readiness), true, "ready again")
       db.sql(`insert into drains (hostname, endpoint) values ('later', 'syslog+tcp://l:1')`)
       yield* eventually(() => routes(table).includes("later -> syslog+tcp://l:1"), true, "notifications flow again")
     }))
@@ -103,7 +103,7 @@ describe("Postgres datasource", () => {
   it.live("takes a row whose notification would be too large (a long CA in its endpoint) through a reload", () =>
     Effect.gen(function*() {
       const { db, readiness, table } = yield* start()
-      yield* eventually(() => Effect.runSync(ready(readiness)), true, "synced (the table exists)")
+      yield* eventually(ready(readiness), true, "synced (the table exists)")
       const ca = Buffer.from(`-----BEGIN CERTIFICATE-----\n${"A".repeat(9000)}\n-----END CERTIFICATE-----\n`).toString("base64")
       const endpoint = `syslog+tls://logs:6514?ca=${ca}`
       db.sql(`insert into drains (hostname, endpoint) values ('big', '${endpoint}')`)
@@ -113,7 +113,7 @@ describe("Postgres datasource", () => {
   it.live("is writable: adding a route (twice) inserts one row, removing it deletes its rows", () =>
     Effect.gen(function*() {
       const { db, readiness, table, writable } = yield* start()
-      yield* eventually(() => Effect.runSync(ready(readiness)), true, "synced (the table exists)")
+      yield* eventually(ready(readiness), true, "synced (the table exists)")
       yield* writable.add({ hostname: "tail", endpoint: "syslog+tcp://logtail:9002" })
       yield* writable.add({ hostname: "tail", endpoint: "syslog+tcp://logtail:9002" })
       assert.strictEqual(db.sql(`select hostname || ' ' || endpoint from drains`), "tail syslog+tcp://logtail:9002")

@@ -27,8 +27,7 @@
  * - `GET /_count`, `GET /<index>/_count` count documents, as Elasticsearch does.
  */
 import * as Http from "node:http"
-import * as Https from "node:https"
-import type { AddressInfo } from "node:net"
+import * as StandInServer from "./StandInServer.ts"
 
 export interface Doc {
   readonly index: string
@@ -138,8 +137,6 @@ export const listen = async (options: Options = {}): Promise<FakeElasticsearch> 
   let lostAnswers = 0
   let requestCount = 0
   let seqNo = 0
-  let server: Http.Server | undefined
-  let port = options.port ?? 0
 
   const bulk = (path: string, body: string, request: number): { errors: boolean; items: Array<unknown> } => {
     if (!body.endsWith("\n")) throw new RequestError(400, "illegal_argument_exception", "The bulk request must be terminated by a newline [\\n]")
@@ -300,9 +297,10 @@ export const listen = async (options: Options = {}): Promise<FakeElasticsearch> 
     })
   }
 
+  const http = StandInServer.make(handler, { port: options.port, tls: options.tls })
   const fake: FakeElasticsearch = {
     get port() {
-      return port
+      return http.port
     },
     indexed,
     requests,
@@ -317,23 +315,8 @@ export const listen = async (options: Options = {}): Promise<FakeElasticsearch> 
       lostAnswers = n
     },
     all: () => [...indexed.values()].flat(),
-    start: () =>
-      new Promise((resolve, reject) => {
-        server = options.tls === undefined ? Http.createServer(handler) : Https.createServer(options.tls, handler)
-        server.keepAliveTimeout = 200
-        server.once("error", reject)
-        server.listen(port, "127.0.0.1", () => {
-          port = (server!.address() as AddressInfo).port
-          resolve()
-        })
-      }),
-    stop: () =>
-      new Promise((resolve) => {
-        if (server === undefined) return resolve()
-        server.closeAllConnections()
-        server.close(() => resolve())
-        server = undefined
-      })
+    start: http.start,
+    stop: http.stop
   }
   await fake.start()
   return fake

@@ -14,8 +14,8 @@
  *   or 5xx; it can be taken down and started again on the same port.
  */
 import * as Http from "node:http"
-import type { AddressInfo } from "node:net"
 import { gunzipSync } from "node:zlib"
+import * as StandInServer from "./StandInServer.ts"
 
 export interface LokiEntry {
   readonly ns: string
@@ -71,8 +71,6 @@ export const listen = async (options: { readonly port?: number } = {}): Promise<
   const streams = new Map<string, LokiStream>()
   const requests: FakeLoki["requests"] = []
   const kept: Array<string> = []
-  let server: Http.Server | undefined
-  let port = options.port ?? 0
 
   const push = (body: unknown): { ignored: Array<string>; refusals: Array<string>; total: number } => {
     if (typeof body !== "object" || body === null || !Array.isArray((body as { streams?: unknown }).streams)) {
@@ -164,9 +162,10 @@ export const listen = async (options: { readonly port?: number } = {}): Promise<
     })
   }
 
+  const http = StandInServer.make(handler, { port: options.port })
   const loki: FakeLoki = {
     get port() {
-      return port
+      return http.port
     },
     streams,
     requests,
@@ -174,23 +173,8 @@ export const listen = async (options: { readonly port?: number } = {}): Promise<
     status: 204,
     retryAfter: undefined,
     allowStructuredMetadata: true,
-    start: () =>
-      new Promise((resolve, reject) => {
-        server = Http.createServer(handler)
-        server.keepAliveTimeout = 200
-        server.once("error", reject)
-        server.listen(port, "127.0.0.1", () => {
-          port = (server!.address() as AddressInfo).port
-          resolve()
-        })
-      }),
-    stop: () =>
-      new Promise((resolve) => {
-        if (server === undefined) return resolve()
-        server.closeAllConnections()
-        server.close(() => resolve())
-        server = undefined
-      })
+    start: http.start,
+    stop: http.stop
   }
   await loki.start()
   return loki

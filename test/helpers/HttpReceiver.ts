@@ -4,8 +4,7 @@
  * answer with a body of the test's (`answer`), e.g. one echoing the request as some receivers do.
  */
 import * as Http from "node:http"
-import * as Https from "node:https"
-import type { AddressInfo } from "node:net"
+import * as StandInServer from "./StandInServer.ts"
 
 export interface ReceivedRequest {
   readonly path: string
@@ -30,8 +29,6 @@ export interface HttpReceiver {
 export const listen = async (options: { port?: number; tls?: { cert: string; key: string } } = {}): Promise<HttpReceiver> => {
   const requests: Array<ReceivedRequest> = []
   const attempts: Array<ReceivedRequest & { readonly status: number }> = []
-  let server: Http.Server | undefined
-  let port = options.port ?? 0
   const handler: Http.RequestListener = (req, res) => {
     const chunks: Array<Buffer> = []
     req.on("data", (chunk: Buffer) => chunks.push(chunk))
@@ -47,31 +44,17 @@ export const listen = async (options: { port?: number; tls?: { cert: string; key
       )
     })
   }
+  const http = StandInServer.make(handler, { port: options.port, tls: options.tls })
   const receiver: HttpReceiver = {
     get port() {
-      return port
+      return http.port
     },
     requests,
     attempts,
     status: 200,
     answer: undefined,
-    start: () =>
-      new Promise((resolve, reject) => {
-        server = options.tls === undefined ? Http.createServer(handler) : Https.createServer(options.tls, handler)
-        server.keepAliveTimeout = 200
-        server.once("error", reject)
-        server.listen(port, "127.0.0.1", () => {
-          port = (server!.address() as AddressInfo).port
-          resolve()
-        })
-      }),
-    stop: () =>
-      new Promise((resolve) => {
-        if (server === undefined) return resolve()
-        server.closeAllConnections()
-        server.close(() => resolve())
-        server = undefined
-      })
+    start: http.start,
+    stop: http.stop
   }
   await receiver.start()
   return receiver

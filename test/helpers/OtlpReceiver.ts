@@ -10,10 +10,10 @@
  * of each request.
  */
 import * as Http from "node:http"
-import type { AddressInfo } from "node:net"
 import { join } from "node:path"
 import { gunzipSync } from "node:zlib"
 import protobuf from "protobufjs"
+import * as StandInServer from "./StandInServer.ts"
 
 const fixtures = join(import.meta.dirname, "../fixtures/otlp")
 
@@ -165,8 +165,6 @@ export const listen = async (options: { readonly port?: number; readonly path?: 
   const requests: Array<ReceivedRequest> = []
   const accepted: Array<ReceivedRecord> = []
   const attempts: Array<{ status: number; records: number; at: number }> = []
-  let server: Http.Server | undefined
-  let port = options.port ?? 0
 
   const handler: Http.RequestListener = (req, res) => {
     const chunks: Array<Buffer> = []
@@ -216,35 +214,21 @@ export const listen = async (options: { readonly port?: number; readonly path?: 
     })
   }
 
+  const http = StandInServer.make(handler, { port: options.port })
   const receiver: OtlpReceiver = {
     get port() {
-      return port
+      return http.port
     },
     get url() {
-      return `http://127.0.0.1:${port}${path}`
+      return `http://127.0.0.1:${http.port}${path}`
     },
     requests,
     attempts,
     records: () => accepted,
     answer: undefined,
     rejectPerRequest: 0,
-    start: () =>
-      new Promise((resolve, reject) => {
-        server = Http.createServer(handler)
-        server.keepAliveTimeout = 200
-        server.once("error", reject)
-        server.listen(port, "127.0.0.1", () => {
-          port = (server!.address() as AddressInfo).port
-          resolve()
-        })
-      }),
-    stop: () =>
-      new Promise((resolve) => {
-        if (server === undefined) return resolve()
-        server.closeAllConnections()
-        server.close(() => resolve())
-        server = undefined
-      })
+    start: http.start,
+    stop: http.stop
   }
   await receiver.start()
   return receiver

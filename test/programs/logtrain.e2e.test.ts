@@ -32,6 +32,20 @@ const octet = (line: string) => `${Buffer.byteLength(line)} ${line}`
 
 const line = (i: number) => `<14>1 2024-01-01T00:00:00.000Z app.default web - - - line ${i}`
 
+/** logtrain with its TCP input (and no other) routing `hostname` to a syslog+tcp receiver. */
+const tcpRelay = async (hostname: string, env: Record<string, string> = {}) => {
+  const [http, tcp, sink] = await freePorts(3)
+  const receiver = await SyslogReceiver.listen(sink!)
+  const lt = LogtrainProcess.start({
+    HTTP_PORT: String(http),
+    SYSLOG_TCP: "true",
+    SYSLOG_TCP_PORT: String(tcp),
+    ROUTES: JSON.stringify({ [hostname]: [`syslog+tcp://127.0.0.1:${sink}`] }),
+    ...env
+  })
+  return { http: http!, tcp: tcp!, receiver, lt }
+}
+
 const metric = async (httpPort: number, name: string): Promise<number> => {
   const text = await fetch(`http://127.0.0.1:${httpPort}/metrics`).then((r) => r.text())
   const match = new RegExp(`^${name}(?:\\{[^}]*\\})? (\\d+)`, "m").exec(text)
@@ -83,15 +97,7 @@ describe("logtrain end to end", () => {
   }, 60_000)
 
   it("delivers, in order, every line sent while the drain's receiver was down for 10 s", async () => {
-    const [http, tcp, sink] = await freePorts(3)
-    const receiver = await SyslogReceiver.listen(sink!)
-    const lt = LogtrainProcess.start({
-      HTTP_PORT: String(http),
-      SYSLOG_TCP: "true",
-      SYSLOG_TCP_PORT: String(tcp),
-      DRAIN_RETRY_MAX_DELAY: "1s",
-      ROUTES: JSON.stringify({ "app.default": [`syslog+tcp://127.0.0.1:${sink}`] })
-    })
+    const { http, tcp, receiver, lt } = await tcpRelay("app.default", { DRAIN_RETRY_MAX_DELAY: "1s" })
     try {
       await LogtrainProcess.ready(lt)
       const input = await connect(tcp!)
@@ -120,14 +126,7 @@ describe("logtrain end to end", () => {
   }, 60_000)
 
   it("on SIGTERM reads what senders already sent, delivers everything it holds and exits 0", async () => {
-    const [http, tcp, sink] = await freePorts(3)
-    const receiver = await SyslogReceiver.listen(sink!)
-    const lt = LogtrainProcess.start({
-      HTTP_PORT: String(http),
-      SYSLOG_TCP: "true",
-      SYSLOG_TCP_PORT: String(tcp),
-      ROUTES: JSON.stringify({ "*": [`syslog+tcp://127.0.0.1:${sink}`] })
-    })
+    const { tcp, receiver, lt } = await tcpRelay("*")
     try {
       await LogtrainProcess.ready(lt)
       const input = await connect(tcp!)

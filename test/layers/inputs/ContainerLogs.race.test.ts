@@ -13,7 +13,7 @@ import { Duration, Effect } from "effect"
 import { appendFileSync, copyFileSync, fstatSync, truncateSync } from "node:fs"
 import * as Files from "../../../src/layers/inputs/containers/files.ts"
 import { harness, options } from "../../helpers/ContainerHarness.ts"
-import { waitUntil } from "../../helpers/DrainsHarness.ts"
+import { waitUntil } from "../../helpers/eventually.ts"
 import * as NodeLayout from "../../helpers/NodeLayout.ts"
 
 /** Runs once, the first time the input checks a file of at least `size` bytes, after the check. */

@@ -18,13 +18,13 @@ import { Ingest } from "../layers/Ingest.ts"
 import * as SyslogTcp from "../layers/inputs/SyslogTcp.ts"
 import * as SyslogUdp from "../layers/inputs/SyslogUdp.ts"
 import * as Log from "../layers/Log.ts"
-import * as Api from "../layers/logtail/Api.ts"
-import * as Collector from "../layers/logtail/Collector.ts"
-import * as LiveTails from "../layers/logtail/LiveTails.ts"
-import * as RecentLogs from "../layers/logtail/RecentLogs.ts"
-import * as TailFeed from "../layers/logtail/TailFeed.ts"
-import * as TailRoutes from "../layers/logtail/TailRoutes.ts"
-import * as TailSessions from "../layers/logtail/TailSessions.ts"
+import * as Api from "../layers/http/LogtailApi.ts"
+import * as Collector from "../layers/tails/Collector.ts"
+import * as LiveTails from "../layers/tails/LiveTails.ts"
+import * as RecentLogs from "../layers/storage/RecentLogs.ts"
+import * as TailFeed from "../layers/tails/TailFeed.ts"
+import * as TailRoutes from "../layers/tails/TailRoutes.ts"
+import * as TailSessions from "../layers/tails/TailSessions.ts"
 import { Readiness } from "../layers/Readiness.ts"
 import { RouteTable } from "../layers/RouteTable.ts"
 import * as Telemetry from "../layers/Telemetry.ts"
@@ -70,7 +70,7 @@ export const layer = (config: LogtrainConfig, tail: LogtailConfig, commandLine: 
     const host = config.listenAddress
     const tlsMaterial = tls ? yield* Startup.serverTls(config) : undefined
     const aggregator = nsq
-      ? Layer.unwrap(Effect.map(Effect.promise(() => import("../layers/logtail/NsqConsumer.ts")), (module) =>
+      ? Layer.unwrap(Effect.map(Effect.promise(() => import("../layers/inputs/NsqConsumer.ts")), (module) =>
         module.layer({
           host: tail.nsqdHost!,
           port: tail.nsqdPort,
@@ -132,10 +132,10 @@ export const layer = (config: LogtrainConfig, tail: LogtailConfig, commandLine: 
         ? inProcess(RecentLogs.memory(tail.numberOfLines, { maxApps: tail.storageMemoryMaxApps }))
         : tail.storageAdapter === "file"
         ? inProcess(Layer.unwrap(Effect.map(
-          Effect.promise(() => import("../layers/logtail/FileRecentLogs.ts")),
+          Effect.promise(() => import("../layers/storage/FileRecentLogs.ts")),
           (module) => module.file(tail.storageFileDir, tail.numberOfLines)
         )))
-        : Layer.unwrap(Effect.map(Effect.promise(() => import("../layers/logtail/redis/layer.ts")), (module) =>
+        : Layer.unwrap(Effect.map(Effect.promise(() => import("../layers/redis/layer.ts")), (module) =>
           module.layer({
             url: tail.redisUrl === undefined ? undefined : Redacted.value(tail.redisUrl),
             host: tail.redisHost,

@@ -16,8 +16,8 @@ import * as DeisMessage from "../../domain/DeisMessage.ts"
 import * as Log from "../Log.ts"
 import { Readiness } from "../Readiness.ts"
 import * as Telemetry from "../Telemetry.ts"
-import { LiveTails } from "./LiveTails.ts"
-import { RecentLogs } from "./RecentLogs.ts"
+import { LiveTails } from "../tails/LiveTails.ts"
+import { RecentLogs } from "../storage/RecentLogs.ts"
 
 export interface Options {
   readonly host: string

@@ -6,7 +6,7 @@
  */
 import { type Cause, Duration, Effect, Layer } from "effect"
 import * as Redis from "effect/persistence/Redis"
-import { EXPIRE_UNUSED, isId, newId, type Opened, REMEMBER, TailSessionError, TailSessions } from "../TailSessions.ts"
+import { EXPIRE_UNUSED, isId, newId, type Opened, REMEMBER, TailSessionError, TailSessions } from "../tails/TailSessions.ts"
 import type { Keys } from "./keys.ts"
 
 const NOW = "local t = redis.call('TIME') local now = t[1] * 1000 + math.floor(t[2] / 1000)"

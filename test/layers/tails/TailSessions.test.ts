@@ -5,10 +5,10 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Duration, Effect, Layer } from "effect"
 import { randomBytes } from "node:crypto"
-import { keysOf } from "../../../src/layers/logtail/redis/keys.ts"
-import * as RedisConnection from "../../../src/layers/logtail/redis/RedisConnection.ts"
-import * as RedisTailSessions from "../../../src/layers/logtail/redis/RedisTailSessions.ts"
-import * as TailSessions from "../../../src/layers/logtail/TailSessions.ts"
+import { keysOf } from "../../../src/layers/redis/keys.ts"
+import * as RedisConnection from "../../../src/layers/redis/RedisConnection.ts"
+import * as RedisTailSessions from "../../../src/layers/redis/RedisTailSessions.ts"
+import * as TailSessions from "../../../src/layers/tails/TailSessions.ts"
 
 const expireUnused = Duration.millis(300)
 const stores: ReadonlyArray<readonly [string, Layer.Layer<TailSessions.TailSessions, unknown>]> = [

@@ -16,9 +16,9 @@ import { HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
 import { parseLogLines } from "../../domain/RecentLogs.ts"
 import { readBody } from "../inputs/HttpBody.ts"
 import * as Telemetry from "../Telemetry.ts"
-import { LiveTails } from "./LiveTails.ts"
-import { RecentLogs } from "./RecentLogs.ts"
-import type { Refusal, TailSessionError } from "./TailSessions.ts"
+import { LiveTails } from "../tails/LiveTails.ts"
+import { RecentLogs } from "../storage/RecentLogs.ts"
+import type { Refusal, TailSessionError } from "../tails/TailSessions.ts"
 
 export interface Options {
   /** `https://<NAME><suffix>` for tail URLs (the original's LOGTAIL_HOST_SUFFIX); else the request's Host. */

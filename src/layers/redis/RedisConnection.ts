@@ -12,8 +12,8 @@
 import * as NodeRedis from "@effect/platform-node/NodeRedis"
 import { Effect, Layer, References } from "effect"
 import type { Redis } from "effect/persistence/Redis"
-import * as Log from "../../Log.ts"
-import { StorageError } from "../RecentLogs.ts"
+import * as Log from "../Log.ts"
+import { StorageError } from "../storage/RecentLogs.ts"
 
 export interface Options {
   /** `redis://[:password@]host:port/db`; else the host/port/password/db below. */

@@ -10,10 +10,10 @@ import { mkdirSync, mkdtempSync, readdirSync, rmSync } from "node:fs"
 import { randomBytes } from "node:crypto"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import * as RecentLogs from "../../../src/layers/logtail/RecentLogs.ts"
-import * as FileRecentLogs from "../../../src/layers/logtail/FileRecentLogs.ts"
-import * as RedisConnection from "../../../src/layers/logtail/redis/RedisConnection.ts"
-import * as RedisRecentLogs from "../../../src/layers/logtail/redis/RedisRecentLogs.ts"
+import * as RecentLogs from "../../../src/layers/storage/RecentLogs.ts"
+import * as FileRecentLogs from "../../../src/layers/storage/FileRecentLogs.ts"
+import * as RedisConnection from "../../../src/layers/redis/RedisConnection.ts"
+import * as RedisRecentLogs from "../../../src/layers/redis/RedisRecentLogs.ts"
 
 const N = 50
 // The machine's Redis, database 5 (recent-logs keys are random app names).

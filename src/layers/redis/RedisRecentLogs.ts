@@ -12,8 +12,8 @@
  */
 import { Duration, Effect, Layer } from "effect"
 import * as Redis from "effect/persistence/Redis"
-import * as Log from "../../Log.ts"
-import { type AppLine, RecentLogs, type Refusal, StorageError } from "../RecentLogs.ts"
+import * as Log from "../Log.ts"
+import { type AppLine, RecentLogs, type Refusal, StorageError } from "../storage/RecentLogs.ts"
 
 export interface Options {
   readonly linesPerApp: number

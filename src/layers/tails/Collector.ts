@@ -15,7 +15,7 @@ import { Ingest } from "../Ingest.ts"
 import * as Log from "../Log.ts"
 import * as Telemetry from "../Telemetry.ts"
 import { LiveTails } from "./LiveTails.ts"
-import { type AppLine, RecentLogs, type Refusal } from "./RecentLogs.ts"
+import { type AppLine, RecentLogs, type Refusal } from "../storage/RecentLogs.ts"
 
 export interface Options {
   /** Lines waiting to be stored before the inputs are held back. */

@@ -39,7 +39,7 @@ const storageFailed = (error: { readonly message: string }) =>
   Effect.succeed(HttpServerResponse.text(`${error.message}\n`, { status: 500 }))
 
 const unavailable = (error: TailSessionError) =>
-  Effect.succeed(HttpServerResponse.text(`${error.message}\n`, { status: 503, headers: error.full === true ? { "retry-after": "60" } : {} }))
+  Effect.succeed(HttpServerResponse.text(`${error.message}\n`, { status: 503, headers: error.reason === "Full" ? { "retry-after": "60" } : {} }))
 
 /** Why `GET /tails/:id` is a 404, in words. */
 const refusals: Record<Refusal, string> = {

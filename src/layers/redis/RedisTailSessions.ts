@@ -39,6 +39,7 @@ export interface Options {
 
 const failed = (error: Redis.RedisError | Cause.TimeoutError) =>
   new TailSessionError({
+    reason: "Unavailable",
     detail: error._tag === "TimeoutError"
       ? "Redis did not answer within 5 s"
       : `Redis: ${error.cause instanceof Error ? error.cause.message : String(error.cause)}`

@@ -19,7 +19,14 @@ export type Refusal = "malformed" | "unknown" | "expired" | "used"
 export type Opened = { readonly hostname: string } | { readonly refused: Refusal }
 
 /** The session store cannot be reached (Redis away), or is full. */
-export class TailSessionError extends Data.TaggedError("TailSessionError")<{ readonly detail: string; readonly full?: boolean }> {
+/**
+ * A session could not be made or opened for a reason of the store, not of the request. Full: as
+ * many sessions as allowed are open (try again later); Unavailable: the store did not answer.
+ */
+export class TailSessionError extends Data.TaggedError("TailSessionError")<{
+  readonly reason: "Full" | "Unavailable"
+  readonly detail: string
+}> {
   override get message(): string {
     return `tail sessions: ${this.detail}`
   }
@@ -84,7 +91,7 @@ export const memory = (options: Options = {}) =>
             }
             if (sessions.size >= maxSessions) {
               stats.refused++
-              return yield* new TailSessionError({ detail: `${maxSessions} sessions already`, full: true })
+              return yield* new TailSessionError({ reason: "Full", detail: `${maxSessions} sessions already` })
             }
             const id = newId()
             sessions.set(id, { hostname, created: now, used: false })

@@ -45,7 +45,7 @@ describe("tail sessions", () => {
       const first = yield* sessions.create("a")
       yield* sessions.create("b")
       const refused = yield* Effect.flip(sessions.create("c"))
-      assert.isTrue(refused.full)
+      assert.strictEqual(refused.reason, "Full")
       // Opening one leaves it kept only to say "used": it gives way to a new session.
       yield* sessions.open(first)
       yield* sessions.create("c")

@@ -54,27 +54,26 @@ const MATERIAL_VARIABLES: Record<Tls.MaterialPart | "serverName", string> = {
  * The TLS input's key and certificates, checked; a missing or unusable one (unreadable, expired, a
  * key of another certificate, a CA that is not one) stops start-up with one line naming it.
  */
-export const serverTls = (config: LogtrainConfig) =>
-  Effect.gen(function*() {
-    const cert = config.syslogTlsCertPem
-    const key = config.syslogTlsKeyPem
-    for (const [value, name] of [[cert, "SYSLOG_TLS_CERT_PEM"], [key, "SYSLOG_TLS_KEY_PEM"]] as const) {
-      if (value === undefined) {
-        return yield* new StartupError({ detail: `SYSLOG_TLS=true needs ${name} (the PEM text itself)` })
-      }
+export const serverTls = Effect.fn("Startup.serverTls")(function*(config: LogtrainConfig) {
+  const cert = config.syslogTlsCertPem
+  const key = config.syslogTlsKeyPem
+  for (const [value, name] of [[cert, "SYSLOG_TLS_CERT_PEM"], [key, "SYSLOG_TLS_KEY_PEM"]] as const) {
+    if (value === undefined) {
+      return yield* new StartupError({ detail: `SYSLOG_TLS=true needs ${name} (the PEM text itself)` })
     }
-    const checked = Tls.checkServerMaterial({
-      key: Redacted.value(key!),
-      cert: cert!,
-      ca: config.syslogTlsCaPem,
-      serverName: config.syslogTlsServerName
-    })
-    if ("error" in checked) {
-      return yield* new StartupError({ detail: `${MATERIAL_VARIABLES[checked.error.part]}: ${checked.error.detail}` })
-    }
-    for (const warning of checked.warnings) yield* Log.warn(`${MATERIAL_VARIABLES[warning.part]}: ${warning.detail}`)
-    return { key: key!, cert: cert!, ca: config.syslogTlsCaPem }
+  }
+  const checked = Tls.checkServerMaterial({
+    key: Redacted.value(key!),
+    cert: cert!,
+    ca: config.syslogTlsCaPem,
+    serverName: config.syslogTlsServerName
   })
+  if ("error" in checked) {
+    return yield* new StartupError({ detail: `${MATERIAL_VARIABLES[checked.error.part]}: ${checked.error.detail}` })
+  }
+  for (const warning of checked.warnings) yield* Log.warn(`${MATERIAL_VARIABLES[warning.part]}: ${warning.detail}`)
+  return { key: key!, cert: cert!, ca: config.syslogTlsCaPem }
+})
 
 /** Our own logs: to standard error (standard output belongs to the stdout:// drain), in the configured format and level. */
 export const logging = (config: Pick<LogtrainConfig, "logFormat" | "logLevel">) =>

@@ -155,7 +155,7 @@ const make = Effect.gen(function*() {
     rows.clear()
     for (const row of all) rows.set(row.drain, { hostname: row.hostname, endpoint: row.endpoint })
     yield* publish
-  })
+  }).pipe(Effect.withSpan("Postgres.reload"))
 
   /** Set once the current connection has synced (a later failure starts the backoff over). */
   let synced = false

@@ -81,7 +81,7 @@ export const make = (url: ElasticsearchDrainUrl): Effect.Effect<DrainSink, Drain
           }
         }
         return {
-          send: Effect.fnUntraced(function*(batch: ReadonlyArray<LogPacket>) {
+          send: Effect.fn("Elasticsearch.send")(function*(batch: ReadonlyArray<LogPacket>) {
             let state = progress.get(batch)
             if (state === undefined) {
               state = start(batch)

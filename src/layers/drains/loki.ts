@@ -61,7 +61,7 @@ export const make = (url: LokiDrainUrl): Effect.Effect<DrainSink, DrainError> =>
             return request
           })
           return {
-            send: Effect.fnUntraced(function*(batch: ReadonlyArray<LogPacket>) {
+            send: Effect.fn("Loki.send")(function*(batch: ReadonlyArray<LogPacket>) {
               const request = yield* prepare(batch)
               const response = yield* Effect.mapError(client.post(request.body, request.headers, { readLimit: ANSWER_LIMIT }), fromTransport(url.display))
               if (response.status >= 200 && response.status < 300) return

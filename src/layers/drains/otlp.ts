@@ -67,7 +67,7 @@ export const make = (url: OtlpDrainUrl): Effect.Effect<DrainSink, DrainError> =>
             return request
           })
           return {
-            send: Effect.fnUntraced(function*(batch: ReadonlyArray<LogPacket>) {
+            send: Effect.fn("Otlp.send")(function*(batch: ReadonlyArray<LogPacket>) {
               const request = yield* prepare(batch)
               const response = yield* Effect.mapError(client.post(request.body, request.headers), fromTransport(url.display))
               const answerType = response.headers["content-type"] ?? ""

@@ -187,6 +187,6 @@ const open = (dir: string) =>
             }
           },
           catch: fail(`cannot save ${FILE}`)
-        })
+        }).pipe(Effect.withSpan("Checkpoints.save"))
     }
   })

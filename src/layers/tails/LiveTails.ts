@@ -71,9 +71,11 @@ export const layer = (options: Options = {}) =>
         }))
 
       return LiveTails.of({
-        create: sessions.create,
+        create: (hostname) => sessions.create(hostname).pipe(Effect.withSpan("LiveTails.create")),
         open: (id, replay) =>
-          Effect.map(sessions.open(id), (opened) => ("refused" in opened ? opened : { lines: stream(opened.hostname, replay) })),
+          Effect.map(sessions.open(id), (opened) => ("refused" in opened ? opened : { lines: stream(opened.hostname, replay) })).pipe(
+            Effect.withSpan("LiveTails.open")
+          ),
         publish: feed.publish
       })
     })

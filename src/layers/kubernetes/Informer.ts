@@ -13,7 +13,7 @@
  *   first list gets a `Synced` with the current set first, so the order in which components start
  *   does not matter.
  */
-import { Duration, Effect, Latch, Queue, type Scope, Semaphore, Stream } from "effect"
+import { Effect, Latch, Queue, Schedule, type Scope, Semaphore, Stream } from "effect"
 import type { KubeObject } from "../../domain/Kubernetes.ts"
 import * as Log from "../Log.ts"
 import { Readiness } from "../Readiness.ts"
@@ -47,9 +47,8 @@ export interface Options {
 
 const keyOf = (namespace: string, name: string) => `${namespace}/${name}`
 
-/** Backoff after the n-th failure in a row: 250 ms doubling, at most 30 s, with jitter. */
-const delay = (failures: number): Duration.Duration =>
-  Duration.millis(Math.min(30_000, 250 * 2 ** Math.min(failures - 1, 10)) * (0.75 + Math.random() * 0.5))
+/** Backoff between failures in a row: 250 ms doubling, at most 30 s, with jitter. */
+const backoff = Schedule.jittered(Schedule.min([Schedule.exponential("250 millis"), Schedule.spaced("30 seconds")]))
 
 /** Starts an informer; it follows the API until the scope closes. */
 export const make = (
@@ -134,46 +133,57 @@ export const make = (
         )
       })
 
-    const follow = Effect.gen(function*() {
-      let version: string | undefined
-      let failures = 0
-      while (true) {
-        if (version === undefined) {
-          const listed = yield* Effect.result(list)
-          if (listed._tag === "Failure") {
-            failures++
-            yield* check.notReady(listed.failure.message)
-            yield* Log.warn("kubernetes list failed; retrying", { resource: resource.plural, error: listed.failure.message, failures })
-            yield* Effect.sleep(delay(failures))
-            continue
-          }
-          version = listed.success
-          failures = 0
-        }
-        const ended = yield* Effect.result(watch(version))
-        if (ended._tag === "Success") {
-          version = ended.success
-          failures = 0
-          continue
-        }
-        const { error, last } = ended.failure
-        if (error.reason === "Expired") {
-          // Events were lost: list again, and the listeners work out the difference.
-          yield* Log.info("kubernetes watch expired (410 Gone); listing again", { resource: resource.plural })
-          version = undefined
-          continue
-        }
-        // Resume from the last version seen; if the server no longer has it, that is a 410 next.
-        version = last
-        failures++
-        yield* (failures === 1 ? Log.info : Log.warn)("kubernetes watch ended with an error; resuming", {
-          resource: resource.plural,
-          error: error.message,
-          failures
-        })
-        yield* Effect.sleep(delay(failures))
+    /** Where the next pass resumes: undefined to list first (at start, and after a 410). */
+    let version: string | undefined
+    /** Failures in a row, for the logs (the backoff counts its own). */
+    let failures = 0
+
+    /** One pass: a list if there is no version to resume from, then a watch until it ends. */
+    const pass = Effect.gen(function*() {
+      if (version === undefined) {
+        version = yield* Effect.mapError(list, (error) => ({ error, during: "list" as const }))
       }
+      const ended = yield* Effect.result(watch(version))
+      if (ended._tag === "Success") {
+        version = ended.success
+        return
+      }
+      const { error, last } = ended.failure
+      if (error.reason === "Expired") {
+        // Events were lost: list again, and the listeners work out the difference.
+        yield* Log.info("kubernetes watch expired (410 Gone); listing again", { resource: resource.plural })
+        version = undefined
+        return
+      }
+      // Resume from the last version seen; if the server no longer has it, that is a 410 next.
+      version = last
+      return yield* Effect.fail({ error, during: "watch" as const })
     })
+
+    const failed = ({ during, error }: { readonly error: KubeError; readonly during: "list" | "watch" }) =>
+      Effect.gen(function*() {
+        failures++
+        if (during === "list") {
+          yield* check.notReady(error.message)
+          yield* Log.warn("kubernetes list failed; retrying", { resource: resource.plural, error: error.message, failures })
+        } else {
+          yield* (failures === 1 ? Log.info : Log.warn)("kubernetes watch ended with an error; resuming", {
+            resource: resource.plural,
+            error: error.message,
+            failures
+          })
+        }
+      })
+
+    // Each pass that ends well starts the backoff over.
+    const follow = pass.pipe(
+      Effect.tapError(failed),
+      Effect.retry(backoff),
+      Effect.andThen(Effect.sync(() => {
+        failures = 0
+      })),
+      Effect.forever
+    )
 
     yield* Effect.forkScoped(follow)
 

@@ -7,6 +7,7 @@ import * as LogPacket from "../../src/domain/LogPacket.ts"
 import * as Answers from "../../src/domain/otlp/Answers.ts"
 import * as Logs from "../../src/domain/otlp/Logs.ts"
 import * as Request from "../../src/domain/otlp/Request.ts"
+import * as RequestJson from "../../src/domain/otlp/RequestJson.ts"
 import * as Otlp from "../helpers/OtlpReceiver.ts"
 
 /** Effect's own OTLP protobuf encoder, the reference ours must match byte for byte. */
@@ -247,7 +248,7 @@ describe("OTLP logs requests as packets", () => {
   })
 
   it("reads OTLP/JSON", () => {
-    const decoded = Request.decodeJson(JSON.parse(JSON.stringify(request)), decodeOptions)
+    const decoded = RequestJson.decodeJson(JSON.parse(JSON.stringify(request)), decodeOptions)
     assert.strictEqual(decoded.packets.length, 6)
     check(decoded)
   })
@@ -294,7 +295,7 @@ describe("OTLP logs requests as packets", () => {
     assert.strictEqual(decoded.total, 3)
     assert.strictEqual(decoded.rejected, 1)
     assert.match(decoded.firstRejection!, /log record 2: .*UTF-8/)
-    const json = Request.decodeJson({ resourceLogs: [{ scopeLogs: [{ logRecords: [{ body: s("ok") }, { severityNumber: "ERROR" }, 7] }] }] }, decodeOptions)
+    const json = RequestJson.decodeJson({ resourceLogs: [{ scopeLogs: [{ logRecords: [{ body: s("ok") }, { severityNumber: "ERROR" }, 7] }] }] }, decodeOptions)
     assert.deepStrictEqual([json.packets.length, json.rejected, json.total], [1, 2, 3])
   })
 
@@ -302,12 +303,12 @@ describe("OTLP logs requests as packets", () => {
     const body = officialEncode(request)
     assert.throws(() => Request.decodeProtobuf(body.slice(0, body.length - 3), decodeOptions), Request.OtlpDecodeError)
     assert.throws(() => Request.decodeProtobuf(Buffer.from("this is not protobuf at all"), decodeOptions), Request.OtlpDecodeError)
-    assert.throws(() => Request.decodeJson([1, 2], decodeOptions), Request.OtlpDecodeError)
-    assert.throws(() => Request.decodeJson({ resourceLogs: {} }, decodeOptions), Request.OtlpDecodeError)
+    assert.throws(() => RequestJson.decodeJson([1, 2], decodeOptions), Request.OtlpDecodeError)
+    assert.throws(() => RequestJson.decodeJson({ resourceLogs: {} }, decodeOptions), Request.OtlpDecodeError)
   })
 
   it("cuts a message at the size limit, between characters, and counts it", () => {
-    const decoded = Request.decodeJson({ resourceLogs: [{ scopeLogs: [{ logRecords: [{ body: s("é".repeat(600)) }] }] }] }, {
+    const decoded = RequestJson.decodeJson({ resourceLogs: [{ scopeLogs: [{ logRecords: [{ body: s("é".repeat(600)) }] }] }] }, {
       ...decodeOptions,
       maxMessageBytes: 1001
     })

@@ -22,6 +22,7 @@ import { Buffer } from "node:buffer"
 import type { LogPacket } from "../../domain/LogPacket.ts"
 import * as Answers from "../../domain/otlp/Answers.ts"
 import * as Request from "../../domain/otlp/Request.ts"
+import * as RequestJson from "../../domain/otlp/RequestJson.ts"
 import { Ingest } from "../Ingest.ts"
 import * as Telemetry from "../Telemetry.ts"
 import { readBody } from "./HttpBody.ts"
@@ -135,7 +136,7 @@ export const routes = (options: Options) =>
       try {
         decoded = encoding === "protobuf"
           ? Request.decodeProtobuf(body, decodeOptions)
-          : Request.decodeJson(JSON.parse(Buffer.from(body.buffer, body.byteOffset, body.length).toString("utf8")), decodeOptions)
+          : RequestJson.decodeJson(JSON.parse(Buffer.from(body.buffer, body.byteOffset, body.length).toString("utf8")), decodeOptions)
       } catch (error) {
         if (!(error instanceof Request.OtlpDecodeError) && !(error instanceof SyntaxError)) throw error
         const message = error instanceof SyntaxError ? `not an OTLP logs request (JSON): ${error.message}` : error.message

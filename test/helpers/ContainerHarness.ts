@@ -4,13 +4,13 @@
  * and the input, started and stopped at will (a stop closes its scope: the shutdown path,
  * checkpoint included). Used by the container input's in-process tests.
  */
-import { Context, Duration, Effect, Exit, Layer, Scope, Stream } from "effect"
-import type { LogPacket } from "../../src/domain/LogPacket.ts"
+import { Context, Duration, Effect, Exit, Layer, Scope } from "effect"
 import { Ingest } from "../../src/layers/Ingest.ts"
 import * as ContainerLogs from "../../src/layers/inputs/containers/ContainerLogs.ts"
 import * as PodMetadata from "../../src/layers/kubernetes/PodMetadata.ts"
 import { Readiness } from "../../src/layers/Readiness.ts"
 import { Checkpoints } from "../../src/layers/storage/Checkpoints.ts"
+import * as IngestCollector from "./IngestCollector.ts"
 import type * as NodeLayout from "./NodeLayout.ts"
 
 /** The input's options, and where its checkpoints go. */
@@ -38,23 +38,7 @@ export const options = (dirs: NodeLayout.NodeLayout, overrides: Partial<TestOpti
 export const harness = (options: { readonly capacity?: number; readonly consume?: boolean } = {}) =>
   Effect.gen(function*() {
     const context = yield* Layer.build(Layer.mergeAll(Ingest.layer({ capacity: options.capacity ?? 10_000 }), Readiness.layer))
-    const ingest = Context.get(context, Ingest)
-    const received: Array<LogPacket> = []
-    // As a router that routes each packet to one drain, which delivers it at once.
-    const consume = ingest.packets.pipe(
-      Stream.runForEachArray((chunk) =>
-        Effect.sync(() => {
-          for (const packet of chunk) {
-            packet.receipt?.offered("memory://")
-            packet.receipt?.routed(["memory://"])
-            packet.receipt?.settle("memory://")
-          }
-          received.push(...chunk)
-        })
-      ),
-      Effect.forkScoped,
-      Effect.asVoid
-    )
+    const { consume, messages, received } = IngestCollector.make(Context.get(context, Ingest))
     if (options.consume ?? true) yield* consume
     const start = (opts: TestOptions) =>
       Effect.gen(function*() {
@@ -69,7 +53,6 @@ export const harness = (options: { readonly capacity?: number; readonly consume?
         )
         return Scope.close(scope, Exit.void)
       })
-    const messages = (hostname: string) => received.filter((p) => p.hostname === hostname).map((p) => p.message)
     return { received, messages, start, consume }
   })
 

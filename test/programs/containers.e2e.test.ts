@@ -3,50 +3,20 @@
  * process, delivered to a syslog receiver — across a restart, and named from the Kubernetes API.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { spawn } from "node:child_process"
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs"
-import { tmpdir } from "node:os"
-import { join } from "node:path"
 import * as FakeKubeApi from "../helpers/FakeKubeApi.ts"
 import * as LogtrainProcess from "../helpers/LogtrainProcess.ts"
+import * as NodeLayout from "../helpers/NodeLayout.ts"
 import { freePorts } from "../helpers/ports.ts"
 import * as SyslogReceiver from "../helpers/SyslogReceiver.ts"
-
-const ID = "c0ffee00".repeat(8)
-const writer = join(import.meta.dirname, "../helpers/log-writer.ts")
-
-const node = () => {
-  const root = mkdtempSync(join(tmpdir(), "logtrain-node-"))
-  const containers = join(root, "containers")
-  mkdirSync(containers)
-  return {
-    root,
-    containers,
-    state: join(root, "state"),
-    container: (pod: string, namespace: string) => {
-      const dir = join(root, "pods", `${namespace}_${pod}_uid`, "app")
-      mkdirSync(dir, { recursive: true })
-      const file = join(dir, "0.log")
-      writeFileSync(file, "")
-      symlinkSync(file, join(containers, `${pod}_${namespace}_app-${ID}.log`))
-      return file
-    }
-  }
-}
-
-const write = (file: string, format: string, from: number, count: number, rate: number) => {
-  const child = spawn(process.execPath, [writer, file, format, String(from), String(count), String(rate)], { stdio: "ignore" })
-  return new Promise<void>((resolve, reject) => child.once("exit", (code) => (code === 0 ? resolve() : reject(new Error(`writer: ${code}`)))))
-}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 describe("logtrain with the container log input", () => {
   it("delivers every line once across a restart (SIGTERM while the writer goes on), naming logs from file names without an API", async () => {
-    const dirs = node()
+    const dirs = NodeLayout.make()
     const [http, sink] = await freePorts(2)
     const receiver = await SyslogReceiver.listen(sink!)
-    const file = dirs.container("web-5d8f7c-x2x9q", "shop")
+    const { file } = dirs.container("web-5d8f7c-x2x9q", "shop")
     const env = {
       HTTP_PORT: String(http),
       KUBERNETES: "true",
@@ -59,7 +29,7 @@ describe("logtrain with the container log input", () => {
     try {
       await LogtrainProcess.ready(lt)
       assert.include(lt.stderr(), "container logs are named from their file names")
-      const writing = write(file, "docker", 0, 20_000, 10_000)
+      const writing = NodeLayout.write(file, "docker", 0, 20_000, 10_000)
       await receiver.waitFor(3000, 10_000)
       assert.strictEqual(await lt.stop(), 0, lt.stderr())
       const atStop = receiver.lines.length
@@ -76,12 +46,12 @@ describe("logtrain with the container log input", () => {
     } finally {
       assert.strictEqual(await lt.stop(), 0, lt.stderr())
       await receiver.stop()
-      rmSync(dirs.root, { recursive: true, force: true })
+      dirs.remove()
     }
   }, 90_000)
 
   it("names logs after the pod's deployment and routes them by its annotation (KUBERNETES_DATASOURCE=true)", async () => {
-    const dirs = node()
+    const dirs = NodeLayout.make()
     const [http, sink] = await freePorts(2)
     const receiver = await SyslogReceiver.listen(sink!)
     const fake = await FakeKubeApi.listen()
@@ -92,7 +62,7 @@ describe("logtrain with the container log input", () => {
     })
     fake.create("replicasets", { name: "web-5d8f7c", namespace: "shop", owner: { kind: "Deployment", name: "web" } })
     fake.create("pods", { name: "web-5d8f7c-x2x9q", namespace: "shop", nodeName: "node-1", owner: { kind: "ReplicaSet", name: "web-5d8f7c" } })
-    const file = dirs.container("web-5d8f7c-x2x9q", "shop")
+    const { file } = dirs.container("web-5d8f7c-x2x9q", "shop")
     const lt = LogtrainProcess.start({
       HTTP_PORT: String(http),
       KUBERNETES: "true",
@@ -103,7 +73,7 @@ describe("logtrain with the container log input", () => {
     }, ["--kube-config", fake.kubeconfig])
     try {
       await LogtrainProcess.ready(lt)
-      await write(file, "cri", 0, 100, 10_000)
+      await NodeLayout.write(file, "cri", 0, 100, 10_000)
       await receiver.waitFor(100, 10_000)
       const packets = receiver.packets()
       assert.deepStrictEqual(packets.map((p) => p.message), Array.from({ length: 100 }, (_, i) => `line ${i}`))
@@ -114,7 +84,7 @@ describe("logtrain with the container log input", () => {
       assert.strictEqual(await lt.stop(), 0, lt.stderr())
       await fake.stop()
       await receiver.stop()
-      rmSync(dirs.root, { recursive: true, force: true })
+      dirs.remove()
     }
   }, 60_000)
 })

@@ -15,6 +15,7 @@ import * as PodMetadata from "../../../src/layers/kubernetes/PodMetadata.ts"
 import { Checkpoints } from "../../../src/layers/storage/Checkpoints.ts"
 import * as RouterCore from "../../../src/programs/RouterCore.ts"
 import { waitUntil } from "../../helpers/DrainsHarness.ts"
+import * as ContainerHarness from "../../helpers/ContainerHarness.ts"
 import * as MemoryDrains from "../../helpers/MemoryDrains.ts"
 import * as NodeLayout from "../../helpers/NodeLayout.ts"
 
@@ -62,17 +63,7 @@ const node = Effect.gen(function*() {
           flushTimeout: Duration.seconds(1)
         }
       }).pipe(Layer.provide(memory.layer), Layer.provideMerge(Checkpoints.layer(dirs.state)))
-      const input = ContainerLogs.layer({
-        path: dirs.containers,
-        excludeNamespaces: [],
-        onlyAkkeris: false,
-        maxLineBytes: 64 * 1024,
-        partialTimeout: Duration.seconds(5),
-        pollInterval: Duration.millis(20),
-        rescanInterval: Duration.millis(200),
-        checkpointInterval: Duration.millis(200),
-        ...options
-      }).pipe(Layer.provide(PodMetadata.fromNames(false)))
+      const input = ContainerLogs.layer(ContainerHarness.options(dirs, options)).pipe(Layer.provide(PodMetadata.fromNames(false)))
       const datasource = MemoryDatasource.layer(
         Object.entries(routes).flatMap(([hostname, endpoints]) => endpoints.map((endpoint) => ({ hostname, endpoint })))
       )

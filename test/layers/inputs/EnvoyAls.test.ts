@@ -3,13 +3,13 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import * as Grpc from "@grpc/grpc-js"
-import { Context, Duration, Effect, Layer, Stream } from "effect"
+import { Context, Duration, Effect, Layer } from "effect"
 import { PrometheusMetrics } from "effect/observability"
-import type { LogPacket } from "../../../src/domain/LogPacket.ts"
 import { Ingest } from "../../../src/layers/Ingest.ts"
 import * as EnvoyAls from "../../../src/layers/inputs/envoy/EnvoyAls.ts"
 import { Readiness } from "../../../src/layers/Readiness.ts"
-import { waitUntil } from "../../helpers/DrainsHarness.ts"
+import { waitUntil } from "../../helpers/eventually.ts"
+import * as IngestCollector from "../../helpers/IngestCollector.ts"
 import { freePort } from "../../helpers/ports.ts"
 
 type Message = EnvoyAls.StreamAccessLogsMessage
@@ -67,13 +67,7 @@ const harness = (options: { readonly capacity?: number; readonly consume?: boole
         Layer.mergeAll(Ingest.layer({ capacity: options.capacity ?? 10_000 }), Readiness.layer)
       )
     )
-    const ingest = Context.get(context, Ingest)
-    const received: Array<LogPacket> = []
-    const consume = ingest.packets.pipe(
-      Stream.runForEachArray((chunk) => Effect.sync(() => void received.push(...chunk))),
-      Effect.forkScoped,
-      Effect.asVoid
-    )
+    const { consume, messages, received } = IngestCollector.make(Context.get(context, Ingest))
     if (options.consume ?? true) yield* consume
     const clients: Array<Grpc.Client> = []
     yield* Effect.addFinalizer(() => Effect.sync(() => clients.forEach((c) => c.close())))
@@ -82,7 +76,6 @@ const harness = (options: { readonly capacity?: number; readonly consume?: boole
       clients.push(c)
       return c
     }
-    const messages = (hostname: string) => received.filter((p) => p.hostname === hostname).map((p) => p.message)
     return { port, received, consume, client, messages }
   })
 

@@ -17,7 +17,7 @@ import * as SyslogReceiver from "../helpers/SyslogReceiver.ts"
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
-const script = () => process.env.LOGTRAIN_BUNDLE ?? Bundle.build().script("logtrain")
+const script = () => Bundle.build().script("logtrain")
 
 /** What arrived of each source's `line <n>`, 0..count-1. */
 const tally = (messages: ReadonlyArray<string>, count: number) => {

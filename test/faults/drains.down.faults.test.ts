@@ -7,7 +7,6 @@
  * resent. Scaled for CI: 10 s down (the issue: 30 s).
  */
 import { assert, describe, it } from "@effect/vitest"
-import { afterAll, beforeAll } from "vitest"
 import * as Bundle from "../helpers/Bundle.ts"
 import { analyse } from "../helpers/Delivery.ts"
 import * as DrainFaults from "../helpers/DrainFaults.ts"
@@ -15,11 +14,7 @@ import { freePort } from "../helpers/ports.ts"
 import * as SyslogLoad from "../helpers/SyslogLoad.ts"
 import * as TcpSink from "../helpers/TcpSink.ts"
 
-let bundle: Bundle.Bundle
-beforeAll(() => {
-  bundle = Bundle.build()
-}, 120_000)
-afterAll(() => bundle?.remove())
+const bundle = Bundle.forTests()
 
 const SIZE = 1024
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))

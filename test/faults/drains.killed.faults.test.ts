@@ -8,7 +8,6 @@ import { assert, describe, it } from "@effect/vitest"
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { afterAll, beforeAll } from "vitest"
 import * as Bundle from "../helpers/Bundle.ts"
 import { analyse } from "../helpers/Delivery.ts"
 import * as DrainFaults from "../helpers/DrainFaults.ts"
@@ -16,11 +15,7 @@ import { freePort } from "../helpers/ports.ts"
 import * as SinkProcess from "../helpers/SinkProcess.ts"
 import * as SyslogLoad from "../helpers/SyslogLoad.ts"
 
-let bundle: Bundle.Bundle
-beforeAll(() => {
-  bundle = Bundle.build()
-}, 120_000)
-afterAll(() => bundle?.remove())
+const bundle = Bundle.forTests()
 
 const SIZE = 1024
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))

@@ -11,7 +11,6 @@
  * and, for the slow receiver, DRAIN_BUFFER_SIZE=2000 (with 40k lines, the defaults do the same).
  */
 import { assert, describe, it } from "@effect/vitest"
-import { afterAll, beforeAll } from "vitest"
 import { sourceHash } from "../../src/layers/drains/Lanes.ts"
 import * as Bundle from "../helpers/Bundle.ts"
 import { analyse } from "../helpers/Delivery.ts"
@@ -20,11 +19,7 @@ import { freePort } from "../helpers/ports.ts"
 import * as SyslogLoad from "../helpers/SyslogLoad.ts"
 import * as TcpSink from "../helpers/TcpSink.ts"
 
-let bundle: Bundle.Bundle
-beforeAll(() => {
-  bundle = Bundle.build()
-}, 120_000)
-afterAll(() => bundle?.remove())
+const bundle = Bundle.forTests()
 
 const SIZE = 1024
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))

@@ -8,7 +8,6 @@
  * Lines of 2 KB at 1000 lines/s; the receiver stops after 1 s.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { afterAll, beforeAll } from "vitest"
 import * as Bundle from "../helpers/Bundle.ts"
 import { analyse } from "../helpers/Delivery.ts"
 import * as DrainFaults from "../helpers/DrainFaults.ts"
@@ -16,11 +15,7 @@ import { freePort } from "../helpers/ports.ts"
 import * as SyslogLoad from "../helpers/SyslogLoad.ts"
 import * as TcpSink from "../helpers/TcpSink.ts"
 
-let bundle: Bundle.Bundle
-beforeAll(() => {
-  bundle = Bundle.build()
-}, 120_000)
-afterAll(() => bundle?.remove())
+const bundle = Bundle.forTests()
 
 const SIZE = 2048
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))

@@ -11,7 +11,6 @@ import { join } from "node:path"
 import * as Http from "node:http"
 import * as Net from "node:net"
 import * as Tls from "node:tls"
-import { beforeAll } from "vitest"
 import * as Bundle from "../helpers/Bundle.ts"
 import { certificates } from "../helpers/certs.ts"
 import * as LogtrainProcess from "../helpers/LogtrainProcess.ts"
@@ -27,10 +26,7 @@ const send = (port: number, text: string) =>
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
-let bundle: Bundle.Bundle
-beforeAll(() => {
-  bundle = Bundle.build()
-}, 60_000)
+const bundle = Bundle.forTests()
 
 /** The image's settings (Dockerfile), under which memory is measured. */
 const IMAGE_ENV = { NODE_OPTIONS: "--max-semi-space-size=4", MALLOC_ARENA_MAX: "2" }

@@ -7,7 +7,6 @@
  * why it could not connect.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { afterAll, beforeAll } from "vitest"
 import * as Bundle from "../helpers/Bundle.ts"
 import { warnings } from "../helpers/DrainFaults.ts"
 import { metric } from "../helpers/LogtailClient.ts"
@@ -15,11 +14,7 @@ import * as LogtrainProcess from "../helpers/LogtrainProcess.ts"
 import * as PostgresCluster from "../helpers/PostgresCluster.ts"
 import { freePorts } from "../helpers/ports.ts"
 
-let bundle: Bundle.Bundle
-beforeAll(() => {
-  bundle = Bundle.build()
-}, 120_000)
-afterAll(() => bundle?.remove())
+const bundle = Bundle.forTests()
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 

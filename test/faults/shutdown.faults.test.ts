@@ -45,7 +45,7 @@ describe("shutdown with twelve drains that cannot flush (the bundle)", () => {
     const deafPorts = ports.slice(6)
     const receivers = await Promise.all(deafPorts.map((port) => deaf(port!)))
     const drains = [...refusing, ...deafPorts].map((port) => `syslog+tcp://127.0.0.1:${port}`)
-    const script = process.env.LOGTRAIN_BUNDLE ?? Bundle.build().script("logtrain")
+    const script = Bundle.build().script("logtrain")
     const lt = LogtrainProcess.startScript(script, {
       HTTP_PORT: String(http),
       SYSLOG_TCP: "true",

@@ -5,12 +5,15 @@
  * dist/bundle. A build goes to a temporary directory first and is renamed into place whole.
  *
  * LOGTRAIN_BUNDLE=<path to a bundle's logtrain.js> runs the tests against that bundle instead
- * (e.g. one built from an older commit, to see a fault test fail there).
+ * (e.g. one built from an older commit, to see a fault test fail there); the tests that run the
+ * sources by default (LogtrainProcess.start) take it too. The build is kept for the next test file
+ * (and run) with the same sources.
  */
 import { execFileSync } from "node:child_process"
 import { createHash, randomBytes } from "node:crypto"
 import { existsSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from "node:fs"
 import { dirname, join, relative } from "node:path"
+import { beforeAll } from "vitest"
 
 const root = join(import.meta.dirname, "../..")
 
@@ -18,8 +21,6 @@ export interface Bundle {
   readonly dir: string
   /** A program's script in it: `logtrain` or `logtail`. */
   readonly script: (program: "logtrain" | "logtail") => string
-  /** Nothing: the build is kept for the next test file (and run) with the same sources. */
-  readonly remove: () => void
 }
 
 const files = (dir: string): Array<string> =>
@@ -41,7 +42,7 @@ export const build = (): Bundle => {
   const given = process.env.LOGTRAIN_BUNDLE
   if (given !== undefined && given !== "") {
     const dir = dirname(given)
-    return { dir, script: (program) => join(dir, `${program}.js`), remove: () => {} }
+    return { dir, script: (program) => join(dir, `${program}.js`) }
   }
   const name = `test-${sourcesHash()}`
   const dir = join(root, "dist", name)
@@ -62,5 +63,22 @@ export const build = (): Bundle => {
       rmSync(path, { recursive: true, force: true })
     }
   }
-  return { dir, script: (program) => join(dir, `${program}.js`), remove: () => {} }
+  return { dir, script: (program) => join(dir, `${program}.js`) }
+}
+
+/**
+ * The bundle for a test file's tests: built (or found) before they run, as `build` does. Its
+ * scripts are asked for inside the tests.
+ */
+export const forTests = (): Pick<Bundle, "script"> => {
+  let built: Bundle | undefined
+  beforeAll(() => {
+    built = build()
+  }, 120_000)
+  return {
+    script: (program) => {
+      if (built === undefined) throw new Error("the bundle is built before the tests run: ask for its scripts inside them")
+      return built.script(program)
+    }
+  }
 }

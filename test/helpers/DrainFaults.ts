@@ -36,7 +36,7 @@ export const warnings = (stderr: string): string =>
   stderr.split("\n").filter((l) => !l.includes("level=INFO") && !l.includes("level=DEBUG") && l !== "").slice(-20).join("\n")
 
 /** Starts logtrain with every hostname routed to `drain` (a drain URL), and waits until it is ready. */
-export const start = async (bundle: Bundle, drain: string, env: Record<string, string> = {}): Promise<Relay> => {
+export const start = async (bundle: Pick<Bundle, "script">, drain: string, env: Record<string, string> = {}): Promise<Relay> => {
   const [http, input] = await freePorts(2)
   const process = LogtrainProcess.startScript(bundle.script("logtrain"), {
     HTTP_PORT: String(http),

@@ -2,7 +2,7 @@
  * logtrain as a real process, configured through its environment the way operators configure it.
  */
 import { type ChildProcess, spawn } from "node:child_process"
-import { join } from "node:path"
+import { dirname, join, resolve } from "node:path"
 
 export interface LogtrainProcess {
   readonly child: ChildProcess
@@ -15,11 +15,16 @@ export interface LogtrainProcess {
   exited(): Promise<number | null>
 }
 
-/** The sources, or another build of logtrain: `LOGTRAIN_ENTRY=dist/bundle/logtrain.js` runs the tests against the bundle. */
-const entry = process.env.LOGTRAIN_ENTRY === undefined
-  ? join(import.meta.dirname, "../../src/programs/logtrain.ts")
-  : join(import.meta.dirname, "../..", process.env.LOGTRAIN_ENTRY)
-const logtailEntry = join(import.meta.dirname, "../../src/programs/logtail.ts")
+/**
+ * The sources, or a bundle: `LOGTRAIN_BUNDLE=<a bundle's logtrain.js>` (e.g. dist/bundle/logtrain.js,
+ * or an older commit's) runs these tests against it — the same variable the bundle's own tests take
+ * (Bundle.ts), and its logtail.js beside it for logtail.
+ */
+const bundle = process.env.LOGTRAIN_BUNDLE === undefined || process.env.LOGTRAIN_BUNDLE === ""
+  ? undefined
+  : resolve(import.meta.dirname, "../..", process.env.LOGTRAIN_BUNDLE)
+const entry = bundle ?? join(import.meta.dirname, "../../src/programs/logtrain.ts")
+const logtailEntry = bundle === undefined ? join(import.meta.dirname, "../../src/programs/logtail.ts") : join(dirname(bundle), "logtail.js")
 
 export const start = (env: Record<string, string>, args: ReadonlyArray<string> = []): LogtrainProcess => startEntry(entry, env, args)
 

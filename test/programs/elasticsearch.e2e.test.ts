@@ -1,7 +1,7 @@
 /**
  * logtrain as a process, configured as a new user would: `es+http://` routes in ROUTES, lines in
  * over TCP syslog, into the Elasticsearch stand-in answering as Elasticsearch 8 does.
- * `LOGTRAIN_ENTRY=dist/bundle/logtrain.js` runs it against the bundle (after `npm run build`).
+ * `LOGTRAIN_BUNDLE=dist/bundle/logtrain.js` runs it against the bundle (after `npm run build`).
  */
 import { assert, describe, it } from "@effect/vitest"
 import * as Net from "node:net"

@@ -8,18 +8,13 @@ import { mkdirSync, mkdtempSync, readdirSync, rmSync } from "node:fs"
 import * as Http from "node:http"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { afterAll, beforeAll } from "vitest"
 import { fileNameOf } from "../../src/layers/storage/FileRecentLogs.ts"
 import * as Bundle from "../helpers/Bundle.ts"
 import { metric, rfc5424, sendTcp, sleep, until } from "../helpers/LogtailClient.ts"
 import * as LogtrainProcess from "../helpers/LogtrainProcess.ts"
 import { freePorts } from "../helpers/ports.ts"
 
-let bundle: Bundle.Bundle
-beforeAll(() => {
-  bundle = Bundle.build()
-}, 60_000)
-afterAll(() => bundle?.remove())
+const bundle = Bundle.forTests()
 
 const startLogtail = async (env: Record<string, string>) => {
   const [http, tcp] = await freePorts(2)

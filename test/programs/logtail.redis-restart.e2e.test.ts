@@ -6,7 +6,6 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { randomBytes } from "node:crypto"
-import { afterAll, beforeAll } from "vitest"
 import * as Bundle from "../helpers/Bundle.ts"
 import { bySender, createTail, follow, messages, metric, numbered, on, ready, sendTcp, sleep, until } from "../helpers/LogtailClient.ts"
 import * as LogtrainProcess from "../helpers/LogtrainProcess.ts"
@@ -14,11 +13,7 @@ import { freePorts } from "../helpers/ports.ts"
 import * as Postgres from "../helpers/Postgres.ts"
 import * as RedisServer from "../helpers/RedisServer.ts"
 
-let bundle: Bundle.Bundle
-beforeAll(() => {
-  bundle = Bundle.build()
-}, 60_000)
-afterAll(() => bundle?.remove())
+const bundle = Bundle.forTests()
 
 const LEASE_SECONDS = 3
 

@@ -16,16 +16,14 @@ import { freePorts } from "../helpers/ports.ts"
 import * as Postgres from "../helpers/Postgres.ts"
 import * as TcpBalancer from "../helpers/TcpBalancer.ts"
 
-let bundle: Bundle.Bundle
+const bundle = Bundle.forTests()
 // One cluster for the file (each test tails apps of its own); the test that kills replica 1 runs last.
 let cluster: Awaited<ReturnType<typeof startCluster>>
 beforeAll(async () => {
-  bundle = Bundle.build()
   cluster = await startCluster()
 }, 90_000)
 afterAll(async () => {
   await cluster?.stop()
-  bundle?.remove()
 }, 30_000)
 
 const LEASE_SECONDS = 3

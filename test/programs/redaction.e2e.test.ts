@@ -1,5 +1,5 @@
 /**
- * logtrain as a process (the bundle with `LOGTRAIN_ENTRY=dist/bundle/logtrain.js`), with the drain
+ * logtrain as a process (the bundle with `LOGTRAIN_BUNDLE=dist/bundle/logtrain.js`), with the drain
  * URLs of the issue that found credentials in its logs and metrics: a password holding `#`, a bare
  * query token, a token as a path segment, and a receiver that echoes the Authorization header it
  * was sent in its refusal. Nothing of any secret may reach stderr or /metrics.

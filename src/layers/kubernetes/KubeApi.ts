@@ -4,15 +4,13 @@
  *
  * The configuration comes from `--kube-config`, `KUBECONFIG`, `~/.kube/config` or the in-cluster
  * service account (KubeConfigSource, KubeConnection), and the requests go over plain HTTPS
- * (KubeHttp). Only a kubeconfig whose user logs in through a plugin (exec, auth-provider: cloud
+ * (KubeHttp; KubeClient chooses). Only a kubeconfig whose user logs in through a plugin (exec, auth-provider: cloud
  * logins) loads `@kubernetes/client-node`, which runs those (KubeApiClientNode) — its code alone
  * costs ~86 MB of memory. Either way what is kept is trimmed (see domain/Kubernetes) the moment it
  * arrives: lists in pages of PAGE_SIZE, each trimmed before the next; watch events one by one.
  */
-import { Context, Data, Effect, Layer } from "effect"
+import { Context, Data, Effect } from "effect"
 import { type Kind, type KubeObject, trim } from "../../domain/Kubernetes.ts"
-import * as ConfigSource from "./KubeConfigSource.ts"
-import * as KubeConnection from "./KubeConnection.ts"
 
 export interface ResourceType {
   readonly kind: Kind
@@ -107,27 +105,3 @@ export const listPages = <E>(
     } while (next !== undefined)
     return { objects, resourceVersion }
   })
-
-export interface Options {
-  /** A kubeconfig file; otherwise KUBECONFIG, ~/.kube/config, or the in-cluster service account. */
-  readonly kubeconfig?: string | undefined
-}
-
-export const layer = (options: Options) =>
-  Layer.effect(
-    KubeApi,
-    Effect.gen(function*() {
-      const source = ConfigSource.find(options.kubeconfig)
-      if (source === undefined) return yield* new KubeError({ reason: "Config", detail: ConfigSource.noCluster })
-      const connection = yield* Effect.tryPromise({
-        try: () => KubeConnection.resolve(source),
-        catch: (error) => new KubeError({ reason: "Config", detail: `cannot load the configuration: ${(error as Error).message}` })
-      })
-      if (connection._tag === "NeedsPlugin") {
-        const ClientNode = yield* Effect.promise(() => import("./KubeApiClientNode.ts"))
-        return yield* ClientNode.make(source)
-      }
-      const KubeHttp = yield* Effect.promise(() => import("./KubeHttp.ts"))
-      return yield* KubeHttp.make(connection)
-    })
-  )

@@ -16,6 +16,7 @@ import type { Readiness } from "../Readiness.ts"
 import * as Informer from "./Informer.ts"
 import { PodMetadata } from "./PodMetadata.ts"
 import * as KubeApi from "./KubeApi.ts"
+import * as KubeClient from "./KubeClient.ts"
 import { type ResourceType, Resources } from "./KubeApi.ts"
 
 export interface Options {
@@ -121,8 +122,8 @@ export const layer = (options: Options): Layer.Layer<KubeCache, never, KubeApi.K
   )
 
 /** The cache with its own API client (configured from `kubeconfig`, else the defaults). */
-export const layerWithApi = (options: Options & KubeApi.Options) =>
-  layer(options).pipe(Layer.provideMerge(KubeApi.layer({ kubeconfig: options.kubeconfig })))
+export const layerWithApi = (options: Options & KubeClient.Options) =>
+  layer(options).pipe(Layer.provideMerge(KubeClient.layer({ kubeconfig: options.kubeconfig })))
 
 /** Pod metadata for the container log input, from this cache. */
 export const podMetadata: Layer.Layer<PodMetadata, never, KubeCache> = Layer.effect(

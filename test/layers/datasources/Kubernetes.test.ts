@@ -3,7 +3,7 @@ import { Context, Effect, Exit, Layer, Logger, Scope } from "effect"
 import { PrometheusMetrics } from "effect/observability"
 import * as Kubernetes from "../../../src/layers/datasources/Kubernetes.ts"
 import { WritableDatasource } from "../../../src/layers/datasources/WritableDatasource.ts"
-import * as KubeApi from "../../../src/layers/kubernetes/KubeApi.ts"
+import * as KubeClient from "../../../src/layers/kubernetes/KubeClient.ts"
 import * as KubeCache from "../../../src/layers/kubernetes/KubeCache.ts"
 import * as Permissions from "../../../src/layers/kubernetes/Permissions.ts"
 import { Readiness } from "../../../src/layers/Readiness.ts"
@@ -30,7 +30,7 @@ const start = (fake: FakeKubeApi.FakeKubeApi, options: { readonly akkeris?: bool
     yield* Effect.addFinalizer(() => Scope.close(scope, Exit.void))
     const core = RouterCore.layer({ ingestCapacity: 100, drainSettings: {} }).pipe(Layer.provide(factory))
     const kube = KubeCache.layer({ akkeris: options.akkeris ?? false, nodeName: options.nodeName }).pipe(
-      Layer.provideMerge(KubeApi.layer({ kubeconfig: fake.kubeconfig }))
+      Layer.provideMerge(KubeClient.layer({ kubeconfig: fake.kubeconfig }))
     )
     const context = yield* Layer.buildWithScope(
       Kubernetes.layer.pipe(

@@ -1,6 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Context, Effect, Exit, Layer, Scope } from "effect"
-import * as KubeApi from "../../../src/layers/kubernetes/KubeApi.ts"
+import * as KubeClient from "../../../src/layers/kubernetes/KubeClient.ts"
 import * as KubeCache from "../../../src/layers/kubernetes/KubeCache.ts"
 import { Readiness } from "../../../src/layers/Readiness.ts"
 import * as FakeKubeApi from "../../helpers/FakeKubeApi.ts"
@@ -16,7 +16,7 @@ const start = (fake: FakeKubeApi.FakeKubeApi, akkeris: boolean) =>
     yield* Effect.addFinalizer(() => Scope.close(scope, Exit.void))
     const context = yield* Layer.buildWithScope(
       KubeCache.layer({ akkeris, nodeName: "node-1" }).pipe(
-        Layer.provide(KubeApi.layer({ kubeconfig: fake.kubeconfig })),
+        Layer.provide(KubeClient.layer({ kubeconfig: fake.kubeconfig })),
         Layer.provide(Readiness.layer)
       ),
       scope

@@ -4,12 +4,15 @@
  * deletions, a drain going down and coming back, and logtrain stopped (SIGTERM-like: the scope
  * closed, drains flushed, the last checkpoint saved) or killed (SIGKILL-like: nothing delivered or
  * saved after the instant) and started again — while it runs or while it is down — and runs them
- * against the real input, router and drains on a temporary directory. Then everything comes back
+ * against the real input, router and drains on a temporary directory. A write or a rotation may
+ * also happen in the middle of one of the input's looks at a file — right after it has checked that
+ * the file still begins as it did — as a writer running beside it can. Then everything comes back
  * and the model checks what each file's drain got: every line written, at least once, in order,
  * none cut or merged, and twice only after a kill.
  */
 import { assert, describe, it } from "@effect/vitest"
 import * as fc from "fast-check"
+import { vi } from "vitest"
 import { Duration, Effect, Exit, Layer, Scope } from "effect"
 import { appendFileSync, copyFileSync, renameSync, rmSync, truncateSync, unlinkSync, writeFileSync } from "node:fs"
 import { MemoryDatasource } from "../../../src/layers/datasources/Memory.ts"
@@ -20,6 +23,25 @@ import * as RouterCore from "../../../src/programs/RouterCore.ts"
 import * as MemoryDrains from "../../helpers/MemoryDrains.ts"
 import type * as MemorySink from "../../helpers/MemorySink.ts"
 import * as NodeLayout from "../../helpers/NodeLayout.ts"
+
+/** Writer actions to run inside one of the input's next checks that a file still begins as it did: each counts the checks down to its own. */
+const duringLook: Array<{ checks: number; readonly action: () => void }> = []
+
+vi.mock(import("../../../src/layers/inputs/containers/files.ts"), async (importOriginal) => {
+  const original = await importOriginal()
+  return {
+    ...original,
+    matches: (...args: Parameters<typeof original.matches>) => {
+      const result = original.matches(...args)
+      for (const due of [...duringLook]) {
+        if (--due.checks > 0) continue
+        duringLook.splice(duringLook.indexOf(due), 1)
+        due.action()
+      }
+      return result
+    }
+  }
+})
 
 const DRAIN = "syslog+tcp://drain.example:514"
 const FILES = 2
@@ -155,6 +177,34 @@ class Start implements fc.AsyncCommand<Model, Real> {
   toString = () => "start"
 }
 
+/** A write or a rotation done by the writer in the middle of one of the input's looks (or, when none comes soon, as usual). */
+class DuringLook implements fc.AsyncCommand<Model, Real> {
+  readonly inner: Write | Rotate
+  /** At the n-th check from now. */
+  readonly nth: number
+  constructor(inner: Write | Rotate, nth: number) {
+    this.inner = inner
+    this.nth = nth
+  }
+  check = (m: Readonly<Model>) => this.inner.check(m)
+  async run(m: Model, r: Real) {
+    let done = false
+    // Write.run and Rotate.run do all they do before their first await: they complete inside the check.
+    const action = () => {
+      done = true
+      void this.inner.run(m, r)
+    }
+    const due = { checks: this.nth, action }
+    duringLook.push(due)
+    for (let waited = 0; !done && waited < 300; waited += 10) await sleep(10)
+    if (!done) {
+      duringLook.splice(duringLook.indexOf(due), 1)
+      await this.inner.run(m, r)
+    }
+  }
+  toString = () => `duringLook(${this.inner.toString()}, ${this.nth})`
+}
+
 class Wait implements fc.AsyncCommand<Model, Real> {
   readonly ms: number
   constructor(ms: number) {
@@ -167,9 +217,13 @@ class Wait implements fc.AsyncCommand<Model, Real> {
   toString = () => `wait(${this.ms})`
 }
 
+const writes = fc.tuple(fc.nat(FILES - 1), fc.integer({ min: 1, max: 300 }), fc.boolean()).map(([f, n, s]) => new Write(f, n, s))
+const rotations = fc.tuple(fc.nat(FILES - 1), fc.constantFrom("rename" as const, "copytruncate" as const)).map(([f, how]) => new Rotate(f, how))
+
 const commands = [
-  fc.tuple(fc.nat(FILES - 1), fc.integer({ min: 1, max: 300 }), fc.boolean()).map(([f, n, s]) => new Write(f, n, s)),
-  fc.tuple(fc.nat(FILES - 1), fc.constantFrom("rename" as const, "copytruncate" as const)).map(([f, how]) => new Rotate(f, how)),
+  writes,
+  rotations,
+  fc.tuple(fc.oneof(writes, rotations), fc.integer({ min: 1, max: 3 })).map(([inner, nth]) => new DuringLook(inner, nth)),
   fc.nat(FILES - 1).map((f) => new Delete(f)),
   fc.boolean().map((up) => new Drain(up)),
   fc.boolean().map((kill) => new Stop(kill)),
@@ -333,6 +387,18 @@ describe("container log input: a model of files, rotations, drains and restarts"
       new Wait(163),
       new Write(1, 200, true),
       new Rotate(1, "copytruncate")
+    ])
+    assert.deepStrictEqual(outcome.first, outcome.expected, outcome.what)
+    holds(outcome)
+  })
+
+  it("a copytruncate in the middle of the look that found the drain full: the drain's backlog goes on in the copy", async () => {
+    const outcome = await run([
+      new Delete(1),
+      new Wait(144),
+      new DuringLook(new Write(0, 214, true), 1),
+      new DuringLook(new Rotate(0, "copytruncate"), 1),
+      new Rotate(0, "rename")
     ])
     assert.deepStrictEqual(outcome.first, outcome.expected, outcome.what)
     holds(outcome)

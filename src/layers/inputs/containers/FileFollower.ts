@@ -665,9 +665,25 @@ export class FileFollower implements ChunkOwner {
     const resume = reader.resumeOffset
     // At the head's generation, up to the last line the head handed over; before it, to the end.
     const limit = atHead ? Math.max(reader.offset, Math.floor(this.lastPos)) : gen.size!
+    if (atHead && gen.fd === undefined) {
+      // The head's generation was truncated and its copy not found: what this drain had yet to
+      // read of it is gone (counted when the head moves on). It rejoins the head.
+      b.rejoinAt = { gen: this.gen, from: this.lastPos }
+      b.reader = undefined
+      this.release()
+      this.resume()
+      return "caughtUp"
+    }
     const n = gen.fd === undefined ? 0 : Math.min(CHUNK, limit - reader.offset)
     if (n > 0) {
       const bytesRead = Fs.readSync(gen.fd!, buffer, 0, n, reader.offset)
+      if (gen === this.live && (bytesRead < n || !Files.matches(gen.fd!, gen.print))) {
+        // Truncated since the head read it (a copytruncate while the head waits for this drain):
+        // the generation goes on in the copy, from which this drain reads it next time.
+        this.truncated(Fs.fstatSync(gen.fd!), now)
+        b.reader = undefined
+        return "more"
+      }
       reader.feed(buffer.subarray(0, bytesRead), now)
     }
     const ended = !atHead && (gen.fd === undefined || reader.offset >= gen.size!)

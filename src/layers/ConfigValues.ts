@@ -1,7 +1,8 @@
 /**
  * Config values as operators write them. The originals were Go programs, so durations are read in
  * Go's form (`500ms`, `5s`, `1m30s`) as well as Effect's (`5 seconds`), and flags in any case
- * (`true`, `TRUE`, `yes`, `1`). A bad value stops start-up with one line naming the variable.
+ * (`true`, `TRUE`, `yes`, `1`), and sizes as Kubernetes writes them (`128Mi`, `64M`) or in bytes.
+ * A bad value stops start-up with one line naming the variable.
  */
 import { Config, Duration, Effect, Option, Schema, SchemaIssue, SchemaTransformation } from "effect"
 
@@ -94,3 +95,48 @@ export const httpPath = (name: string): Config.Config<`/${string}`> =>
     Schema.String.check(Schema.isPattern(/^\/\S*$/, { expected: "a path starting with /" })),
     name
   ) as Config.Config<`/${string}`>
+
+const SIZE_UNITS: Record<string, number> = {
+  "": 1,
+  b: 1,
+  k: 1e3,
+  kb: 1e3,
+  ki: 1024,
+  kib: 1024,
+  m: 1e6,
+  mb: 1e6,
+  mi: 1024 ** 2,
+  mib: 1024 ** 2,
+  g: 1e9,
+  gb: 1e9,
+  gi: 1024 ** 3,
+  gib: 1024 ** 3
+}
+const SIZE = /^(\d+(?:\.\d+)?)\s*([a-z]*)$/
+
+/** A size in bytes: `134217728`, `128Mi`, `64M`, `1.5Gi`, `512KiB`; undefined if it is not one. */
+export const parseBytes = (text: string): number | undefined => {
+  const match = SIZE.exec(text.trim().toLowerCase())
+  if (match === null) return undefined
+  const unit = SIZE_UNITS[match[2]!]
+  return unit === undefined ? undefined : Math.floor(Number(match[1]) * unit)
+}
+
+const BytesFromString = Schema.String.pipe(
+  Schema.decodeTo(
+    Schema.Number,
+    SchemaTransformation.transformEffect({
+      decode: (s, options) => {
+        const bytes = parseBytes(s)
+        return bytes === undefined
+          ? Effect.fail(new SchemaIssue.InvalidValue({ expected: "a size such as 134217728, 128Mi or 64M" }, s, options))
+          : Effect.succeed(bytes)
+      },
+      encode: (n) => Effect.succeed(String(n))
+    })
+  )
+)
+
+/** A size in bytes (see `parseBytes`), no smaller than `min`. */
+export const bytes = (name: string, min: number): Config.Config<number> =>
+  Config.schema(BytesFromString.check(Schema.isGreaterThanOrEqualTo(min)), name)

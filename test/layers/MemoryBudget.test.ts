@@ -1,0 +1,92 @@
+import { assert, describe, it } from "@effect/vitest"
+import { Effect, Fiber } from "effect"
+import { parseBytes } from "../../src/layers/ConfigValues.ts"
+import * as MemoryBudget from "../../src/layers/MemoryBudget.ts"
+
+const MiB = 1024 * 1024
+
+describe("MemoryBudget", () => {
+  it("reads the container's limit from cgroup v2, then v1; 'max' and v1's huge number mean none", () => {
+    const files = (entries: Record<string, string>) => (path: string) => {
+      const text = entries[path]
+      if (text === undefined) throw new Error("ENOENT")
+      return text
+    }
+    assert.strictEqual(MemoryBudget.cgroupLimit(files({ "/sys/fs/cgroup/memory.max": "134217728\n" })), 128 * MiB)
+    assert.strictEqual(MemoryBudget.cgroupLimit(files({ "/sys/fs/cgroup/memory.max": "max\n" })), undefined)
+    assert.strictEqual(
+      MemoryBudget.cgroupLimit(files({ "/sys/fs/cgroup/memory/memory.limit_in_bytes": "268435456" })),
+      256 * MiB
+    )
+    assert.strictEqual(
+      MemoryBudget.cgroupLimit(files({ "/sys/fs/cgroup/memory/memory.limit_in_bytes": "9223372036854771712" })),
+      undefined
+    )
+    assert.strictEqual(MemoryBudget.cgroupLimit(files({})), undefined)
+  })
+
+  it("defaults to half of what the container's limit leaves past the runtime's floor, and to 64 MiB without one", () => {
+    assert.strictEqual(MemoryBudget.defaultLimit(128 * MiB), (128 * MiB - MemoryBudget.RUNTIME_FLOOR) / 2)
+    assert.strictEqual(MemoryBudget.defaultLimit(undefined), 64 * MiB)
+    assert.strictEqual(MemoryBudget.defaultLimit(64 * MiB), MemoryBudget.MIN_LIMIT)
+  })
+
+  it("reads sizes as Kubernetes writes them, or in bytes", () => {
+    assert.strictEqual(parseBytes("128Mi"), 128 * MiB)
+    assert.strictEqual(parseBytes("64M"), 64_000_000)
+    assert.strictEqual(parseBytes("1.5Gi"), 1.5 * 1024 * MiB)
+    assert.strictEqual(parseBytes(" 512KiB "), 512 * 1024)
+    assert.strictEqual(parseBytes("1000"), 1000)
+    assert.strictEqual(parseBytes("12 parsecs"), undefined)
+    assert.strictEqual(parseBytes("-5Mi"), undefined)
+  })
+
+  it("splits the budget: an eighth to the ingest queue, HTTP bodies set aside, the rest to drains", () => {
+    const budget = MemoryBudget.make(32 * MiB, { httpBodies: 8 * MiB })
+    assert.strictEqual(budget.ingest, 4 * MiB)
+    assert.strictEqual(budget.drains.bytes, 20 * MiB)
+  })
+
+  it("a drain alone may take the whole drains' share, and no more", () => {
+    const pool = new MemoryBudget.Pool(1000)
+    const a = pool.join()
+    assert.isTrue(a.fits(1000))
+    a.take(990)
+    assert.isTrue(a.fits(10))
+    assert.isFalse(a.fits(11))
+  })
+
+  it("drains that are full cannot starve another: each keeps a guaranteed part, and together they stay within the share", () => {
+    const pool = new MemoryBudget.Pool(1000)
+    const dead = [pool.join(), pool.join(), pool.join()]
+    const live = pool.join()
+    // Four members: each is guaranteed 1000 / 8 = 125.
+    for (const account of dead) {
+      while (account.fits(10)) account.take(10)
+    }
+    assert.isAtMost(pool.total, 1000 - 125)
+    assert.isTrue(live.fits(125))
+    while (live.fits(5)) live.take(5)
+    assert.isAtMost(live.bytes, 125)
+    assert.isAtMost(pool.total, 1000)
+    // What is given back can be taken again.
+    dead[0]!.give(dead[0]!.bytes)
+    assert.isTrue(live.fits(100))
+  })
+
+  it.effect("a drain that leaves gives back what it held, and waiters for room wake", () =>
+    Effect.gen(function*() {
+      const pool = new MemoryBudget.Pool(100)
+      const a = pool.join()
+      a.take(100)
+      const waiting = yield* Effect.forkChild(pool.until(() => pool.total <= 50))
+      yield* Effect.yieldNow
+      assert.isUndefined(waiting.pollUnsafe())
+      a.give(40)
+      yield* Effect.yieldNow
+      assert.isUndefined(waiting.pollUnsafe(), "60 held is still more than 50")
+      a.leave()
+      yield* Fiber.join(waiting)
+      assert.deepStrictEqual([pool.total, pool.members], [0, 0])
+    }))
+})

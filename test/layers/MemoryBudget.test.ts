@@ -5,13 +5,15 @@ import * as MemoryBudget from "../../src/layers/MemoryBudget.ts"
 
 const MiB = 1024 * 1024
 
+/** A file system of these files only. */
+const files = (entries: Record<string, string>) => (path: string) => {
+  const text = entries[path]
+  if (text === undefined) throw new Error("ENOENT")
+  return text
+}
+
 describe("MemoryBudget", () => {
   it("reads the container's limit from cgroup v2, then v1; 'max' and v1's huge number mean none", () => {
-    const files = (entries: Record<string, string>) => (path: string) => {
-      const text = entries[path]
-      if (text === undefined) throw new Error("ENOENT")
-      return text
-    }
     assert.strictEqual(MemoryBudget.cgroupLimit(files({ "/sys/fs/cgroup/memory.max": "134217728\n" })), 128 * MiB)
     assert.strictEqual(MemoryBudget.cgroupLimit(files({ "/sys/fs/cgroup/memory.max": "max\n" })), undefined)
     assert.strictEqual(

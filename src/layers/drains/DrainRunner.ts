@@ -224,6 +224,13 @@ const untilReachable = (probe: Effect.Effect<boolean>) =>
 
 const floorPowerOfTwo = (n: number): number => 2 ** Math.floor(Math.log2(Math.max(1, n)))
 
+/**
+ * What a packet must find room for in the memory budget: its bytes; one for a packet with a
+ * receipt, which is offered only when `hasRoom` said so (else parked), and never dropped for memory.
+ */
+const budgetBytes = (packet: LogPacket.LogPacket, bytes?: number) =>
+  packet.receipt === undefined ? bytes ?? LogPacket.approximateBytes(packet) : 1
+
 /** Settles the receipts of packets the drain of `endpoint` is done with. */
 const settleAll = (packets: ReadonlyArray<LogPacket.LogPacket>, endpoint: string): void => {
   for (const packet of packets) packet.receipt?.settle(endpoint)
@@ -545,10 +552,6 @@ export const make = Effect.fnUntraced(function*(options: {
   )
 
   yield* FiberSet.run(fibers)(work(lanes[0]!))
-
-  /** What a packet must find room for in the budget (see `offer`). */
-  const budgetBytes = (packet: LogPacket.LogPacket, bytes?: number) =>
-    packet.receipt === undefined ? bytes ?? LogPacket.approximateBytes(packet) : 1
 
   /**
    * Takes a packet if the buffer has room for it. A packet with a receipt was offered because

@@ -5,6 +5,7 @@
  * A bad value stops start-up with one line naming the variable.
  */
 import { Config, Duration, Effect, Option, Schema, SchemaIssue, SchemaTransformation } from "effect"
+import { parseBytes } from "./MemoryLimit.ts"
 
 const TRUE = new Set(["true", "yes", "y", "on", "1"])
 const FALSE = new Set(["false", "no", "n", "off", "0"])
@@ -96,32 +97,6 @@ export const httpPath = (name: string): Config.Config<`/${string}`> =>
     name
   ) as Config.Config<`/${string}`>
 
-const SIZE_UNITS: Record<string, number> = {
-  "": 1,
-  b: 1,
-  k: 1e3,
-  kb: 1e3,
-  ki: 1024,
-  kib: 1024,
-  m: 1e6,
-  mb: 1e6,
-  mi: 1024 ** 2,
-  mib: 1024 ** 2,
-  g: 1e9,
-  gb: 1e9,
-  gi: 1024 ** 3,
-  gib: 1024 ** 3
-}
-const SIZE = /^(\d+(?:\.\d+)?)\s*([a-z]*)$/
-
-/** A size in bytes: `134217728`, `128Mi`, `64M`, `1.5Gi`, `512KiB`; undefined if it is not one. */
-export const parseBytes = (text: string): number | undefined => {
-  const match = SIZE.exec(text.trim().toLowerCase())
-  if (match === null) return undefined
-  const unit = SIZE_UNITS[match[2]!]
-  return unit === undefined ? undefined : Math.floor(Number(match[1]) * unit)
-}
-
 const BytesFromString = Schema.String.pipe(
   Schema.decodeTo(
     Schema.Number,
@@ -136,6 +111,8 @@ const BytesFromString = Schema.String.pipe(
     })
   )
 )
+
+export { parseBytes }
 
 /** A size in bytes (see `parseBytes`), no smaller than `min`. */
 export const bytes = (name: string, min: number): Config.Config<number> =>

@@ -18,48 +18,23 @@
  *
  * The default, with a cgroup memory limit (`/sys/fs/cgroup/memory.max`, a container's): what is
  * left of it past the runtime's floor, halved, because a garbage-collected heap holds the garbage
- * of what it freed beside what is live. Without one: DEFAULT_LIMIT. See the README, Memory.
+ * of what it freed beside what is live (MemoryLimit.ts). Without one: DEFAULT_LIMIT. See the
+ * README, Memory.
  */
 import { Context, Effect, Layer } from "effect"
-import { readFileSync } from "node:fs"
 import * as Telemetry from "./Telemetry.ts"
 
-/** What the process takes before it holds any log data: the bundle at rest, measured (README, Memory). */
-export const RUNTIME_FLOOR = 80 * 1024 * 1024
-
-/** The budget when no container limit is found. */
-export const DEFAULT_LIMIT = 64 * 1024 * 1024
-
-/** The smallest budget MEMORY_LIMIT may set. */
-export const MIN_LIMIT = 4 * 1024 * 1024
-
-/** The container's memory limit in bytes (cgroup v2, else v1), if it has one. */
-export const cgroupLimit = (read: (path: string) => string = (path) => readFileSync(path, "utf8")): number | undefined => {
-  for (const path of ["/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"]) {
-    let text: string
-    try {
-      text = read(path).trim()
-    } catch {
-      continue
-    }
-    const bytes = Number(text)
-    // "max" (v2) or a huge number (v1: 2^63 rounded to pages) mean no limit.
-    if (Number.isSafeInteger(bytes) && bytes > 0) return bytes
-    return undefined
-  }
-  return undefined
-}
-
-/** The default budget for a container limit (see the module comment). */
-export const defaultLimit = (containerLimit: number | undefined): number =>
-  containerLimit === undefined ? DEFAULT_LIMIT : Math.max(MIN_LIMIT, Math.floor((containerLimit - RUNTIME_FLOOR) / 2))
+export { cgroupLimit, DEFAULT_LIMIT, defaultLimit, MIN_LIMIT, RUNTIME_FLOOR } from "./MemoryLimit.ts"
 
 /**
- * The drains' share of the budget. Every open drain is guaranteed `bytes / (2 × drains)` of it —
- * so drains that are down and full cannot starve one that delivers — and the rest is shared, first
- * come first served: a drain may take `n` bytes when it holds less than its guarantee, or when
- * what all hold stays within the share less the other drains' guarantees. (Together never more
- * than `bytes`.) Counted in plain numbers: the router asks per packet.
+ * The drains' share of the budget, split so that drains that are down and full cannot starve one
+ * that delivers. A drain whose last send failed may take `n` more bytes while what all drains hold
+ * stays within half of `bytes`. One whose last send succeeded (`healthy`) may while it stays within
+ * three quarters, or while the drain holds less than its guarantee, `bytes / (4 × drains)`.
+ * So failing drains never push what is held past half, and a drain that delivers always finds at
+ * least a quarter it can fill before it must drop — room for bursts of 16 KB lines. Together they
+ * never hold more than `bytes`: past three quarters only guarantees grow, and they add up to a
+ * quarter. Counted in plain numbers: the router asks per packet.
  */
 export class Pool {
   /** Bytes all drains hold. */
@@ -76,7 +51,7 @@ export class Pool {
 
   /** A drain's guaranteed bytes. */
   guarantee(): number {
-    return this.bytes / (2 * Math.max(1, this.members))
+    return this.bytes / (4 * Math.max(1, this.members))
   }
 
   join(): Account {
@@ -86,8 +61,9 @@ export class Pool {
 
   /** Whether `account` may take `n` more bytes. */
   fits(account: Account, n: number): boolean {
-    const g = this.guarantee()
-    return account.bytes + n <= g || this.total + n <= this.bytes - (this.members - 1) * g
+    return account.healthy
+      ? this.total + n <= 0.75 * this.bytes || account.bytes + n <= this.guarantee()
+      : this.total + n <= 0.5 * this.bytes
   }
 
   /** Waits until `ready()` holds; rechecked whenever a drain gives bytes back or leaves. */
@@ -118,6 +94,8 @@ export class Pool {
 /** One drain's bytes in a Pool. */
 export class Account {
   bytes = 0
+  /** Whether its drain's last send succeeded: a failing drain may hold less of the shared part. */
+  healthy = true
   private left = false
   readonly pool: Pool
   constructor(pool: Pool) {

@@ -49,30 +49,41 @@ describe("MemoryBudget", () => {
     assert.strictEqual(budget.drains.bytes, 20 * MiB)
   })
 
-  it("a drain alone may take the whole drains' share, and no more", () => {
+  it("a drain alone may take three quarters of the drains' share while it delivers, half while it fails", () => {
     const pool = new MemoryBudget.Pool(1000)
     const a = pool.join()
-    assert.isTrue(a.fits(1000))
-    a.take(990)
+    assert.isTrue(a.fits(750))
+    assert.isFalse(a.fits(751))
+    a.take(740)
     assert.isTrue(a.fits(10))
     assert.isFalse(a.fits(11))
+    a.healthy = false
+    assert.isFalse(a.fits(1))
+    a.give(250)
+    assert.isTrue(a.fits(10))
   })
 
-  it("drains that are full cannot starve another: each keeps a guaranteed part, and together they stay within the share", () => {
+  it("failing drains cannot starve one that delivers: it keeps a quarter, and together they stay within the share", () => {
     const pool = new MemoryBudget.Pool(1000)
     const dead = [pool.join(), pool.join(), pool.join()]
     const live = pool.join()
-    // Four members: each is guaranteed 1000 / 8 = 125.
+    for (const account of dead) account.healthy = false
     for (const account of dead) {
       while (account.fits(10)) account.take(10)
     }
-    assert.isAtMost(pool.total, 1000 - 125)
-    assert.isTrue(live.fits(125))
+    assert.strictEqual(pool.total, 500)
     while (live.fits(5)) live.take(5)
-    assert.isAtMost(live.bytes, 125)
+    assert.isAtLeast(live.bytes, 250 - 5, "a quarter of the share, whatever the failing drains hold")
+    assert.isAtMost(pool.total, 1000)
+    // Healthy drains fill their guarantees (four members: 1000 / 16 = 62.5 each): still within the share.
+    for (const account of dead) account.healthy = true
+    for (const account of [...dead, live]) {
+      while (account.fits(1)) account.take(1)
+    }
     assert.isAtMost(pool.total, 1000)
     // What is given back can be taken again.
     dead[0]!.give(dead[0]!.bytes)
+    live.give(100)
     assert.isTrue(live.fits(100))
   })
 

@@ -325,6 +325,7 @@ export const make = Effect.fnUntraced(function*(options: {
       stats.errors++
       if (!stats.healthy) return Effect.void
       stats.healthy = false
+      account.healthy = false
       return Effect.flatMap(Clock.currentTimeMillis, (now) => {
         failingSince = now
         return Log.warn(
@@ -337,6 +338,7 @@ export const make = Effect.fnUntraced(function*(options: {
   const recovered = Effect.suspend(() =>
     stats.healthy ? Effect.void : Effect.flatMap(Clock.currentTimeMillis, (now) => {
       stats.healthy = true
+      account.healthy = true
       return Log.info("drain recovered", { drain: display, failedForMs: now - failingSince })
     })
   )
@@ -481,6 +483,7 @@ export const make = Effect.fnUntraced(function*(options: {
       // lane's packets are counted as dropped when the drain closes (below), not lost unseen.
       Effect.catchDefect((defect) => {
         stats.healthy = false
+        account.healthy = false
         return Log.error("drain worker stopped by a defect; what it holds is dropped when the drain closes", {
           drain: display,
           defect: String(defect)

@@ -92,7 +92,8 @@ describe("DrainRunner", () => {
       const line = "x".repeat(16 * 1024)
       const accepted = Array.from({ length: 1000 }, (_, i) => handle.offer(packet(`${i} ${line}`))).filter(Boolean).length
       const size = LogPacket.approximateBytes(packet(`0 ${line}`))
-      assert.strictEqual(accepted, Math.floor(budget.drains.bytes / size))
+      // A drain that delivers (its sends wait, they have not failed) may fill three quarters of the share.
+      assert.strictEqual(accepted, Math.floor(0.75 * budget.drains.bytes / size))
       assert.strictEqual(handle.stats.dropped.memory, 1000 - accepted)
       assert.strictEqual(handle.stats.dropped.buffer_full, 0)
       assert.strictEqual(handle.stats.bytes, budget.drains.total)

@@ -21,12 +21,13 @@
  * each live sink, lines written to it = lines it received + its drain's drops and what it holds;
  * for each dead drain, TCP lines sent = what it received (all dropped or held).
  */
-import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from "node:fs"
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from "node:fs"
 import { open } from "node:fs/promises"
 import * as Net from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import * as MemoryBudget from "../src/layers/MemoryBudget.ts"
+import { parseBytes } from "../src/layers/MemoryLimit.ts"
 import { freePorts } from "../test/helpers/ports.ts"
 import * as Sink from "./tools/sink.ts"
 
@@ -50,7 +51,7 @@ type Reason = typeof reasons[number]
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 /** In MiB (the kernel says kB). */
-const rssMB = (pid: number, field: "VmRSS" | "VmHWM") =>
+const rssMB = (pid: number, field: "VmRSS" | "VmHWM" | "RssAnon" | "RssFile") =>
   Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1]) / 1024
 
 /** Sum of a metric's series whose labels match `labels` (all of them) and that contain `within`. */
@@ -71,7 +72,10 @@ const tcpLine = (host: string, size: number, i: number) => {
 }
 
 export const stressScenario = async (tools: Tools, seconds: number) => {
-  const memoryLimit = MemoryBudget.defaultLimit(LIMIT)
+  // STRESS_MEMORY_LIMIT=16Mi tries another budget.
+  const memoryLimit = process.env.STRESS_MEMORY_LIMIT === undefined
+    ? MemoryBudget.defaultLimit(LIMIT)
+    : parseBytes(process.env.STRESS_MEMORY_LIMIT)!
   const dir = mkdtempSync(join(tmpdir(), "logtrain-bench-stress-"))
   const containers = join(dir, "containers")
   const state = join(dir, "state")
@@ -105,14 +109,30 @@ export const stressScenario = async (tools: Tools, seconds: number) => {
     ROUTES: JSON.stringify({ "*": [live], ...Object.fromEntries(hosts.map((h) => [h, [liveTcp, ...dead]])) })
   }, http!)
   const metrics = () => fetch(`http://127.0.0.1:${http}/metrics`).then((r) => r.text())
-  console.log(`  MEMORY_LIMIT ${(memoryLimit / MiB).toFixed(1)} MiB (the default for a 128Mi container); ${seconds} s`)
+  console.log(`  MEMORY_LIMIT ${(memoryLimit / MiB).toFixed(1)} MiB (the default for a 128Mi container: ${(MemoryBudget.defaultLimit(LIMIT) / MiB).toFixed(1)}); ${seconds} s`)
 
   let written = 0
   let tcpWritten = 0
   const load = { running: true }
-  /** Waits while the files' lines (or, `tcp`, the TCP lines) not received yet are more than WINDOW. */
+  // What the live drains dropped (they may, at full speed): lines that will never arrive, read
+  // from /metrics twice a second.
+  const liveDropped = { all: 0, tcp: 0 }
+  const droppedOf = (text: string, url: string) => {
+    const port = `127.0.0.1:${/:(\d+)$/.exec(url)![1]}`
+    return metric(text, "logtrain_drain_dropped_total", {}, port)
+  }
+  const dropWatch = setInterval(() => {
+    void metrics().then((text) => {
+      liveDropped.all = droppedOf(text, live)
+      liveDropped.tcp = droppedOf(text, liveTcp)
+    }, () => {})
+  }, 500)
+  /** Waits while the files' lines (or, `tcp`, the TCP lines) not received nor dropped yet are more than WINDOW. */
   const ahead = async (tcp: boolean) => {
-    const outstanding = () => (tcp ? tcpWritten - tcpSink.received() : written - tcpWritten - (sink.received() - tcpSink.received()))
+    const outstanding = () =>
+      tcp
+        ? tcpWritten - tcpSink.received() - liveDropped.tcp
+        : written - tcpWritten - (sink.received() + liveDropped.all - tcpSink.received() - liveDropped.tcp)
     while (load.running && outstanding() > WINDOW) await sleep(5)
   }
 
@@ -167,10 +187,21 @@ export const stressScenario = async (tools: Tools, seconds: number) => {
 
   const samples: Array<Record<string, number>> = []
   const started = Date.now()
+  // The kernel keeps the peak of all resident memory (VmHWM), not of its anonymous part: that is
+  // what a cgroup cannot reclaim (the pages of the node binary, file-backed, it can), looked at
+  // every 200 ms.
+  let peakAnon = 0
+  const anonWatch = setInterval(() => {
+    if (existsSync(`/proc/${relay.pid}`)) peakAnon = Math.max(peakAnon, rssMB(relay.pid, "RssAnon"))
+  }, 200)
   const loading = [...paths.map(writer), ...hosts.map(sender)]
   const sampler = (async () => {
     while (load.running) {
       await sleep(10_000)
+      if (!existsSync(`/proc/${relay.pid}`)) {
+        load.running = false
+        throw new Error(`logtrain ended during the run; its log ends:\n${relay.log().split("\n").slice(-30).join("\n")}`)
+      }
       const at = Math.round((Date.now() - started) / 1000)
       const rss = Number(rssMB(relay.pid, "VmRSS").toFixed(1))
       const text = await metrics().catch(() => "")
@@ -178,6 +209,8 @@ export const stressScenario = async (tools: Tools, seconds: number) => {
       const sample = {
         at,
         rssMB: rss,
+        anonMB: Number(rssMB(relay.pid, "RssAnon").toFixed(1)),
+        fileMB: Number(rssMB(relay.pid, "RssFile").toFixed(1)),
         heapUsedMB: mib("nodejs_heap_size_used_bytes"),
         heapTotalMB: mib("nodejs_heap_size_total_bytes"),
         externalMB: mib("nodejs_external_memory_bytes"),
@@ -186,7 +219,7 @@ export const stressScenario = async (tools: Tools, seconds: number) => {
       }
       samples.push(sample)
       console.log(
-        `    ${String(at).padStart(4)} s  RSS ${rss} MiB  peak ${rssMB(relay.pid, "VmHWM").toFixed(1)}  heap ${sample.heapUsedMB}/${sample.heapTotalMB}  external ${sample.externalMB}  held: drains ${sample.drainsHeldMB} ingest ${sample.ingestHeldMB}  files ${written - tcpWritten} TCP ${tcpWritten} written, ${sink.received()} delivered`
+        `    ${String(at).padStart(4)} s  RSS ${rss} MiB (anonymous ${sample.anonMB}, file ${sample.fileMB})  peak ${rssMB(relay.pid, "VmHWM").toFixed(1)}  heap ${sample.heapUsedMB}/${sample.heapTotalMB}  external ${sample.externalMB}  held: drains ${sample.drainsHeldMB} ingest ${sample.ingestHeldMB}  files ${written - tcpWritten} TCP ${tcpWritten} written, ${sink.received()} delivered`
       )
     }
   })()
@@ -205,7 +238,10 @@ export const stressScenario = async (tools: Tools, seconds: number) => {
     await sleep(200)
   }
   const text = await metrics()
+  clearInterval(anonWatch)
+  clearInterval(dropWatch)
   const peakRssMB = Number(rssMB(relay.pid, "VmHWM").toFixed(1))
+  const peakAnonMB = Number(peakAnon.toFixed(1))
   const drainRow = (drain: string) => {
     // The drain label is its URL as logtrain shows it: found by its port.
     const port = `127.0.0.1:${/:(\d+)/.exec(drain.slice(drain.indexOf("//")))![1]}`
@@ -250,6 +286,7 @@ export const stressScenario = async (tools: Tools, seconds: number) => {
     seconds,
     memoryLimitMiB: Number((memoryLimit / MiB).toFixed(1)),
     peakRssMB,
+    peakAnonymousMB: peakAnonMB,
     rssEvery10s: samples,
     written,
     tcpWritten,
@@ -263,7 +300,7 @@ export const stressScenario = async (tools: Tools, seconds: number) => {
     parked: metric(text, "logtrain_router_parked_total"),
     problems
   }
-  console.log(`  peak RSS ${peakRssMB} MiB (${peakRssMB < LIMIT / MiB ? "under" : "OVER"} the 128 MiB limit); written ${written}, delivered ${delivered}; dropped by reason ${JSON.stringify(droppedByReason)}`)
+  console.log(`  peak RSS ${peakRssMB} MiB (${peakRssMB < LIMIT / MiB ? "under" : "OVER"} the 128 MiB limit), of it anonymous at most ${peakAnonMB} MiB; written ${written}, delivered ${delivered}; dropped by reason ${JSON.stringify(droppedByReason)}`)
   console.log(problems.length === 0 ? "  drops add up to what was not delivered" : `  DOES NOT ADD UP:\n    ${problems.join("\n    ")}`)
   await relay.stop()
   await sink.stop()

@@ -2,6 +2,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Effect, Fiber } from "effect"
 import { parseBytes } from "../../src/layers/ConfigValues.ts"
 import * as MemoryBudget from "../../src/layers/MemoryBudget.ts"
+import { heapLimitMiB } from "../../src/layers/MemoryLimit.ts"
 
 const MiB = 1024 * 1024
 
@@ -30,7 +31,15 @@ describe("MemoryBudget", () => {
   it("defaults to half of what the container's limit leaves past the runtime's floor, and to 64 MiB without one", () => {
     assert.strictEqual(MemoryBudget.defaultLimit(128 * MiB), (128 * MiB - MemoryBudget.RUNTIME_FLOOR) / 2)
     assert.strictEqual(MemoryBudget.defaultLimit(undefined), 64 * MiB)
-    assert.strictEqual(MemoryBudget.defaultLimit(64 * MiB), MemoryBudget.MIN_LIMIT)
+    assert.strictEqual(MemoryBudget.defaultLimit(96 * MiB), MemoryBudget.MIN_LIMIT)
+  })
+
+  it("sizes V8's heap from the budget when there is a limit, and leaves it to V8 when there is none", () => {
+    assert.strictEqual(heapLimitMiB(undefined, 128 * MiB), 16 + 24)
+    assert.strictEqual(heapLimitMiB("64Mi", undefined), 64 + 24)
+    assert.strictEqual(heapLimitMiB("64Mi", 128 * MiB), 64 + 24, "MEMORY_LIMIT wins")
+    assert.isUndefined(heapLimitMiB(undefined, undefined))
+    assert.isUndefined(heapLimitMiB("lots", 128 * MiB), "a bad MEMORY_LIMIT is the configuration's to report")
   })
 
   it("reads sizes as Kubernetes writes them, or in bytes", () => {

@@ -89,7 +89,8 @@ const result = await build({
   format: "esm",
   platform: "node",
   target: "node22",
-  minify: false,
+  // `--minify` tries a minified bundle (see the README, Memory: what it saves).
+  minify: process.argv.includes("--minify"),
   sourcemap: "linked",
   metafile: true,
   // pg's optional native binding; never used.

@@ -42,7 +42,7 @@ const FILES = 52
 const DEAD = 10
 const TCP_SENDERS = 4
 /** Lines the writers may be ahead of the live sink, all together. */
-const WINDOW = 20_000
+const WINDOW = 4000
 const ROTATE_AT = 10 * MiB
 const ID = "beef".repeat(16)
 

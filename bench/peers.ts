@@ -23,6 +23,9 @@
  *              And es+http (batches of 1000) into the Elasticsearch stand-in in its own process
  *              (bench/tools/elasticsearch-sink.ts: Elasticsearch 8's whole answers), counting
  *              documents indexed.
+ *   stress     logtrain alone, not run unless named: its memory against the 128Mi limit with 10
+ *              drains down, 4 TCP senders and 52 files at full speed, 200 B and 16 KB lines
+ *              (bench/stress.ts); --stress-seconds (180).
  *   reference  logtrain alone (the original's published claim): the fake kube-apiserver with 1500
  *              deployments and 52 pods on this node, 52 files written at 20 lines/s each, syslog
  *              TCP/UDP on, routes to a syslog+tcp sink: average and peak RSS, CPU % of one core.
@@ -52,6 +55,7 @@ const { values: args } = parseArgs({
     "drain-lines": { type: "string", default: "1000000" },
     "file-lines": { type: "string", default: "10000" },
     "reference-seconds": { type: "string", default: "120" },
+    "stress-seconds": { type: "string", default: "180" },
     /** Environment for logtrain, `NAME=value,NAME=value`: by default the container image's. */
     "logtrain-env": { type: "string", default: "MALLOC_ARENA_MAX=2" },
     /** Which relays run (e.g. only logtrain, to try a setting quickly). */
@@ -540,6 +544,13 @@ const reference = only.has("reference")
   ? await (console.log(`\nreference workload: ${args["reference-seconds"]} s`), referenceScenario())
   : undefined
 
+let stress: Awaited<ReturnType<typeof import("./stress.ts").stressScenario>> | undefined
+if (only.has("stress")) {
+  console.log(`\nstress: 10 drains down, 4 TCP senders and 52 files at full speed, 200 B and 16 KB lines`)
+  const { stressScenario } = await import("./stress.ts")
+  stress = await stressScenario({ startLogtrain, sinkCore: twoCores ? "1" : undefined }, Number(args["stress-seconds"]))
+}
+
 const median = (xs: ReadonlyArray<number>) => {
   const s = xs.toSorted((a, b) => a - b)
   return s.length === 0 ? Number.NaN : s.length % 2 === 1 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2
@@ -601,7 +612,7 @@ if (unavailable.length > 0) console.log(`could not run:\n  ${unavailable.join("\
 const resultsDir = join(root, "bench/results")
 mkdirSync(resultsDir, { recursive: true })
 const file = join(resultsDir, `${new Date().toISOString().replace(/[:.]/g, "-")}.json`)
-writeFileSync(file, `${JSON.stringify({ node: process.version, cores: cpus().length, entry: logtrainEntry, runs: results, summary, reference, unavailable }, null, 2)}\n`)
+writeFileSync(file, `${JSON.stringify({ node: process.version, cores: cpus().length, entry: logtrainEntry, runs: results, summary, reference, stress, unavailable }, null, 2)}\n`)
 console.log(`results: ${file.replace(`${root}/`, "")}`)
 // Done: whatever the peers' helpers left open (keep-alive sockets, timers) must not keep the run alive.
 process.exit(0)

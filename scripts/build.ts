@@ -65,6 +65,21 @@ const builtinsWithoutFacade: Plugin = {
   }
 }
 
+/**
+ * @effect/platform-node's HTTP server imports `ws` (through its NodeWS module) for WebSocket
+ * upgrades, which no route of ours accepts: scripts/no-websockets.js stands in for that module, so
+ * `ws` is not loaded at start. (The Kubernetes client's own use of `ws` is untouched.)
+ */
+const noWebSockets: Plugin = {
+  name: "no-websockets",
+  setup(b) {
+    b.onResolve({ filter: /^\.\/NodeWS\.js$/ }, (args) =>
+      /@effect[\\/]platform-node[\\/]dist[\\/]NodeHttpServer\.js$/.test(args.importer)
+        ? { path: join(root, "scripts/no-websockets.js") }
+        : undefined)
+  }
+}
+
 const result = await build({
   // The bin scripts, which call run(): a program module itself may end up in a shared chunk.
   entryPoints: { logtrain: join(root, "bin/logtrain.js"), logtail: join(root, "bin/logtail.js") },
@@ -74,7 +89,8 @@ const result = await build({
   format: "esm",
   platform: "node",
   target: "node22",
-  minify: false,
+  // `--minify` tries a minified bundle (see the README, Memory: what it saves).
+  minify: process.argv.includes("--minify"),
   sourcemap: "linked",
   metafile: true,
   // pg's optional native binding; never used.
@@ -84,7 +100,7 @@ const result = await build({
   // and Lua scripts, and @redis/client (what `redis` wraps) exports the same createClient and
   // errors without them.
   alias: { redis: "@redis/client" },
-  plugins: [builtinsWithoutFacade],
+  plugins: [builtinsWithoutFacade, noWebSockets],
   // Bundled CommonJS code may call require(): give the ESM bundle one.
   banner: { js: "import { createRequire as __logtrainCreateRequire } from 'node:module'; const require = __logtrainCreateRequire(import.meta.url);" },
   logLevel: "warning"

@@ -1,9 +1,11 @@
 /**
  * Config values as operators write them. The originals were Go programs, so durations are read in
  * Go's form (`500ms`, `5s`, `1m30s`) as well as Effect's (`5 seconds`), and flags in any case
- * (`true`, `TRUE`, `yes`, `1`). A bad value stops start-up with one line naming the variable.
+ * (`true`, `TRUE`, `yes`, `1`), and sizes as Kubernetes writes them (`128Mi`, `64M`) or in bytes.
+ * A bad value stops start-up with one line naming the variable.
  */
 import { Config, Duration, Effect, Option, Schema, SchemaIssue, SchemaTransformation } from "effect"
+import { parseBytes } from "./MemoryLimit.ts"
 
 const TRUE = new Set(["true", "yes", "y", "on", "1"])
 const FALSE = new Set(["false", "no", "n", "off", "0"])
@@ -94,3 +96,24 @@ export const httpPath = (name: string): Config.Config<`/${string}`> =>
     Schema.String.check(Schema.isPattern(/^\/\S*$/, { expected: "a path starting with /" })),
     name
   ) as Config.Config<`/${string}`>
+
+const BytesFromString = Schema.String.pipe(
+  Schema.decodeTo(
+    Schema.Number,
+    SchemaTransformation.transformEffect({
+      decode: (s, options) => {
+        const bytes = parseBytes(s)
+        return bytes === undefined
+          ? Effect.fail(new SchemaIssue.InvalidValue({ expected: "a size such as 134217728, 128Mi or 64M" }, s, options))
+          : Effect.succeed(bytes)
+      },
+      encode: (n) => Effect.succeed(String(n))
+    })
+  )
+)
+
+export { parseBytes }
+
+/** A size in bytes (see `parseBytes`), no smaller than `min`. */
+export const bytes = (name: string, min: number): Config.Config<number> =>
+  Config.schema(BytesFromString.check(Schema.isGreaterThanOrEqualTo(min)), name)

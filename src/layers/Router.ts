@@ -104,7 +104,7 @@ export const layer = (options: Options = { whenFull: "drop" }) =>
           if (receipt !== undefined && !receipt.wants(url, packet)) continue
           const drain = drains.get(url)
           if (drain === undefined) return { _tag: "Unopened", index: i, endpoints, endpoint: j, offered, url }
-          if (!drain.hasRoom()) {
+          if (!drain.hasRoom(packet)) {
             if (receipt !== undefined) {
               stats.parked++
               receipt.park(url, packet, drain.feed(stillRouted(packet.hostname, url)))
@@ -132,7 +132,7 @@ export const layer = (options: Options = { whenFull: "drop" }) =>
         } else {
           stats.waits++
           // A closing drain never has room: let offer count the packet as dropped, and go on.
-          if (!(yield* stop.drain.whenRoom)) {
+          if (!(yield* stop.drain.whenRoom(chunk[stop.index]!))) {
             stop.drain.offer(chunk[stop.index]!)
             stop = route(chunk, stop.index, { endpoints: stop.endpoints, endpoint: stop.endpoint + 1, offered: stop.offered })
             continue

@@ -4,8 +4,9 @@
  * line naming the variable.
  */
 import { Config, Duration, Option } from "effect"
-import { atLeast, duration, flag, httpPath, logLevel, optionalFlag } from "../layers/ConfigValues.ts"
+import { atLeast, bytes, duration, flag, httpPath, logLevel, optionalFlag } from "../layers/ConfigValues.ts"
 import * as HttpServer from "../layers/http/HttpServer.ts"
+import * as MemoryBudget from "../layers/MemoryBudget.ts"
 import * as SyslogTcp from "../layers/inputs/SyslogTcp.ts"
 
 
@@ -82,6 +83,8 @@ export const LogtrainConfig = Config.all({
   routesFile: optionalString("ROUTES_FILE"),
   routesPollInterval: withDefault(duration("ROUTES_POLL_INTERVAL"), Duration.seconds(5)),
 
+  // The memory budget for buffered log data; by default from the container's limit (MemoryBudget.ts).
+  memoryLimit: optional(bytes("MEMORY_LIMIT", MemoryBudget.MIN_LIMIT)),
   ingestBufferSize: withDefault(atLeast("INGEST_BUFFER_SIZE", 1), 1000),
   drainWhenFull: withDefault(Config.Literals(["drop", "block"], "DRAIN_WHEN_FULL"), "drop"),
   // Only what is set: each drain kind has its own defaults for the rest (see DrainRunner).

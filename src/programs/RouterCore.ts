@@ -9,6 +9,7 @@ import { Effect, Layer } from "effect"
 import * as DrainRunner from "../layers/drains/DrainRunner.ts"
 import { Drains } from "../layers/drains/Drains.ts"
 import { Ingest } from "../layers/Ingest.ts"
+import * as MemoryBudget from "../layers/MemoryBudget.ts"
 import { Readiness } from "../layers/Readiness.ts"
 import { RouteTable } from "../layers/RouteTable.ts"
 import * as Router from "../layers/Router.ts"
@@ -20,6 +21,8 @@ export interface Options {
   readonly whenFull?: "drop" | "block" | undefined
   /** What the operator configured; the rest comes from each kind and the defaults. */
   readonly drainSettings: Partial<DrainRunner.DrainSettings>
+  /** The memory budget for buffered log data; none bounds nothing but each drain's own limits. */
+  readonly budget?: MemoryBudget.Budget | undefined
 }
 
 /**
@@ -38,7 +41,10 @@ export const layer = <A = never, E = never>(options: Options, drainServices?: La
     Readiness.layer,
     Telemetry.processMetrics
   )
-  return Router.layer({ whenFull: options.whenFull ?? "drop" }).pipe(Layer.provideMerge(core))
+  return Router.layer({ whenFull: options.whenFull ?? "drop" }).pipe(
+    Layer.provideMerge(core),
+    Layer.provideMerge(options.budget === undefined ? Layer.empty : MemoryBudget.provide(options.budget))
+  )
 }
 
 /**

@@ -15,6 +15,7 @@ import * as SyslogUdp from "../layers/inputs/SyslogUdp.ts"
 import * as HttpEvents from "../layers/inputs/HttpEvents.ts"
 import * as HttpSyslog from "../layers/inputs/HttpSyslog.ts"
 import * as Otlp from "../layers/inputs/Otlp.ts"
+import * as MemoryBudget from "../layers/MemoryBudget.ts"
 import * as MemoryReclaim from "../layers/MemoryReclaim.ts"
 import { Checkpoints } from "../layers/storage/Checkpoints.ts"
 import { LogtrainConfig } from "./LogtrainConfig.ts"
@@ -163,7 +164,15 @@ export const layer = (config: LogtrainConfig, commandLine: Startup.CommandLine =
         )
       ).pipe(Layer.provide(persistentStore))
       : HttpServer.layer({ host, port: config.httpPort, limits: config.httpLimits }, httpRoutes)
-    const coreOptions = { ingestCapacity: config.ingestBufferSize, drainSettings: config.drains, whenFull: config.drainWhenFull }
+    const budget = MemoryBudget.make(config.memoryLimit ?? MemoryBudget.defaultLimit(MemoryBudget.cgroupLimit()), {
+      httpBodies: httpSyslog || httpEvents || otlp ? config.httpLimits.maxBodyMemory : 0
+    })
+    const coreOptions = {
+      ingestCapacity: config.ingestBufferSize,
+      drainSettings: config.drains,
+      whenFull: config.drainWhenFull,
+      budget
+    }
     const routerCore = persistent ? RouterCore.layer(coreOptions, persistentStore) : RouterCore.layer(coreOptions)
     // Built before the core, so released after it: the last checkpoint is saved once the drains
     // have flushed, and says what they delivered.
@@ -184,6 +193,9 @@ export const layer = (config: LogtrainConfig, commandLine: Startup.CommandLine =
         otlp ? `otlp over http ${Otlp.PATH}` : ""
       ].filter((s) => s !== "").join(", "),
       http: `:${config.httpPort}`,
+      memoryLimit: `${(budget.limit / 1048576).toFixed(1)} MiB (drains ${(budget.drains.bytes / 1048576).toFixed(1)}, ingest ${
+        (budget.ingest / 1048576).toFixed(1)
+      }${budget.httpBodies > 0 ? `, http bodies ${(budget.httpBodies / 1048576).toFixed(1)}` : ""})`,
       routes: [
         config.routes === undefined ? "" : "ROUTES",
         routesFile === undefined ? "" : routesFile,

@@ -12,10 +12,13 @@ const messages = (chunks: ReadonlyArray<ReadonlyArray<LogPacket.LogPacket>>) => 
 const take = (ingest: Ingest["Service"]) =>
   ingest.packets.pipe(Stream.chunks, Stream.take(1), Stream.runCollect, Effect.map((chunks) => chunks[0]!))
 
-const withIngest = <A, E>(capacity: number, body: (ingest: Ingest["Service"]) => Effect.Effect<A, E>) =>
+const withIngest = <A, E>(capacity: number, body: (ingest: Ingest["Service"]) => Effect.Effect<A, E>, maxBytes?: number) =>
   Effect.gen(function*() {
     return yield* body(yield* Ingest)
-  }).pipe(Effect.provide(Ingest.layer({ capacity })))
+  }).pipe(Effect.provide(Ingest.layer({ capacity, maxBytes })))
+
+const big = (from: number, n: number) =>
+  Array.from({ length: n }, (_, i) => LogPacket.make({ time: new Date(0), hostname: "h", tag: "t", message: `${from + i} ${"x".repeat(16 * 1024)}` }))
 
 describe("Ingest", () => {
   it.effect("offers wait while the queue is full and everything comes out once, in order, in chunks of at most 1024", () =>
@@ -73,4 +76,19 @@ describe("Ingest", () => {
         yield* ingest.offer(packets(10, 2))
         assert.deepStrictEqual(messages([yield* take(ingest)]), [10, 11])
       })))
+
+  it.effect("offers wait while the queue holds its bytes, however few packets that is, and go on once the router takes them", () =>
+    withIngest(1000, (ingest) =>
+      Effect.gen(function*() {
+        // 80 KiB: four 16 KB lines and a bit.
+        yield* ingest.offer(big(0, 4))
+        yield* ingest.offer(big(4, 1))
+        const waiting = yield* Effect.forkChild(ingest.offer(big(5, 1)))
+        for (let i = 0; i < 10; i++) yield* Effect.yieldNow
+        assert.isUndefined(waiting.pollUnsafe(), "past its bytes, with room for 995 more packets")
+        assert.strictEqual(ingest.offerOrDrop(big(6, 3)), 3, "UDP's packets are dropped")
+        assert.deepStrictEqual(messages([yield* take(ingest)]).length, 5)
+        yield* Fiber.join(waiting)
+        assert.deepStrictEqual((yield* take(ingest)).map((p) => p.message.split(" ")[0]), ["5"])
+      }), 80 * 1024))
 })

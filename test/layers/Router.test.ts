@@ -6,6 +6,8 @@ import { MemoryDatasource } from "../../src/layers/datasources/Memory.ts"
 import * as DrainRunner from "../../src/layers/drains/DrainRunner.ts"
 import { Drains } from "../../src/layers/drains/Drains.ts"
 import { Ingest } from "../../src/layers/Ingest.ts"
+import * as MemoryBudget from "../../src/layers/MemoryBudget.ts"
+import type { Feed, Receipt } from "../../src/domain/Receipt.ts"
 import { RouteTable } from "../../src/layers/RouteTable.ts"
 import * as RouterCore from "../../src/programs/RouterCore.ts"
 import * as MemoryDrains from "../helpers/MemoryDrains.ts"
@@ -18,14 +20,19 @@ const packet = (hostname: string, message: string, tag = "web") =>
   LogPacket.make({ time: new Date(0), hostname, tag, message })
 
 /** The routing core with memory drains and a memory datasource, in a scope the test can close. */
-const start = (settings: Partial<DrainRunner.DrainSettings> = {}, whenFull: "drop" | "block" = "drop") =>
+const start = (
+  settings: Partial<DrainRunner.DrainSettings> = {},
+  whenFull: "drop" | "block" = "drop",
+  budget?: MemoryBudget.Budget
+) =>
   Effect.gen(function*() {
     const { drains, layer: factory } = yield* MemoryDrains.make
     const scope = yield* Scope.make()
     const core = RouterCore.layer({
       ingestCapacity: 1000,
       drainSettings: { ...DrainRunner.defaultSettings, ...settings },
-      whenFull
+      whenFull,
+      budget
     }).pipe(Layer.provide(factory))
     const context = yield* Layer.buildWithScope(Layer.provideMerge(MemoryDatasource.layer(), core), scope)
     return {
@@ -185,5 +192,62 @@ describe("Router", () => {
       yield* TestClock.adjust("2 seconds")
       for (let i = 0; i < 20; i++) yield* settle
       assert.strictEqual(t.drains.received(B).length, 20)
+    }))
+
+  it.effect("past the memory budget, a dead drain drops network packets (reason memory) but parks a file's, and the other drain gets all", () =>
+    Effect.gen(function*() {
+      const budget = MemoryBudget.make(MemoryBudget.MIN_LIMIT)
+      const t = yield* start({ bufferSize: 1_000_000, retryBaseDelay: Duration.millis(100) }, "drop", budget)
+      const dead = yield* t.drains.sink(A)
+      dead.failNext(Number.MAX_SAFE_INTEGER)
+      yield* t.routes.add({ hostname: "api", endpoint: A })
+      yield* t.routes.add({ hostname: "api", endpoint: B })
+      const line = "x".repeat(16 * 1024)
+      for (let round = 0; round < 20; round++) {
+        yield* t.ingest.offer(Array.from({ length: 20 }, (_, i) => packet("api", `${round * 20 + i} ${line}`)))
+        yield* settle
+        yield* TestClock.adjust("1 second")
+      }
+      const a = t.open.get(A)!
+      assert.strictEqual(t.drains.received(B).length, 400)
+      assert.isAbove(a.stats.dropped.memory, 0)
+      assert.strictEqual(a.stats.depth + a.stats.dropped.memory, 400, "what the dead drain does not hold is counted")
+      assert.isAtMost(budget.drains.total, budget.drains.bytes)
+      // A file's packets (with a receipt) are parked on the full drain, not dropped.
+      const parked: Array<string> = []
+      const receipt: Receipt = {
+        wants: () => true,
+        offered: () => {},
+        routed: () => {},
+        settle: () => {},
+        park: (endpoint: string, _packet: LogPacket.LogPacket, _feed: Feed) => void parked.push(endpoint)
+      }
+      const dropped = a.stats.dropped.memory
+      const depth = a.stats.depth
+      yield* t.ingest.offer(Array.from({ length: 5 }, (_, i) => LogPacket.make({ ...packet("api", `file ${i} ${line}`), receipt })))
+      yield* settle
+      // The budget's last bytes (less than a 16 KB line, too few for the network packets) take one.
+      assert.deepStrictEqual([a.stats.depth - depth, parked], [1, [A, A, A, A]])
+      assert.strictEqual(a.stats.dropped.memory, dropped)
+      assert.strictEqual(t.drains.received(B).length, 405)
+    }))
+
+  it.effect("with DRAIN_WHEN_FULL=block, waits for a drain whose share of the memory budget is full", () =>
+    Effect.gen(function*() {
+      const budget = MemoryBudget.make(MemoryBudget.MIN_LIMIT)
+      const t = yield* start({ bufferSize: 1_000_000 }, "block", budget)
+      const slow = yield* t.drains.sink(A)
+      yield* slow.gate.close
+      yield* t.routes.add({ hostname: "api", endpoint: A })
+      const line = "x".repeat(16 * 1024)
+      const messages = Array.from({ length: 400 }, (_, i) => `${i} ${line}`)
+      const offering = yield* Effect.forkChild(Effect.forEach(messages, (m) => t.ingest.offer([packet("api", m)])))
+      yield* settle
+      assert.isAtMost(budget.drains.total, budget.drains.bytes)
+      yield* slow.gate.open
+      yield* Fiber.join(offering)
+      for (let i = 0; i < 20; i++) yield* settle
+      assert.strictEqual(t.drains.received(A).length, 400)
+      assert.strictEqual(t.open.get(A)!.stats.dropped.memory, 0)
     }))
 })

@@ -204,7 +204,9 @@ describe("logtrain end to end", () => {
         "SYSLOG_TLS_CERT_PEM, SYSLOG_TLS_KEY_PEM:",
         "key values mismatch"
       ]],
-      [{ HTTP_SYSLOG: "true", HTTP_SYSLOG_PATH: "syslog" }, ["HTTP_SYSLOG_PATH", "a path starting with /"]]
+      [{ HTTP_SYSLOG: "true", HTTP_SYSLOG_PATH: "syslog" }, ["HTTP_SYSLOG_PATH", "a path starting with /"]],
+      [{ MEMORY_LIMIT: "lots" }, ["MEMORY_LIMIT", "a size such as 134217728, 128Mi or 64M"]],
+      [{ MEMORY_LIMIT: "1Mi" }, ["MEMORY_LIMIT", "greater than or equal to 4194304"]]
     ]
     const withArgs: ReadonlyArray<readonly [ReadonlyArray<string>, ReadonlyArray<string>]> = [
       [["--kube-config"], ["--kube-config", "argument missing", "usage: logtrain [--kube-config <file>]"]],

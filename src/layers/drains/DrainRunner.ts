@@ -1,11 +1,13 @@
 /**
  * What every drain has in common, whatever it sends to: the promises of ARCHITECTURE.md.
  *
- * - A bounded buffer. `offer` never waits: while there is room a packet is kept until delivered;
- *   when the buffer is full the new packet is dropped and counted (`buffer_full`), so one slow or
- *   dead drain never stalls the router, the inputs, or other drains. (Packets of sources that
- *   keep their own data — container log files — are not dropped: the router parks them, see
- *   Receipt.ts, and `feed` brings them back when there is room.)
+ * - A bounded buffer: at most `bufferSize` packets, and the bytes the process's memory budget lets
+ *   it hold (MemoryBudget.ts: a share of MEMORY_LIMIT common to all drains, with a guaranteed part
+ *   each). `offer` never waits: while there is room a packet is kept until delivered; when the
+ *   buffer is full the new packet is dropped and counted (`buffer_full`, or `memory` when the
+ *   budget is what is full), so one slow or dead drain never stalls the router, the inputs, or
+ *   other drains. (Packets of sources that keep their own data — container log files — are not
+ *   dropped: the router parks them, see Receipt.ts, and `feed` brings them back when there is room.)
  * - Sticky lanes (Lanes.ts): one worker and one connection each; a source's packets always go
  *   through one lane, in order. A drain starts with one lane and doubles them (up to
  *   `maxWorkers`) while a lane keeps a backlog of two full batches. A new lane takes over half of
@@ -32,6 +34,7 @@ import { Clock, Context, Deferred, Duration, Effect, FiberSet, Scope } from "eff
 import * as LogPacket from "../../domain/LogPacket.ts"
 import type { Feed, Offered, Receipt } from "../../domain/Receipt.ts"
 import * as Log from "../Log.ts"
+import { MemoryBudget } from "../MemoryBudget.ts"
 import type { DrainError } from "./DrainError.ts"
 import * as DrainStats from "./DrainStats.ts"
 import { Lane, laneOf } from "./Lanes.ts"
@@ -193,13 +196,13 @@ export interface DrainHandle {
   readonly kind: string
   /** Takes a packet for delivery. Never waits; false when the buffer is full (the packet is dropped and counted). */
   readonly offer: (packet: LogPacket.LogPacket) => boolean
-  /** Whether `offer` would take a packet now. */
-  readonly hasRoom: () => boolean
+  /** Whether `offer` would take `packet` (any small packet, if none is given) now. */
+  readonly hasRoom: (packet?: LogPacket.LogPacket) => boolean
   /**
-   * Waits until the buffer has room; false if the drain is closing (it never will). For routers
-   * that wait rather than drop (DRAIN_WHEN_FULL=block).
+   * Waits until the buffer has room for `packet`; false if the drain is closing (it never will).
+   * For routers that wait rather than drop (DRAIN_WHEN_FULL=block).
    */
-  readonly whenRoom: Effect.Effect<boolean>
+  readonly whenRoom: (packet: LogPacket.LogPacket) => Effect.Effect<boolean>
   /**
    * A Feed (Receipt.ts) for a source whose packets this drain could not take: `stillRouted` says
    * whether the route that brought them still exists.
@@ -220,6 +223,13 @@ const untilReachable = (probe: Effect.Effect<boolean>) =>
   })
 
 const floorPowerOfTwo = (n: number): number => 2 ** Math.floor(Math.log2(Math.max(1, n)))
+
+/**
+ * What a packet must find room for in the memory budget: its bytes; one for a packet with a
+ * receipt, which is offered only when `hasRoom` said so (else parked), and never dropped for memory.
+ */
+const budgetBytes = (packet: LogPacket.LogPacket, bytes?: number) =>
+  packet.receipt === undefined ? bytes ?? LogPacket.approximateBytes(packet) : 1
 
 /** Settles the receipts of packets the drain of `endpoint` is done with. */
 const settleAll = (packets: ReadonlyArray<LogPacket.LogPacket>, endpoint: string): void => {
@@ -248,6 +258,9 @@ export const make = Effect.fnUntraced(function*(options: {
   const endpoint = options.endpoint ?? display
   const stopDeadline = yield* Effect.serviceOption(StopDeadline)
   const { rejected, stats } = yield* DrainStats.make(display, kind)
+  // Added before the workers' finalizers, so it runs after them: the drain's bytes are given back last.
+  const account = (yield* MemoryBudget).drains.join()
+  yield* Effect.addFinalizer(() => Effect.sync(() => account.leave()))
 
   const lanes: Array<Lane> = [new Lane()]
   let closing = false
@@ -278,18 +291,23 @@ export const make = Effect.fnUntraced(function*(options: {
       })
     })
 
-  /** `n` packets left the buffer (delivered, or written by a sender that confirms later). */
-  const leftBuffer = (n: number) => {
+  /**
+   * `n` packets of `bytes` left the buffer (delivered, or written by a sender that confirms later:
+   * it holds their bytes until confirmed, within a bound of its own).
+   */
+  const leftBuffer = (n: number, bytes: number) => {
     stats.depth -= n
+    stats.bytes -= bytes
+    account.give(bytes)
     if (roomWaiters.length > 0) wakeRoomWaiters()
   }
 
-  /** `packets` of `lane` are done with: delivered (`sent` of them) or dropped, counted by the caller. */
-  const done = (lane: Lane, packets: ReadonlyArray<LogPacket.LogPacket>, sent: number) => {
+  /** `packets` (`bytes`) of `lane` are done with: delivered (`sent` of them) or dropped, counted by the caller. */
+  const done = (lane: Lane, packets: ReadonlyArray<LogPacket.LogPacket>, bytes: number, sent: number) => {
     stats.sent += sent
     settleAll(packets, endpoint)
     lane.completed(packets.length)
-    leftBuffer(packets.length)
+    leftBuffer(packets.length, bytes)
   }
 
   /**
@@ -307,6 +325,7 @@ export const make = Effect.fnUntraced(function*(options: {
       stats.errors++
       if (!stats.healthy) return Effect.void
       stats.healthy = false
+      account.healthy = false
       return Effect.flatMap(Clock.currentTimeMillis, (now) => {
         failingSince = now
         return Log.warn(
@@ -319,12 +338,13 @@ export const make = Effect.fnUntraced(function*(options: {
   const recovered = Effect.suspend(() =>
     stats.healthy ? Effect.void : Effect.flatMap(Clock.currentTimeMillis, (now) => {
       stats.healthy = true
+      account.healthy = true
       return Log.info("drain recovered", { drain: display, failedForMs: now - failingSince })
     })
   )
 
   /** A send that succeeded: delivered, but for what the receiver refused item by item. */
-  const delivered = (lane: Lane, batch: ReadonlyArray<LogPacket.LogPacket>, report: DeliveryReport | void) =>
+  const delivered = (lane: Lane, batch: ReadonlyArray<LogPacket.LogPacket>, bytes: number, report: DeliveryReport | void) =>
     Effect.suspend(() => {
       let refused = 0
       const counted: Array<Effect.Effect<void>> = []
@@ -334,15 +354,15 @@ export const make = Effect.fnUntraced(function*(options: {
           counted.push(rejected(reason, count, report.example))
         }
       }
-      done(lane, batch, batch.length - refused)
+      done(lane, batch, bytes, batch.length - refused)
       return Effect.all(counted, { discard: true })
     })
 
   /** A batch given up on for good (refused, or a kind that cannot run): counted by reason. */
-  const givenUp = (lane: Lane, batch: ReadonlyArray<LogPacket.LogPacket>, error: DrainError) =>
+  const givenUp = (lane: Lane, batch: ReadonlyArray<LogPacket.LogPacket>, bytes: number, error: DrainError) =>
     Effect.suspend(() => {
       const sent = Math.min(error.delivered ?? 0, batch.length)
-      done(lane, batch, sent)
+      done(lane, batch, bytes, sent)
       const lost = batch.length - sent
       if (error.reason === "Unsupported") {
         stats.dropped.unsupported += lost
@@ -365,17 +385,19 @@ export const make = Effect.fnUntraced(function*(options: {
       : Effect.sleep(delay)
 
   /** Sends a batch until it is delivered or given up on. */
-  const deliver = (lane: Lane, sender: Sender, batch: ReadonlyArray<LogPacket.LogPacket>) =>
+  const deliver = (lane: Lane, sender: Sender, batch: ReadonlyArray<LogPacket.LogPacket>, bytes: number) =>
     Effect.suspend(function attempt(tries = 0): Effect.Effect<void> {
       return Effect.matchEffect(sender.send(batch), {
         onSuccess: (report) =>
           Effect.andThen(
             recovered,
-            sender.confirmsLater === undefined ? delivered(lane, batch, report) : Effect.sync(() => leftBuffer(batch.length))
+            sender.confirmsLater === undefined
+              ? delivered(lane, batch, bytes, report)
+              : Effect.sync(() => leftBuffer(batch.length, bytes))
           ),
         onFailure: (error) =>
           Effect.andThen(onFailure(error), () => {
-            if (!error.retryable) return givenUp(lane, batch, error)
+            if (!error.retryable) return givenUp(lane, batch, bytes, error)
             return Effect.andThen(pause(backoff(tries, error), error), () => {
               stats.retries++
               return attempt(tries + 1)
@@ -451,7 +473,7 @@ export const make = Effect.fnUntraced(function*(options: {
         }
         const batch = lane.take(settings.batchSize, settings.batchBytes)
         lane.current = batch
-        yield* deliver(lane, sender, batch)
+        yield* deliver(lane, sender, batch, lane.takenBytes)
         lane.current = undefined
         if (lane.settleAfter !== undefined) lane.settleAfter -= batch.length
         if (lane.length >= 2 * settings.batchSize && lanes.length < maxLanes && !closing) yield* split
@@ -461,6 +483,7 @@ export const make = Effect.fnUntraced(function*(options: {
       // lane's packets are counted as dropped when the drain closes (below), not lost unseen.
       Effect.catchDefect((defect) => {
         stats.healthy = false
+        account.healthy = false
         return Log.error("drain worker stopped by a defect; what it holds is dropped when the drain closes", {
           drain: display,
           defect: String(defect)
@@ -496,6 +519,7 @@ export const make = Effect.fnUntraced(function*(options: {
     Effect.gen(function*() {
       closing = true
       wakeRoomWaiters()
+      account.pool.recheck()
       for (const lane of lanes) lane.wakeSoon()
       const timeout = yield* flushTime
       const flushed = yield* FiberSet.awaitEmpty(fibers).pipe(Effect.timeoutOption(timeout))
@@ -514,6 +538,8 @@ export const make = Effect.fnUntraced(function*(options: {
         if (lane.current !== undefined) settleAll(lane.current, endpoint)
         if (lane.held !== undefined) for (const what of lane.held()) settleHeld(what, endpoint)
       }
+      stats.bytes = 0
+      account.leave()
       if (timedOut || left > 0) {
         stats.dropped.shutdown += left
         stats.depth = 0
@@ -530,34 +556,62 @@ export const make = Effect.fnUntraced(function*(options: {
 
   yield* FiberSet.run(fibers)(work(lanes[0]!))
 
+  /**
+   * Takes a packet if the buffer has room for it. A packet with a receipt was offered because
+   * `hasRoom` said so (else the router parks it): it is taken even if its bytes overshoot the
+   * budget's share a little, never dropped for memory.
+   */
   const offer = (packet: LogPacket.LogPacket): boolean => {
     stats.received++
     if (stats.depth >= settings.bufferSize || closing) {
       stats.dropped[closing ? "shutdown" : "buffer_full"]++
       return false
     }
+    const bytes = LogPacket.approximateBytes(packet)
+    if (!account.fits(budgetBytes(packet, bytes))) {
+      stats.dropped.memory++
+      return false
+    }
+    account.take(bytes)
+    stats.bytes += bytes
     stats.depth++
-    laneOf(lanes, packet).push(packet, LogPacket.approximateBytes(packet))
+    laneOf(lanes, packet).push(packet, bytes)
     return true
   }
-  const hasRoom = () => stats.depth < settings.bufferSize && !closing
+  const hasRoom = (packet?: LogPacket.LogPacket) =>
+    stats.depth < settings.bufferSize && !closing && account.fits(packet === undefined ? 1 : budgetBytes(packet))
   /** A feed waits for half the buffer to be free, so that a backlog comes back in large gulps. */
   const feedLevel = Math.floor(settings.bufferSize / 2)
+
+  /**
+   * Waits until the buffer holds at most `level` packets and the budget lets it take `bytes()`
+   * more; false if the drain is closing.
+   */
+  const whenRoomFor = (level: number, bytes: () => number): Effect.Effect<boolean> =>
+    Effect.flatMap(whenDepthAtMost(level), (open) => {
+      if (!open || closing) return Effect.succeed(false)
+      if (account.fits(bytes())) return Effect.succeed(true)
+      return Effect.andThen(account.pool.until(() => closing || account.fits(bytes())), whenRoomFor(level, bytes))
+    })
 
   const handle: DrainHandle = {
     display,
     kind,
     stats,
     hasRoom,
-    whenRoom: whenDepthAtMost(settings.bufferSize - 1),
+    whenRoom: (packet) => {
+      const bytes = budgetBytes(packet)
+      return whenRoomFor(settings.bufferSize - 1, () => bytes)
+    },
     retire: () => {
       retired = true
     },
     feed: (stillRouted) => ({
-      whenRoom: Effect.map(whenDepthAtMost(feedLevel), (room) => room && stillRouted()),
+      // Room for a good share of the budget too: half its guarantee.
+      whenRoom: Effect.map(whenRoomFor(feedLevel, () => account.pool.guarantee() / 2), (room) => room && stillRouted()),
       offer: (packet): Offered => {
         if (closing || !stillRouted()) return "gone"
-        if (!hasRoom()) return "full"
+        if (!hasRoom(packet)) return "full"
         offer(packet)
         return "taken"
       },

@@ -10,7 +10,7 @@ import * as Log from "../Log.ts"
 import * as Telemetry from "../Telemetry.ts"
 
 /** Why packets are dropped; each has a series from the start, so dashboards see zeros, not gaps. */
-export const dropReasons = ["buffer_full", "rejected", "unsupported", "shutdown", "backlog_limit"] as const
+export const dropReasons = ["buffer_full", "memory", "rejected", "unsupported", "shutdown", "backlog_limit"] as const
 export type DropReason = typeof dropReasons[number]
 
 export interface DrainStats {
@@ -25,6 +25,8 @@ export interface DrainStats {
   resent: number
   /** Packets buffered, in flight included. */
   depth: number
+  /** Their approximate bytes (what the drain holds of the memory budget). */
+  bytes: number
   lanes: number
   healthy: boolean
   readonly dropped: Record<DropReason, number>
@@ -55,9 +57,10 @@ export const make = (display: string, kind: string): Effect.Effect<Counted, neve
       retries: 0,
       resent: 0,
       depth: 0,
+      bytes: 0,
       lanes: 1,
       healthy: true,
-      dropped: { buffer_full: 0, rejected: 0, unsupported: 0, shutdown: 0, backlog_limit: 0 }
+      dropped: { buffer_full: 0, memory: 0, rejected: 0, unsupported: 0, shutdown: 0, backlog_limit: 0 }
     }
     const labels = { drain: display, kind }
     const scope = yield* Effect.scope
@@ -76,6 +79,12 @@ export const make = (display: string, kind: string): Effect.Effect<Counted, neve
       ),
       Telemetry.gauge("logtrain_drain_buffer_depth", "Packets buffered, in flight included.", labels, () =>
         stats.depth),
+      Telemetry.gauge(
+        "logtrain_drain_buffer_bytes",
+        "Approximate bytes of the packets buffered, in flight included (counted against MEMORY_LIMIT).",
+        labels,
+        () => stats.bytes
+      ),
       Telemetry.gauge("logtrain_drain_workers", "Lanes (workers, connections) in use.", labels, () => stats.lanes),
       Telemetry.gauge("logtrain_drain_up", "1 while the last send succeeded, 0 while failing.", labels, () =>
         stats.healthy ? 1 : 0),

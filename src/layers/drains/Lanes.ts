@@ -59,6 +59,9 @@ export class Lane {
     queueMicrotask(wake)
   }
 
+  /** The approximate bytes of what the last `take` took. */
+  takenBytes = 0
+
   take(maxCount: number, maxBytes: number): Array<LogPacket.LogPacket> {
     const batch: Array<LogPacket.LogPacket> = []
     let bytes = 0
@@ -71,6 +74,7 @@ export class Lane {
       bytes += size
     }
     this.bytes -= bytes
+    this.takenBytes = bytes
     this.pending += batch.length
     if (this.head === this.items.length) {
       this.items = []

@@ -30,6 +30,7 @@ import * as TcpClient from "../transports/tcpClient.ts"
 import * as Tls from "../transports/tls.ts"
 import type { TransportError } from "../transports/TransportError.ts"
 import * as Udp from "../transports/udp.ts"
+import { MemoryBudget } from "../MemoryBudget.ts"
 import { type DrainError, fromHttpStatus, fromTransport } from "./DrainError.ts"
 import { type ConfirmationListener, type DrainSink, DrainSettings, defaultSettings, type Held, held, type Sender } from "./DrainRunner.ts"
 
@@ -54,8 +55,16 @@ const PROBE_TIMEOUT = Duration.seconds(2)
  */
 const HOLD_BYTES = 2 * 1024 * 1024
 const IDLE_MS = 1000
-/** Most bytes one held buffer has (HOLD_BYTES and a batch). */
-const RING_MAX = HOLD_BYTES + 2 * 1024 * 1024
+/** Room for a batch past what is held. */
+const BATCH_ROOM = 2 * 1024 * 1024
+
+/**
+ * What one connection holds before it is confirmed, under a memory budget: a 32nd of the drains'
+ * share, at least 256 KiB, at most HOLD_BYTES. Each lane of each syslog drain keeps a buffer of
+ * up to this and a batch: at the 128Mi envelope's budget (21 MiB for drains), 4 lanes of the
+ * 2 MiB default held 16.8 MB of buffers (a heap snapshot, npm run bench -- --only stress).
+ */
+export const holdBytesFor = (drainsShare: number): number => Math.min(HOLD_BYTES, Math.max(256 * 1024, Math.floor(drainsShare / 32)))
 
 /**
  * The batch's framed messages, in a FrameWriter: one write per batch. A packet received as RFC
@@ -75,28 +84,51 @@ export const encodeBatch = (batch: ReadonlyArray<LogPacket>, framing: Framing): 
 
 /**
  * Where a confirming sender keeps the bytes it wrote and holds: one buffer, filled from its start
- * and used again once all it holds is confirmed, grown as needed up to RING_MAX and let go once
+ * and used again once all it holds is confirmed, grown as needed up to its most (what a connection holds, and a batch) and let go once
  * the drain is idle. (A new buffer for every batch, each held for a while, made V8 collect garbage
  * far more often: external memory counts toward its heap's growth.)
  */
-class HeldBytes {
+export class HeldBytes {
   private buffer: Buffer | undefined = undefined
   private used = 0
+  /** Most bytes its buffer has. */
+  private readonly max: number
+
+  constructor(max = HOLD_BYTES + BATCH_ROOM) {
+    this.max = max
+  }
+
+  /** Bytes of the buffer it keeps (0: none). */
+  get allocated(): number {
+    return this.buffer?.length ?? 0
+  }
 
   /** The writer's bytes, copied in; a buffer of their own if they would not fit even alone. */
   put(writer: FrameWriter): Buffer {
     const n = writer.length
-    if (n > RING_MAX) return writer.take()
+    if (n > this.max) return writer.take()
     if (this.buffer === undefined || this.used + n > this.buffer.length) {
       // A fresh buffer: what the old one holds stays valid (its views keep it) until confirmed.
       let size = Math.max(64 * 1024, (this.buffer?.length ?? 0) * 2)
       while (size < n) size *= 2
-      this.buffer = Buffer.allocUnsafeSlow(Math.min(size, RING_MAX))
+      this.buffer = Buffer.allocUnsafeSlow(Math.min(size, this.max))
       this.used = 0
     }
     const view = writer.copyTo(this.buffer, this.used)
     this.used += n
     return view
+  }
+
+  /**
+   * `view`, the last bytes put, was not written after all (its connection could not be made): its
+   * room is used again, and with nothing else held the buffer is let go. (A drain whose receiver is
+   * down put each retry's copy in, and kept a buffer of up to its most while it retried: measured,
+   * 5 such drains held ~15 MB, npm run bench -- --only stress.)
+   */
+  takeBack(view: Uint8Array, nothingElseHeld: boolean): void {
+    if (this.buffer === undefined || view.buffer !== this.buffer.buffer) return
+    if (view.byteOffset - this.buffer.byteOffset + view.byteLength === this.used) this.used -= view.byteLength
+    if (this.used === 0 && nothingElseHeld) this.buffer = undefined
   }
 
   /** Nothing is held any more: filled from the start again (or let go). */
@@ -140,13 +172,14 @@ export const confirmingSender = (
   client: TcpClient.Client,
   frame: (packets: ReadonlyArray<LogPacket>) => FrameWriter,
   fail: (error: TransportError) => DrainError,
-  finishTimeout: Duration.Duration
+  finishTimeout: Duration.Duration,
+  holdBytes = HOLD_BYTES
 ): Sender => {
   let listener: ConfirmationListener | undefined
   let unconfirmed: Array<Written> = []
   let heldBytes = 0
   let idle: ReturnType<typeof setTimeout> | undefined
-  const ring = new HeldBytes()
+  const ring = new HeldBytes(holdBytes + Math.min(BATCH_ROOM, holdBytes))
 
   const confirmAll = (on?: number) => {
     const keep: Array<Written> = []
@@ -174,11 +207,17 @@ export const confirmingSender = (
     idle.unref()
   }
   const write = (bytes: Uint8Array, what: Held) =>
-    Effect.map(Effect.mapError(client.write(bytes), fail), () => {
-      unconfirmed.push({ bytes, held: what, connection: client.connection().id })
-      heldBytes += bytes.byteLength
-      armIdle()
-    })
+    Effect.map(
+      Effect.mapError(client.write(bytes), (error) => {
+        ring.takeBack(bytes, unconfirmed.length === 0)
+        return fail(error)
+      }),
+      () => {
+        unconfirmed.push({ bytes, held: what, connection: client.connection().id })
+        heldBytes += bytes.byteLength
+        armIdle()
+      }
+    )
   /**
    * What a failed connection had not confirmed, written again first on a new one — once it is
    * known whether a connection the receiver closed was closed cleanly (then it had it all).
@@ -204,12 +243,12 @@ export const confirmingSender = (
     )
   })
   return {
-    // Once HOLD_BYTES are held, they are confirmed (a graceful close) before more is written.
+    // Once holdBytes are held, they are confirmed (a graceful close) before more is written.
     send: (batch) =>
       Effect.andThen(
         resend,
         Effect.suspend(() =>
-          Effect.andThen(heldBytes >= HOLD_BYTES ? finish : Effect.void, Effect.suspend(() => write(ring.put(frame(batch)), held(batch))))
+          Effect.andThen(heldBytes >= holdBytes ? finish : Effect.void, Effect.suspend(() => write(ring.put(frame(batch)), held(batch))))
         )
       ),
     confirmsLater: {
@@ -228,8 +267,9 @@ export const make = (url: SyslogDrainUrl): Effect.Effect<DrainSink, DrainError> 
   switch (url.transport) {
     case "tcp":
     case "tls":
-      return Effect.map(DrainSettings, (configured) => {
+      return Effect.map(Effect.all([DrainSettings, MemoryBudget]), ([configured, budget]) => {
         const stallTimeout = configured.stallTimeout ?? defaultSettings.stallTimeout
+        const holdBytes = holdBytesFor(budget.drains.bytes)
         return {
           probe: TcpClient.probe({ host: url.host, port: url.port, timeout: PROBE_TIMEOUT }),
           sender: Effect.map(
@@ -240,7 +280,7 @@ export const make = (url: SyslogDrainUrl): Effect.Effect<DrainSink, DrainError> 
               stallTimeout,
               tls: url.transport === "tls" ? Tls.clientOptions(url.host, { ca: url.ca, insecure: url.insecure }) : undefined
             }),
-            (client) => confirmingSender(client, (packets) => frameBatch(packets, url.framing), fail, stallTimeout)
+            (client) => confirmingSender(client, (packets) => frameBatch(packets, url.framing), fail, stallTimeout, holdBytes)
           )
         }
       })

@@ -3,6 +3,7 @@ import { Duration, Effect, Exit, Fiber, Scope } from "effect"
 import { TestClock } from "effect/testing"
 import * as LogPacket from "../../../src/domain/LogPacket.ts"
 import * as DrainRunner from "../../../src/layers/drains/DrainRunner.ts"
+import * as MemoryBudget from "../../../src/layers/MemoryBudget.ts"
 import * as MemorySink from "../../helpers/MemorySink.ts"
 
 const packet = (message: string, hostname = "app", tag = "web") =>
@@ -14,12 +15,17 @@ const settings = (overrides: Partial<DrainRunner.DrainSettings>): DrainRunner.Dr
 })
 
 /** Runs a drain in its own scope, so tests can close it and see what closing does. */
-const open = (sink: MemorySink.MemorySink, overrides: Partial<DrainRunner.DrainSettings> = {}) =>
+const open = (
+  sink: MemorySink.MemorySink,
+  overrides: Partial<DrainRunner.DrainSettings> = {},
+  budget: MemoryBudget.Budget = MemoryBudget.unlimited()
+) =>
   Effect.gen(function*() {
     const scope = yield* Scope.make()
     const handle = yield* DrainRunner.make({ display: "memory://", kind: "Memory", sink }).pipe(
       Scope.provide(scope),
-      Effect.provideService(DrainRunner.DrainSettings, settings(overrides))
+      Effect.provideService(DrainRunner.DrainSettings, settings(overrides)),
+      Effect.provideService(MemoryBudget.MemoryBudget, budget)
     )
     return { handle, close: Scope.close(scope, Exit.void) }
   })
@@ -74,6 +80,66 @@ describe("DrainRunner", () => {
       yield* sink.gate.open
       yield* settle
       assert.deepStrictEqual(sink.messages(), Array.from({ length: 10 }, (_, i) => `m${i}`))
+    }))
+
+  it.effect("holds packets within its share of the memory budget: past it, new ones are dropped and counted as memory", () =>
+    Effect.gen(function*() {
+      const sink = yield* MemorySink.make()
+      yield* sink.gate.close
+      const budget = MemoryBudget.make(MemoryBudget.MIN_LIMIT)
+      const { handle } = yield* open(sink, { bufferSize: 1_000_000 }, budget)
+      // 16 KB lines: far fewer than bufferSize fit in the budget's drains' share.
+      const line = "x".repeat(16 * 1024)
+      const accepted = Array.from({ length: 1000 }, (_, i) => handle.offer(packet(`${i} ${line}`))).filter(Boolean).length
+      const size = LogPacket.approximateBytes(packet(`0 ${line}`))
+      // A drain that delivers (its sends wait, they have not failed) may fill three quarters of the share.
+      assert.strictEqual(accepted, Math.floor(0.75 * budget.drains.bytes / size))
+      assert.strictEqual(handle.stats.dropped.memory, 1000 - accepted)
+      assert.strictEqual(handle.stats.dropped.buffer_full, 0)
+      assert.strictEqual(handle.stats.bytes, budget.drains.total)
+      assert.isAtMost(budget.drains.total, budget.drains.bytes)
+      assert.isFalse(handle.hasRoom(packet(line)))
+      // Delivered: the bytes are given back, and the drain takes packets again.
+      yield* sink.gate.open
+      yield* settle
+      assert.deepStrictEqual([handle.stats.sent, handle.stats.bytes, budget.drains.total], [accepted, 0, 0])
+      assert.isTrue(handle.hasRoom(packet(line)))
+      assert.isTrue(handle.offer(packet(line)))
+    }))
+
+  it.effect("gives the budget back for packets it drops for good (refused) and when it closes", () =>
+    Effect.gen(function*() {
+      const sink = yield* MemorySink.make()
+      const budget = MemoryBudget.make(MemoryBudget.MIN_LIMIT)
+      const { close, handle } = yield* open(sink, { batchSize: 1, flushTimeout: Duration.seconds(1) }, budget)
+      sink.failNext(1, "Rejected")
+      handle.offer(packet("refused"))
+      yield* settle
+      assert.deepStrictEqual([handle.stats.dropped.rejected, handle.stats.bytes, budget.drains.total], [1, 0, 0])
+      // A receiver that is down: what the drain holds comes back to the budget when it closes.
+      sink.failNext(1_000_000)
+      for (let i = 0; i < 10; i++) handle.offer(packet(`held ${i}`))
+      yield* settle
+      assert.isAbove(budget.drains.total, 0)
+      const closing = yield* Effect.forkChild(close)
+      yield* TestClock.adjust("2 seconds")
+      yield* Fiber.join(closing)
+      assert.deepStrictEqual([handle.stats.dropped.shutdown, budget.drains.total, budget.drains.members], [10, 0, 0])
+    }))
+
+  it.effect("with DRAIN_WHEN_FULL=block, whenRoom waits for the budget too", () =>
+    Effect.gen(function*() {
+      const sink = yield* MemorySink.make()
+      yield* sink.gate.close
+      const budget = MemoryBudget.make(MemoryBudget.MIN_LIMIT)
+      const { handle } = yield* open(sink, { bufferSize: 1_000_000 }, budget)
+      const line = "x".repeat(64 * 1024)
+      while (handle.offer(packet(line)));
+      const waiting = yield* Effect.forkChild(handle.whenRoom(packet(line)))
+      yield* settle
+      assert.isUndefined(waiting.pollUnsafe(), "the buffer has room in packets, not in bytes")
+      yield* sink.gate.open
+      assert.isTrue(yield* Fiber.join(waiting))
     }))
 
   it.effect("retries a failed batch with capped exponential backoff, in order, before anything after it", () =>

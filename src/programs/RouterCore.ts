@@ -10,6 +10,7 @@ import * as DrainRunner from "../layers/drains/DrainRunner.ts"
 import { Drains } from "../layers/drains/Drains.ts"
 import { Ingest } from "../layers/Ingest.ts"
 import { Readiness } from "../layers/Readiness.ts"
+import { RateLimits } from "../layers/RateLimits.ts"
 import { RouteTable } from "../layers/RouteTable.ts"
 import * as Router from "../layers/Router.ts"
 import * as Telemetry from "../layers/Telemetry.ts"
@@ -36,6 +37,7 @@ export const layer = <A = never, E = never>(options: Options, drainServices?: La
     RouteTable.layer.pipe(Layer.provideMerge(drains)),
     Ingest.layer({ capacity: options.ingestCapacity }),
     Readiness.layer,
+    RateLimits.layer,
     Telemetry.processMetrics
   )
   return Router.layer({ whenFull: options.whenFull ?? "drop" }).pipe(Layer.provideMerge(core))

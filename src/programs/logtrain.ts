@@ -16,6 +16,7 @@ import * as HttpEvents from "../layers/inputs/HttpEvents.ts"
 import * as HttpSyslog from "../layers/inputs/HttpSyslog.ts"
 import * as Otlp from "../layers/inputs/Otlp.ts"
 import * as MemoryReclaim from "../layers/MemoryReclaim.ts"
+import * as RateLimits from "../layers/RateLimits.ts"
 import { Checkpoints } from "../layers/storage/Checkpoints.ts"
 import { LogtrainConfig } from "./LogtrainConfig.ts"
 import * as RouterCore from "./RouterCore.ts"
@@ -102,6 +103,7 @@ export const layer = (config: LogtrainConfig, commandLine: Startup.CommandLine =
         })
     )
     const httpRoutes = Layer.mergeAll(
+      RateLimits.routes,
       httpSyslog
         ? HttpSyslog.routes({ path: config.httpSyslogPath, maxBodyBytes: config.httpMaxBodySize, maxMessageBytes: config.maxMessageBytes })
         : Layer.empty,

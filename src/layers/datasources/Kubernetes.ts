@@ -13,17 +13,20 @@
  * - `persistent://` is accepted on pods only (as the original): on a workload it is ignored with a
  *   warning and counted. An invalid URL is ignored the same way by the route table; the object's
  *   other URLs still route.
+ * - `logtrain.akkeris.io/rate-limit` on the same objects limits their hostname (RateLimits), as
+ *   live as the routes.
  * - Writable (logtail's live tails) when RBAC lets this service account patch the workload kinds:
  *   adding a route appends the URL to the annotation of the workload whose hostname it is;
  *   removing takes it out. Otherwise it says it is read-only.
  */
-import { Effect, Layer } from "effect"
-import { allowedOn, DrainsAnnotation, hostnameOf, type KubeObject, namingOf, parseDrains } from "../../domain/Kubernetes.ts"
+import { Effect, Layer, Option } from "effect"
+import { allowedOn, DrainsAnnotation, hostnameOf, type KubeObject, namingOf, parseDrains, RateLimitAnnotation } from "../../domain/Kubernetes.ts"
 import { type Route, RouteChange } from "../../domain/Route.ts"
 import type * as Informer from "../kubernetes/Informer.ts"
 import { KubeApi, Resources } from "../kubernetes/KubeApi.ts"
 import { KubeCache } from "../kubernetes/KubeCache.ts"
 import * as Log from "../Log.ts"
+import { RateLimits } from "../RateLimits.ts"
 import { Readiness } from "../Readiness.ts"
 import { RouteTable } from "../RouteTable.ts"
 import * as Telemetry from "../Telemetry.ts"
@@ -37,6 +40,7 @@ const make = Effect.gen(function*() {
   const table = yield* RouteTable
   const check = yield* (yield* Readiness).register(`datasource:${SOURCE}`)
   const scope = yield* Effect.scope
+  const limits = Option.getOrUndefined(yield* Effect.serviceOption(RateLimits))
   let refused = 0
   /** Objects refused a persistent:// URL already warned about (bounded). */
   const warned = new Set<string>()
@@ -47,13 +51,17 @@ const make = Effect.gen(function*() {
     () => refused
   )
 
+  /** The hostname an object's routes and limits are for. */
+  const hostnameFor = (object: KubeObject) =>
+    object.kind === "Pod"
+      ? Effect.map(cache.topOwner(object), (top) => namingOf(object, top, cache.akkeris).hostname)
+      : Effect.succeed(hostnameOf(object, cache.akkeris))
+
   const routesOf = (object: KubeObject) =>
     Effect.gen(function*() {
       const endpoints = parseDrains(object.annotations[DrainsAnnotation])
       if (endpoints.length === 0) return []
-      const hostname = object.kind === "Pod"
-        ? namingOf(object, yield* cache.topOwner(object), cache.akkeris).hostname
-        : hostnameOf(object, cache.akkeris)
+      const hostname = yield* hostnameFor(object)
       const routes: Array<Route> = []
       for (const endpoint of endpoints) {
         if (allowedOn(object.kind, endpoint)) {
@@ -75,8 +83,9 @@ const make = Effect.gen(function*() {
   const follow = (informer: Informer.Informer) => {
     const prefix = `${SOURCE}:${informer.resource.plural}/`
     const sourceOf = (object: KubeObject) => `${prefix}${object.namespace}/${object.name}`
-    /** Sources that route something now. */
+    /** Sources that route something now, and those that limit a hostname. */
     const routing = new Set<string>()
+    const limiting = new Set<string>()
     const set = (source: string, routes: ReadonlyArray<Route>) =>
       Effect.suspend(() => {
         if (routes.length === 0 && !routing.has(source)) return Effect.void
@@ -84,21 +93,33 @@ const make = Effect.gen(function*() {
         else routing.add(source)
         return table.apply(source, RouteChange.Replace({ routes }))
       })
+    const limit = (source: string, object: KubeObject | undefined) =>
+      Effect.suspend(() => {
+        if (limits === undefined) return Effect.void
+        const spec = object?.annotations[RateLimitAnnotation]
+        if (spec === undefined) {
+          if (!limiting.delete(source)) return Effect.void
+          return limits.set(source, "", undefined)
+        }
+        limiting.add(source)
+        return Effect.flatMap(hostnameFor(object!), (hostname) => limits.set(source, hostname, spec))
+      })
+    const upsert = (object: KubeObject) =>
+      Effect.andThen(Effect.flatMap(routesOf(object), (routes) => set(sourceOf(object), routes)), limit(sourceOf(object), object))
+    const remove = (source: string) => Effect.andThen(set(source, []), limit(source, undefined))
     return informer.listen((events) =>
       Effect.forEach(events, (event) => {
         switch (event._tag) {
           case "Upserted":
-            return Effect.flatMap(routesOf(event.object), (routes) => set(sourceOf(event.object), routes))
+            return upsert(event.object)
           case "Deleted":
-            return set(sourceOf(event.object), [])
+            return remove(sourceOf(event.object))
           case "Synced": {
             const present = new Set(event.objects.map(sourceOf))
-            const gone = [...routing].filter((source) => !present.has(source))
+            const gone = [...new Set([...routing, ...limiting])].filter((source) => !present.has(source))
             return Effect.andThen(
-              Effect.forEach(gone, (source) => set(source, []), { discard: true }),
-              Effect.forEach(event.objects, (object) => Effect.flatMap(routesOf(object), (routes) => set(sourceOf(object), routes)), {
-                discard: true
-              })
+              Effect.forEach(gone, remove, { discard: true }),
+              Effect.forEach(event.objects, upsert, { discard: true })
             )
           }
         }

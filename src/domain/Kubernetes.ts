@@ -189,6 +189,8 @@ export interface PodInfo {
   readonly known: boolean
   /** Whether it belongs to an Akkeris app; undefined when unknown. */
   readonly akkerisApp: boolean | undefined
+  /** Its multiline annotation (the pod's own, else its top-level owner's), if any. */
+  readonly multiline?: string | undefined
 }
 
 /** What can be said of a pod from its name alone. */

@@ -76,7 +76,9 @@ export const layer = (config: LogtrainConfig, commandLine: Startup.CommandLine =
           excludeNamespaces: config.excludeNamespaces,
           onlyAkkeris: config.onlyAkkeris,
           maxLineBytes: config.kubernetesMaxLineSize,
-          partialTimeout: config.kubernetesPartialTimeout
+          partialTimeout: config.kubernetesPartialTimeout,
+          multilineTimeout: config.kubernetesMultilineTimeout,
+          multilineMaxBytes: config.kubernetesMultilineMaxSize
         }).pipe(Layer.provide(metadata))
       }
     ))

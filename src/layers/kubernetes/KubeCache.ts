@@ -115,11 +115,13 @@ export const layer = (options: Options): Layer.Layer<KubeCache, never, KubeApi.K
               (yield* api.get(Resources.pods, namespace, name).pipe(Effect.orElseSucceed(() => undefined)))
             if (pod === undefined) return podInfoFromName(namespace, name, options.akkeris)
             const top = yield* topOwner(pod)
+            // The pod's own multiline annotation, else its owner's.
+            const multiline = pod.annotations[MultilineAnnotation] ?? top.annotations[MultilineAnnotation]
             return {
               naming: namingOf(pod, top, options.akkeris),
               known: true,
               akkerisApp: isAkkerisApp(pod, top),
-              multiline: pod.annotations[MultilineAnnotation] ?? top.annotations[MultilineAnnotation]
+              ...(multiline === undefined ? {} : { multiline })
             }
           })
       })

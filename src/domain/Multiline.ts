@@ -227,6 +227,8 @@ interface Event {
   end: number
   /** When its last line came (for the timeout). */
   since: number
+  /** Whether `bytes` is exact, or a bound (three per character). */
+  exact: boolean
 }
 
 const byteLength = (text: string): number => Buffer.byteLength(text, "utf8")
@@ -255,10 +257,8 @@ export class EventJoiner {
     if (event !== undefined) {
       const state = this.rule.next(line.text, event.state)
       if (state >= 0) {
-        const bytes = byteLength(line.text) + 1
-        if (event.bytes + bytes <= this.maxBytes) {
+        if (this.fits(event, line.text)) {
           event.lines.push(line.text)
-          event.bytes += bytes
           event.state = state
           event.since = now
           event.end = end
@@ -270,7 +270,8 @@ export class EventJoiner {
     }
     const begun: Event = {
       lines: [line.text],
-      bytes: byteLength(line.text),
+      bytes: line.text.length * 3,
+      exact: false,
       state: this.rule.begin(line.text),
       time: line.time,
       offset,
@@ -279,6 +280,27 @@ export class EventJoiner {
     }
     if (line.stream === "stdout") this.stdout = begun
     else this.stderr = begun
+  }
+
+  /**
+   * Whether `text` (and a newline) fits in `event`, counting it if so. Bytes are counted as at most
+   * three per character until that bound passes the limit; exactly from then on.
+   */
+  private fits(event: Event, text: string): boolean {
+    if (event.exact) {
+      const bytes = byteLength(text) + 1
+      if (event.bytes + bytes > this.maxBytes) return false
+      event.bytes += bytes
+      return true
+    }
+    const bound = event.bytes + text.length * 3 + 1
+    if (bound <= this.maxBytes) {
+      event.bytes = bound
+      return true
+    }
+    event.exact = true
+    event.bytes = event.lines.reduce((n, l) => n + byteLength(l) + 1, -1)
+    return this.fits(event, text)
   }
 
   private out(stream: StreamName, event: Event): void {

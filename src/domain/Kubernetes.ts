@@ -18,7 +18,7 @@ export const AppNameLabel = "akkeris.io/app-name"
 export const DynoTypeLabel = "akkeris.io/dyno-type"
 export const OneOffLabel = "akkeris.io/oneoff"
 
-export type Kind = "Pod" | "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet"
+export type Kind = "Pod" | "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet" | "Namespace"
 
 export interface OwnerReference {
   readonly kind: string

@@ -13,6 +13,9 @@
  * - `persistent://` is accepted on pods only (as the original): on a workload it is ignored with a
  *   warning and counted. An invalid URL is ignored the same way by the route table; the object's
  *   other URLs still route.
+ * - A namespace's `logtrain.akkeris.io/drains` is the default of the deployments, statefulsets and
+ *   daemonsets in it that have no such annotation of their own (an empty one opts out): a change
+ *   to it routes them again, live.
  * - `logtrain.akkeris.io/rate-limit` on the same objects limits their hostname (RateLimits), as
  *   live as the routes.
  * - Writable (logtail's live tails) when RBAC lets this service account patch the workload kinds:
@@ -22,7 +25,7 @@
 import { Effect, Layer, Option } from "effect"
 import { allowedOn, DrainsAnnotation, hostnameOf, type KubeObject, namingOf, parseDrains, RateLimitAnnotation } from "../../domain/Kubernetes.ts"
 import { type Route, RouteChange } from "../../domain/Route.ts"
-import type * as Informer from "../kubernetes/Informer.ts"
+import * as Informer from "../kubernetes/Informer.ts"
 import { KubeApi, Resources } from "../kubernetes/KubeApi.ts"
 import { KubeCache } from "../kubernetes/KubeCache.ts"
 import * as Log from "../Log.ts"
@@ -41,6 +44,17 @@ const make = Effect.gen(function*() {
   const check = yield* (yield* Readiness).register(`datasource:${SOURCE}`)
   const scope = yield* Effect.scope
   const limits = Option.getOrUndefined(yield* Effect.serviceOption(RateLimits))
+  // Namespaces: their drains annotation is the default of the workloads in them (followed here
+  // only: the container log input has no use for them).
+  // Only where RBAC allows (it did not before): without, a warning, and no defaults.
+  // (An API that cannot be asked now: assumed allowed, the informer retries.)
+  const mayWatchNamespaces = yield* api.allowed("watch", Resources.namespaces).pipe(Effect.orElseSucceed(() => true))
+  const namespaces = mayWatchNamespaces ? yield* Informer.make(Resources.namespaces) : undefined
+  if (namespaces === undefined) {
+    yield* Log.warn("this service account may not watch namespaces: namespace default drains are off (see the README's RBAC)")
+  }
+  /** A namespace's default drains annotation, if it has one. */
+  const defaultOf = (namespace: string) => namespaces?.get("", namespace)?.annotations[DrainsAnnotation]
   let refused = 0
   /** Objects refused a persistent:// URL already warned about (bounded). */
   const warned = new Set<string>()
@@ -57,9 +71,13 @@ const make = Effect.gen(function*() {
       ? Effect.map(cache.topOwner(object), (top) => namingOf(object, top, cache.akkeris).hostname)
       : Effect.succeed(hostnameOf(object, cache.akkeris))
 
+  /** A workload's own drains annotation, else (none at all, not even empty) its namespace's. */
+  const drainsOf = (object: KubeObject) =>
+    object.annotations[DrainsAnnotation] ?? (object.kind === "Pod" ? undefined : defaultOf(object.namespace))
+
   const routesOf = (object: KubeObject) =>
     Effect.gen(function*() {
-      const endpoints = parseDrains(object.annotations[DrainsAnnotation])
+      const endpoints = parseDrains(drainsOf(object))
       if (endpoints.length === 0) return []
       const hostname = yield* hostnameFor(object)
       const routes: Array<Route> = []
@@ -107,7 +125,7 @@ const make = Effect.gen(function*() {
     const upsert = (object: KubeObject) =>
       Effect.andThen(Effect.flatMap(routesOf(object), (routes) => set(sourceOf(object), routes)), limit(sourceOf(object), object))
     const remove = (source: string) => Effect.andThen(set(source, []), limit(source, undefined))
-    return informer.listen((events) =>
+    const listen = informer.listen((events) =>
       Effect.forEach(events, (event) => {
         switch (event._tag) {
           case "Upserted":
@@ -125,13 +143,54 @@ const make = Effect.gen(function*() {
         }
       }, { discard: true })
     )
+    /** Routes again the objects of `namespace` (all, if undefined): its default changed. */
+    const refresh = (namespace: string | undefined) =>
+      Effect.forEach(
+        [...informer.objects()].filter((object) => namespace === undefined || object.namespace === namespace),
+        upsert,
+        { discard: true }
+      )
+    return { listen, refresh }
   }
 
   // Workloads before pods: a pod's routes are named after its owner.
-  const informers = [cache.deployments, cache.statefulsets, cache.daemonsets, cache.pods]
-  yield* Effect.forEach(informers, follow, { discard: true })
+  const workloadInformers = [cache.deployments, cache.statefulsets, cache.daemonsets]
+  const informers = [...workloadInformers, cache.pods]
+  const followed = informers.map(follow)
+  yield* Effect.forEach(followed, (f) => f.listen, { discard: true })
+  // A namespace's default changed (or all of them, after a list): its workloads are routed again.
+  const defaults = new Map<string, string | undefined>()
+  if (namespaces !== undefined) {
+    yield* namespaces.listen((events) =>
+    Effect.forEach(events, (event) => {
+      const changed: Array<string> = []
+      const note = (name: string, annotation: string | undefined) => {
+        if (defaults.get(name) === annotation && defaults.has(name)) return
+        if (annotation === undefined) defaults.delete(name)
+        else defaults.set(name, annotation)
+        changed.push(name)
+      }
+      switch (event._tag) {
+        case "Upserted":
+          note(event.object.name, event.object.annotations[DrainsAnnotation])
+          break
+        case "Deleted":
+          note(event.object.name, undefined)
+          break
+        case "Synced": {
+          const present = new Set(event.objects.map((object) => object.name))
+          for (const name of [...defaults.keys()]) if (!present.has(name)) note(name, undefined)
+          for (const object of event.objects) note(object.name, object.annotations[DrainsAnnotation])
+        }
+      }
+      return Effect.forEach(changed, (name) => Effect.forEach(followed.slice(0, workloadInformers.length), (f) => f.refresh(name), { discard: true }), {
+        discard: true
+      })
+    }, { discard: true })
+    )
+  }
   yield* Effect.gen(function*() {
-    yield* Effect.forEach(informers, (informer) => informer.synced, { discard: true })
+    yield* Effect.forEach([...informers, ...(namespaces === undefined ? [] : [namespaces])], (informer) => informer.synced, { discard: true })
     yield* check.ready
     yield* Log.info("routes loaded", {
       from: SOURCE,

@@ -179,7 +179,8 @@ const make = Effect.gen(function*() {
           break
         case "Synced": {
           const present = new Set(event.objects.map((object) => object.name))
-          for (const name of [...defaults.keys()]) if (!present.has(name)) note(name, undefined)
+          // (Deleting from a Map while iterating it is safe.)
+          for (const name of defaults.keys()) if (!present.has(name)) note(name, undefined)
           for (const object of event.objects) note(object.name, object.annotations[DrainsAnnotation])
         }
       }

@@ -47,6 +47,16 @@ const metric = (text: string, series: string) => {
   return line === undefined ? Number.NaN : Number(line.slice(line.lastIndexOf(" ") + 1))
 }
 
+// Each trace twice: the fixture, then (after a rotation) again with the first number of each line
+// changed, so that the events repeat in kind but not in text.
+const renumber = (line: string) => line.replace(/(\d+)/, "$1-2")
+const second = (lines: ReadonlyArray<string>) => lines.map(renumber)
+const want = (f: { readonly events: ReadonlyArray<string> }) => [
+  ...f.events,
+  ...f.events.map((event) => event.split("\n").map(renumber).join("\n"))
+]
+const half = (lines: ReadonlyArray<string>) => Math.floor(lines.length / 2)
+
 /** The input into the router and memory drains; pods annotated as `annotations` says (by pod name). */
 const node = (annotations: Record<string, string>) =>
   Effect.gen(function*() {
@@ -97,15 +107,6 @@ describe("multiline joining in the container log input", () => {
       const files = apps.map((app) => ({ ...app, ...fixture(app.rule), ...dirs.container(app.pod, "prod") }))
       const routes = Object.fromEntries(apps.map((app) => [app.hostname, [LIVE, `${DEAD}/${app.hostname}`]]))
       for (const app of apps) (yield* sink(`${DEAD}/${app.hostname}`)).failNext(1_000_000)
-      // Each trace twice: the fixture, then (after a rotation) again with the first number of each
-      // line changed, so that the events repeat in kind but not in text.
-      const renumber = (line: string) => line.replace(/(\d+)/, "$1-2")
-      const second = (lines: ReadonlyArray<string>) => lines.map(renumber)
-      const want = (f: { readonly events: ReadonlyArray<string> }) => [
-        ...f.events,
-        ...f.events.map((event) => event.split("\n").map(renumber).join("\n"))
-      ]
-      const half = (lines: ReadonlyArray<string>) => Math.floor(lines.length / 2)
 
       let running = yield* start(routes)
       // The first half of each trace file: the stop comes in the middle of a trace.

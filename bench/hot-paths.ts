@@ -59,3 +59,52 @@ for (const framing of ["newline", "octet-counting"] as const) {
     for (let r = 0; r < 10; r++) for (const batch of batches) Syslog.encodeBatch(batch, framing)
   })
 }
+
+// Per-app controls (logtrain.akkeris.io/rate-limit, /multiline).
+const RateLimit = await import(join(src, "domain/RateLimit.ts"))
+const LineReaderModule = await import(join(src, "domain/LineReader.ts"))
+const Multiline = await import(join(src, "domain/Multiline.ts"))
+// As the container log input does: regexes on V8's linear-time engine.
+;(await import("node:v8")).setFlagsFromString("--enable-experimental-regexp-engine")
+
+// The router's check per packet: a map lookup, and a token taken for the apps that have a limit
+// (half of the 52 here, at a rate they exceed).
+const buckets = new Map<string, { take(now: number): boolean }>()
+for (let app = 0; app < 52; app += 2) buckets.set(`app-${app}-space-${app % 40}`, new RateLimit.TokenBucket(`app-${app}`, { perSecond: 1000, burst: 1000 }, 0))
+let admitted = 0
+best("rate limit check (26 of 52 apps limited)", 1_000_000 / (10 * 200 * 500), () => {
+  for (let r = 0; r < 10; r++) {
+    const now = time + r
+    for (const batch of batches) {
+      for (const packet of batch) {
+        const bucket = buckets.get(packet.hostname)
+        if (bucket === undefined || bucket.take(now)) admitted++
+      }
+    }
+  }
+})
+
+// Reading CRI lines with and without multiline joining (java): events of a logged line and 9
+// frames, as a Java service's error logs look; the difference is the joining's cost.
+const javaLines = Array.from({ length: 20_000 }, (_, n) =>
+  `2026-01-01T00:00:00.123456789Z stderr F ${
+    n % 10 === 0 ? `2026-01-01 00:00:00.123 ERROR 1 --- [exec-${n % 7}] c.e.Service : request ${n} failed` : `\tat com.example.shop.Service.method${n % 10}(Service.java:${n % 500})`
+  }\n`).join("")
+const javaBytes = Buffer.from(javaLines)
+const readAll = (multiline: unknown) => {
+  const reader = new LineReaderModule.LineReader(0, { maxLineBytes: 16_384, multiline }, { line: () => {}, malformed: () => {} })
+  for (let at = 0; at < javaBytes.length; at += 65_536) reader.feed(javaBytes.subarray(at, at + 65_536), 0)
+  reader.endOfFile()
+}
+const javaRule = Multiline.parse("java")
+const regexRule = Multiline.parse("regex:^\\d{4}-\\d{2}-\\d{2} ")
+best("read CRI lines (no multiline)", 1_000_000 / (10 * 20_000), () => {
+  for (let r = 0; r < 10; r++) readAll(undefined)
+})
+best("read CRI lines + multiline java", 1_000_000 / (10 * 20_000), () => {
+  for (let r = 0; r < 10; r++) readAll({ rule: javaRule, maxBytes: 65_536 })
+})
+best("read CRI lines + multiline regex", 1_000_000 / (10 * 20_000), () => {
+  for (let r = 0; r < 10; r++) readAll({ rule: regexRule, maxBytes: 65_536 })
+})
+if (admitted === 0) console.log("(nothing admitted)")

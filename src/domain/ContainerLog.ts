@@ -162,9 +162,10 @@ export class LineJoiner {
   timedOut = 0
 
   private readonly maxBytes: number
-  private readonly emit: (line: Line) => void
+  /** Takes each line and where in the file its first piece started. */
+  private readonly emit: (line: Line, offset: number) => void
 
-  constructor(maxBytes: number, emit: (line: Line) => void) {
+  constructor(maxBytes: number, emit: (line: Line, offset: number) => void) {
     this.maxBytes = maxBytes
     this.emit = emit
   }
@@ -173,7 +174,7 @@ export class LineJoiner {
   push(piece: Piece, offset: number, now: number): void {
     const open = this.pending.get(piece.stream)
     if (open === undefined && !piece.partial) {
-      this.emitCut(piece)
+      this.emitCut(piece, offset)
       return
     }
     const group = open ?? { pieces: [], bytes: 0, time: piece.time, since: now, offset }
@@ -182,12 +183,12 @@ export class LineJoiner {
     group.bytes += byteLength(piece.text)
     if (!piece.partial) {
       this.pending.delete(piece.stream)
-      this.emitCut({ stream: piece.stream, time: group.time, text: group.pieces.join("") })
+      this.emitCut({ stream: piece.stream, time: group.time, text: group.pieces.join("") }, group.offset)
     } else if (group.bytes > this.maxBytes) {
       // Too long already: send what fits, keep the rest as the start of the next line.
       const [head, rest] = cutUtf8(group.pieces.join(""), this.maxBytes)
       this.split++
-      this.emit({ stream: piece.stream, time: group.time, text: head })
+      this.emit({ stream: piece.stream, time: group.time, text: head }, group.offset)
       group.pieces.length = 0
       group.pieces.push(rest)
       group.bytes = byteLength(rest)
@@ -195,9 +196,9 @@ export class LineJoiner {
   }
 
   /** Emits `line`: itself when it fits (the usual case), else cut into lines that do. */
-  private emitCut(line: Line): void {
+  private emitCut(line: Line, offset: number): void {
     if (!this.tooLong(line.text)) {
-      this.emit(line)
+      this.emit(line, offset)
       return
     }
     const { stream, time } = line
@@ -205,10 +206,10 @@ export class LineJoiner {
     do {
       const [head, tail] = cutUtf8(rest, this.maxBytes)
       this.split++
-      this.emit({ stream, time, text: head })
+      this.emit({ stream, time, text: head }, offset)
       rest = tail
     } while (this.tooLong(rest))
-    this.emit({ stream, time, text: rest })
+    this.emit({ stream, time, text: rest }, offset)
   }
 
   private tooLong(text: string): boolean {
@@ -221,7 +222,7 @@ export class LineJoiner {
       if (group.since > deadline) continue
       this.pending.delete(stream)
       this.timedOut++
-      this.emitCut({ stream, time: group.time, text: group.pieces.join("") })
+      this.emitCut({ stream, time: group.time, text: group.pieces.join("") }, group.offset)
     }
   }
 

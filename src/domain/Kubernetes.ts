@@ -3,18 +3,22 @@
  * routes, and the rules — the original's, exactly — that name a pod's logs (hostname and tag).
  *
  * Annotations: `logtrain.akkeris.io/drains` (drain URLs), `logtrain.akkeris.io/hostname` and
- * `logtrain.akkeris.io/tag` (overrides). Labels (Akkeris mode): `akkeris.io/app-name`,
+ * `logtrain.akkeris.io/tag` (overrides), `logtrain.akkeris.io/rate-limit` and
+ * `logtrain.akkeris.io/multiline` (per-app controls). Labels (Akkeris mode): `akkeris.io/app-name`,
  * `akkeris.io/dyno-type`, `akkeris.io/oneoff`.
  */
 
 export const DrainsAnnotation = "logtrain.akkeris.io/drains"
 export const HostnameAnnotation = "logtrain.akkeris.io/hostname"
 export const TagAnnotation = "logtrain.akkeris.io/tag"
+/** Per-app controls: a token bucket (`500/s,burst=2000`) and multiline joining (`java`, `regex:…`). */
+export const RateLimitAnnotation = "logtrain.akkeris.io/rate-limit"
+export const MultilineAnnotation = "logtrain.akkeris.io/multiline"
 export const AppNameLabel = "akkeris.io/app-name"
 export const DynoTypeLabel = "akkeris.io/dyno-type"
 export const OneOffLabel = "akkeris.io/oneoff"
 
-export type Kind = "Pod" | "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet"
+export type Kind = "Pod" | "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet" | "Namespace"
 
 export interface OwnerReference {
   readonly kind: string
@@ -185,6 +189,8 @@ export interface PodInfo {
   readonly known: boolean
   /** Whether it belongs to an Akkeris app; undefined when unknown. */
   readonly akkerisApp: boolean | undefined
+  /** Its multiline annotation (the pod's own, else its top-level owner's), if any. */
+  readonly multiline?: string | undefined
 }
 
 /** What can be said of a pod from its name alone. */

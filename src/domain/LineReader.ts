@@ -16,8 +16,14 @@
  *   -1 writes them) is not held whole: its text is cut into pieces of `maxLineBytes` as it is read,
  *   at the same places whatever the chunks read. A Docker json-file line that long (Docker cuts
  *   at 16 KiB, so only garbage is) is dropped, counted as malformed.
+ * - Multiline (when a rule is given): joined lines are gathered into events per stream
+ *   (Multiline.EventJoiner). An event's position is given when it comes out — the position of
+ *   the line that ended it, or of the read that timed it out — so positions still only grow in
+ *   the order things come out; and while an event is being gathered, `resumeOffset` stays where
+ *   its first line began, so reading again from there gives the whole event again.
  */
 import * as ContainerLog from "./ContainerLog.ts"
+import * as Multiline from "./Multiline.ts"
 import * as Rfc3339 from "./Rfc3339.ts"
 
 export interface PositionedLine extends ContainerLog.Line {
@@ -37,6 +43,12 @@ export interface ReaderSink {
 export interface ReaderOptions {
   /** Longest line sent: longer ones are cut. */
   readonly maxLineBytes: number
+  /** Lines joined into events by this rule, each at most `maxBytes` (beyond: cut, `cut()` told). */
+  readonly multiline?: {
+    readonly rule: Multiline.Rule
+    readonly maxBytes: number
+    readonly cut?: (() => void) | undefined
+  } | undefined
 }
 
 /** A CRI line being read piece by piece, because it is longer than a line may be. */
@@ -63,6 +75,7 @@ export class LineReader {
   /** The last offset at which nothing was pending (see resumeOffset). */
   private quietAt: number
   private readonly joiner: ContainerLog.LineJoiner
+  private readonly events: Multiline.EventJoiner | undefined
   private end = 0
   private k = 0
   /** The time given to lines emitted now (for partial-line timeouts). */
@@ -81,9 +94,83 @@ export class LineReader {
     this.options = options
     this.maxPhysicalBytes = Math.max(4 * options.maxLineBytes, 256 * 1024)
     this.sink = sink
-    this.joiner = new ContainerLog.LineJoiner(options.maxLineBytes, (line) => {
+    const out = (line: ContainerLog.Line) =>
       this.sink.line({ stream: line.stream, time: line.time, text: line.text, position: this.end + this.k++ * POSITION_STEP })
-    })
+    const multiline = options.multiline
+    if (multiline === undefined) {
+      this.events = undefined
+      this.joiner = new ContainerLog.LineJoiner(options.maxLineBytes, out)
+    } else {
+      const cut = multiline.cut
+      const events = new Multiline.EventJoiner(multiline.rule, multiline.maxBytes, (line) => {
+        let position: number
+        if (this.flushAt === undefined) {
+          // Ended by the line just read (ending at `end`): just before that byte.
+          if (this.sentAt !== this.end) {
+            this.sentAt = this.end
+            this.sentK = 0
+          }
+          position = this.end - 0.5 + this.sentK++ * POSITION_STEP
+        } else {
+          // Sent by a timeout or the end of the file: at the place read to.
+          if (this.flushedAt !== this.flushAt) {
+            this.flushedAt = this.flushAt
+            this.flushK = 0
+          }
+          position = this.flushAt + this.flushK++ * POSITION_STEP
+        }
+        this.sink.line({ stream: line.stream, time: line.time, text: line.text, position })
+      })
+      this.events = events
+      let counted = 0
+      this.joiner = new ContainerLog.LineJoiner(options.maxLineBytes, (line, offset) => {
+        events.push(line, offset, this.end, this.now)
+        if (cut !== undefined && events.cut !== counted) {
+          counted = events.cut
+          cut()
+        }
+      })
+    }
+  }
+
+  // Positions of events (multiline): one ended by a line ending at byte X comes out at
+  // X - 1/2 (+ steps), one sent by a timeout or the end of the file at the place read to, Y (+
+  // steps). A reader started again where an event began gives the same positions from then on:
+  // it ends events at the same lines, and sends on timeouts at places it has not sent at yet.
+  private sentAt = Number.NaN
+  private sentK = 0
+  private flushedAt = Number.NaN
+  private flushK = 0
+  /** While events are sent by a timeout or the end of the file: where. */
+  private flushAt: number | undefined = undefined
+
+  private flushEvents(at: number, flush: (events: Multiline.EventJoiner) => void): void {
+    this.flushAt = at
+    flush(this.events!)
+    this.flushAt = undefined
+  }
+
+  /** Something is being gathered (a line's pieces, an event's lines): a timeout may send it. */
+  get pending(): boolean {
+    return this.joiner.pendingOffset !== undefined || this.events?.pendingOffset !== undefined
+  }
+
+  /**
+   * `at` is a place (after a physical line) where no physical line is half read: the resume
+   * point moves there, or to where the earliest event still being gathered began. While pieces of
+   * a line are being joined it stays where it was (where they began).
+   */
+  private quiet(at: number): void {
+    if (this.joiner.pendingOffset !== undefined) return
+    const events = this.events
+    const pending = events?.pendingOffset
+    if (pending === undefined) {
+      this.quietAt = at
+      return
+    }
+    // Where the earliest event being gathered began, unless a line after it went out in another
+    // event (of the other stream): from there the same bytes would be grouped otherwise.
+    if (events!.sentEnd <= pending && pending > this.quietAt) this.quietAt = pending
   }
 
   /** Lines cut at the size limit so far. */
@@ -118,7 +205,7 @@ export class LineReader {
     const newline = data.indexOf(10)
     this.longText(data, dataStart, 0, newline)
     if (newline < 0) return
-    if (this.joiner.pendingOffset === undefined) this.quietAt = dataStart + newline + 1
+    this.quiet(dataStart + newline + 1)
     this.scan(data, dataStart, newline + 1)
   }
 
@@ -131,7 +218,7 @@ export class LineReader {
       if (newline < 0) return
       this.skipping = false
       start = newline + 1
-      if (this.joiner.pendingOffset === undefined) this.quietAt = dataStart + start
+      this.quiet(dataStart + start)
     }
     for (let newline = data.indexOf(10, start); newline >= 0; newline = data.indexOf(10, start)) {
       if (newline > start) {
@@ -152,7 +239,7 @@ export class LineReader {
         }
       }
       start = newline + 1
-      if (this.long === undefined && this.joiner.pendingOffset === undefined) this.quietAt = dataStart + start
+      if (this.long === undefined) this.quiet(dataStart + start)
     }
     const rest = data.length - start
     if (rest === 0) return
@@ -208,10 +295,49 @@ export class LineReader {
     this.settled()
   }
 
-  /** Nothing pending any more (lines flushed): reading again from here loses nothing. */
+  /**
+   * Sends the events no line has joined since before `deadline` (KUBERNETES_MULTILINE_TIMEOUT),
+   * at the position of this read.
+   */
+  flushEventsOlderThan(deadline: number): void {
+    if (this.events?.pendingOffset === undefined) return
+    this.flushEvents(this.offset, (events) => events.flushOlderThan(deadline))
+    this.settled()
+  }
+
+  /**
+   * A reader catching up with `head` (a drain's backlog, read again) sends, at `position`, the
+   * events `head` has already sent: those of a stream where `head` gathers none, or one that began
+   * later. (The head may have sent them on a timeout, which a reader catching up never waits for,
+   * or at a line past the place it is read to.)
+   */
+  flushEventsSentBy(head: LineReader, position: number): void {
+    const events = this.events
+    if (events === undefined || events.pendingOffset === undefined) return
+    const sent = (stream: ContainerLog.StreamName, offset: number) => {
+      const theirs = head.events?.pendingOffsetOf(stream)
+      return theirs === undefined || theirs > offset
+    }
+    let n = 0
+    for (const stream of ["stdout", "stderr"] as const) {
+      const offset = events.pendingOffsetOf(stream)
+      if (offset !== undefined && sent(stream, offset)) n++
+    }
+    if (n === 0) return
+    // Positions up to `position`, the last one at it.
+    this.flushedAt = position - (n - 1) * POSITION_STEP
+    this.flushK = 0
+    this.flushEvents(this.flushedAt, (e) => e.flushUnless((stream, offset) => !sent(stream, offset)))
+    this.flushedAt = Number.NaN
+  }
+
+  /** Lines or events were sent at `this.offset` (timeouts): reading again from here may lose nothing now. */
   private settled(): void {
-    if (this.long !== undefined || this.skipping || this.joiner.pendingOffset !== undefined) return
-    this.quietAt = this.carry === undefined ? this.offset : this.carryStart
+    if (this.long !== undefined || this.skipping) return
+    // Events still gathered after some were sent here: a reader started again where they began
+    // would send them here too, at positions already used. Wait for the next line.
+    if (this.events?.pendingOffset !== undefined && this.flushedAt === this.offset && this.flushK > 0) return
+    this.quiet(this.carry === undefined ? this.offset : this.carryStart)
   }
 
   /**
@@ -233,6 +359,7 @@ export class LineReader {
     this.skipping = false
     this.at(this.offset)
     this.joiner.flushOlderThan(Number.POSITIVE_INFINITY)
+    if (this.events !== undefined) this.flushEvents(this.offset, (events) => events.flushOlderThan(Number.POSITIVE_INFINITY))
     this.quietAt = this.offset
   }
 }

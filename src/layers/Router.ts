@@ -10,6 +10,8 @@
  * a full drain drops the packet and counts it, and nothing waits.) Between chunks it yields, so
  * drain workers and socket callbacks get their turn on the one thread.
  *
+ * Before routing, a packet whose app is over its rate limit is dropped and counted (RateLimits).
+ *
  * On shutdown (after the inputs have stopped) it routes what is still queued before it ends, so
  * the drains, closed after it, flush everything that was received.
  */
@@ -18,6 +20,7 @@ import type { LogPacket } from "../domain/LogPacket.ts"
 import type { DrainHandle } from "./drains/DrainRunner.ts"
 import { Drains } from "./drains/Drains.ts"
 import { Ingest } from "./Ingest.ts"
+import { RateLimits } from "./RateLimits.ts"
 import { RouteTable } from "./RouteTable.ts"
 import * as Telemetry from "./Telemetry.ts"
 
@@ -63,6 +66,7 @@ export const layer = (options: Options = { whenFull: "drop" }) =>
     const ingest = yield* Ingest
     const table = yield* RouteTable
     const drains = yield* Drains
+    const limits = yield* RateLimits
     const block = options.whenFull === "block"
     const stats = { routed: 0, dead: 0, waits: 0, parked: 0 }
     yield* Telemetry.counter("logtrain_dead_packets_total", "Packets received for a hostname with no route.", {}, () =>
@@ -88,11 +92,19 @@ export const layer = (options: Options = { whenFull: "drop" }) =>
      * on its source, which feeds it again from disk (Receipt.ts).
      */
     const route = (chunk: ReadonlyArray<LogPacket>, index: number, resume?: Resume): Stop => {
+      // Rate limits: a clock read per chunk, a map lookup per packet, nothing while none is set.
+      const limited = limits.active()
+      const now = limited ? Date.now() : 0
       for (let i = index; i < chunk.length; i++) {
         const packet = chunk[i]!
         const resumed = i === index && resume !== undefined
-        const endpoints = resumed ? resume.endpoints : table.lookup(packet.hostname)
         const receipt = packet.receipt
+        if (limited && !resumed && !limits.admit(packet.hostname, now, receipt === undefined ? "network" : "kubernetes")) {
+          // Dropped for a counted reason: a file moves its checkpoint past it.
+          receipt?.routed([])
+          continue
+        }
+        const endpoints = resumed ? resume.endpoints : table.lookup(packet.hostname)
         if (endpoints === undefined) {
           stats.dead++
           receipt?.routed(undefined)

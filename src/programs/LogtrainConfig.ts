@@ -65,6 +65,9 @@ export const LogtrainConfig = Config.all({
   onlyAkkeris: withDefault(flag("ONLY_AKKERIS"), false),
   kubernetesMaxLineSize: withDefault(atLeast("KUBERNETES_MAX_LINE_SIZE", 1024), 64 * 1024),
   kubernetesPartialTimeout: withDefault(duration("KUBERNETES_PARTIAL_TIMEOUT"), Duration.seconds(5)),
+  // Multiline events (logtrain.akkeris.io/multiline): sent when no line joined them for this long, cut beyond this size.
+  kubernetesMultilineTimeout: withDefault(duration("KUBERNETES_MULTILINE_TIMEOUT"), Duration.seconds(1)),
+  kubernetesMultilineMaxSize: withDefault(atLeast("KUBERNETES_MULTILINE_MAX_SIZE", 1024), 64 * 1024),
   // How far a drain that is down may fall behind a file (bytes) before its oldest lines are skipped.
   kubernetesMaxBacklog: withDefault(atLeast("KUBERNETES_MAX_BACKLOG", 1024 * 1024), 64 * 1024 * 1024),
 

@@ -11,6 +11,7 @@ import { Drains } from "../layers/drains/Drains.ts"
 import { Ingest } from "../layers/Ingest.ts"
 import * as MemoryBudget from "../layers/MemoryBudget.ts"
 import { Readiness } from "../layers/Readiness.ts"
+import { RateLimits } from "../layers/RateLimits.ts"
 import { RouteTable } from "../layers/RouteTable.ts"
 import * as Router from "../layers/Router.ts"
 import * as Telemetry from "../layers/Telemetry.ts"
@@ -39,6 +40,7 @@ export const layer = <A = never, E = never>(options: Options, drainServices?: La
     RouteTable.layer.pipe(Layer.provideMerge(drains)),
     Ingest.layer({ capacity: options.ingestCapacity }),
     Readiness.layer,
+    RateLimits.layer,
     Telemetry.processMetrics
   )
   return Router.layer({ whenFull: options.whenFull ?? "drop" }).pipe(

@@ -17,6 +17,7 @@ import * as HttpSyslog from "../layers/inputs/HttpSyslog.ts"
 import * as Otlp from "../layers/inputs/Otlp.ts"
 import * as MemoryBudget from "../layers/MemoryBudget.ts"
 import * as MemoryReclaim from "../layers/MemoryReclaim.ts"
+import * as RateLimits from "../layers/RateLimits.ts"
 import { Checkpoints } from "../layers/storage/Checkpoints.ts"
 import { LogtrainConfig } from "./LogtrainConfig.ts"
 import * as RouterCore from "./RouterCore.ts"
@@ -76,7 +77,9 @@ export const layer = (config: LogtrainConfig, commandLine: Startup.CommandLine =
           excludeNamespaces: config.excludeNamespaces,
           onlyAkkeris: config.onlyAkkeris,
           maxLineBytes: config.kubernetesMaxLineSize,
-          partialTimeout: config.kubernetesPartialTimeout
+          partialTimeout: config.kubernetesPartialTimeout,
+          multilineTimeout: config.kubernetesMultilineTimeout,
+          multilineMaxBytes: config.kubernetesMultilineMaxSize
         }).pipe(Layer.provide(metadata))
       }
     ))
@@ -103,6 +106,7 @@ export const layer = (config: LogtrainConfig, commandLine: Startup.CommandLine =
         })
     )
     const httpRoutes = Layer.mergeAll(
+      RateLimits.routes,
       httpSyslog
         ? HttpSyslog.routes({ path: config.httpSyslogPath, maxBodyBytes: config.httpMaxBodySize, maxMessageBytes: config.maxMessageBytes })
         : Layer.empty,

@@ -201,7 +201,7 @@ describe("deployments", () => {
     assert.deepStrictEqual(sortRules(writer.rules), sortRules(Permissions.write))
     for (const rule of [...reader.rules, ...writer.rules]) {
       assert.notInclude(rule.apiGroups, "extensions")
-      for (const resource of ["configmaps", "services", "secrets", "namespaces"]) assert.notInclude(rule.resources, resource)
+      for (const resource of ["configmaps", "services", "secrets"]) assert.notInclude(rule.resources, resource)
     }
     const subjects = (name: string) => find("ClusterRoleBinding", name).subjects.map((s: Doc) => `${s.namespace}/${s.name}`).toSorted()
     assert.deepStrictEqual(find("ClusterRoleBinding", "logtrain-reader").roleRef.name, "logtrain-reader")

@@ -2,7 +2,7 @@
  * A stand-in for the Kubernetes API server — none can run here — speaking the real protocol, so
  * logtrain's real client code runs against it:
  *
- * - Lists: `GET /api/v1/pods`, `GET /apis/apps/v1/{deployments,statefulsets,daemonsets,replicasets}`
+ * - Lists: `GET /api/v1/{pods,namespaces}`, `GET /apis/apps/v1/{deployments,statefulsets,daemonsets,replicasets}`
  *   (all namespaces) with `limit`/`continue` pagination, `fieldSelector=spec.nodeName=…` for pods,
  *   and the list's `resourceVersion`.
  * - Watches: the same paths with `watch=true&resourceVersion=N`: a chunked stream of JSON lines
@@ -26,14 +26,15 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { certificates } from "./certs.ts"
 
-export type Resource = "pods" | "deployments" | "statefulsets" | "daemonsets" | "replicasets"
+export type Resource = "pods" | "deployments" | "statefulsets" | "daemonsets" | "replicasets" | "namespaces"
 
 const KINDS: Record<Resource, { readonly kind: string; readonly apiVersion: string; readonly prefix: string }> = {
   pods: { kind: "Pod", apiVersion: "v1", prefix: "/api/v1" },
   deployments: { kind: "Deployment", apiVersion: "apps/v1", prefix: "/apis/apps/v1" },
   statefulsets: { kind: "StatefulSet", apiVersion: "apps/v1", prefix: "/apis/apps/v1" },
   daemonsets: { kind: "DaemonSet", apiVersion: "apps/v1", prefix: "/apis/apps/v1" },
-  replicasets: { kind: "ReplicaSet", apiVersion: "apps/v1", prefix: "/apis/apps/v1" }
+  replicasets: { kind: "ReplicaSet", apiVersion: "apps/v1", prefix: "/apis/apps/v1" },
+  namespaces: { kind: "Namespace", apiVersion: "v1", prefix: "/api/v1" }
 }
 
 type Json = Record<string, unknown>
@@ -147,7 +148,7 @@ export const listen = async (options: { readonly bookmarkIntervalMs?: number } =
         const allowed = permissions.get(`${verb} ${resource}`) ?? ["get", "list", "watch"].includes(verb)
         return json(201, { ...review, status: { allowed } })
       }
-      const all = /^\/(?:api\/v1|apis\/apps\/v1)\/(pods|deployments|statefulsets|daemonsets|replicasets)$/.exec(url.pathname)
+      const all = /^\/(?:api\/v1|apis\/apps\/v1)\/(pods|deployments|statefulsets|daemonsets|replicasets|namespaces)$/.exec(url.pathname)
       const one = /^\/(?:api\/v1|apis\/apps\/v1)\/namespaces\/([^/]+)\/(pods|deployments|statefulsets|daemonsets|replicasets)\/([^/]+)$/.exec(url.pathname)
       if (all !== null && req.method === "GET") {
         const resource = all[1] as Resource
@@ -236,12 +237,16 @@ export const listen = async (options: { readonly bookmarkIntervalMs?: number } =
     ""
   ].join("\n"))
 
+  /** Objects by namespace and name; namespaces (cluster-scoped) by name, whatever namespace is given. */
+  const keyOf = (resource: Resource, namespace: string, name: string) => (resource === "namespaces" ? name : `${namespace}/${name}`)
+
   const build = (resource: Resource, spec: ObjectSpec): Json => ({
     kind: KINDS[resource].kind,
     apiVersion: KINDS[resource].apiVersion,
     metadata: {
       name: spec.name,
-      namespace: spec.namespace ?? "default",
+      // Namespaces are cluster-scoped: they are in none.
+      ...(resource === "namespaces" ? {} : { namespace: spec.namespace ?? "default" }),
       uid: `uid-${++uid}`,
       resourceVersion: String(++rv),
       labels: { "app.kubernetes.io/name": spec.name, ...spec.labels },
@@ -261,12 +266,12 @@ export const listen = async (options: { readonly bookmarkIntervalMs?: number } =
     openWatches: () => watches.size,
     create: (resource, spec) => {
       const object = build(resource, spec)
-      objects.get(resource)!.set(`${spec.namespace ?? "default"}/${spec.name}`, object)
+      objects.get(resource)!.set(keyOf(resource, spec.namespace ?? "default", spec.name), object)
       record(resource, "ADDED", structuredClone(object))
       return object
     },
     update: (resource, namespace, name, change) => {
-      const object = objects.get(resource)!.get(`${namespace}/${name}`)
+      const object = objects.get(resource)!.get(keyOf(resource, namespace, name))
       if (object === undefined) throw new Error(`no ${resource} ${namespace}/${name}`)
       change(object)
       ;(object.metadata as Json).resourceVersion = String(++rv)
@@ -284,14 +289,14 @@ export const listen = async (options: { readonly bookmarkIntervalMs?: number } =
       })
     },
     remove: (resource, namespace, name) => {
-      const key = `${namespace}/${name}`
+      const key = keyOf(resource, namespace, name)
       const object = objects.get(resource)!.get(key)
       if (object === undefined) return
       objects.get(resource)!.delete(key)
       ;(object.metadata as Json).resourceVersion = String(++rv)
       record(resource, "DELETED", object)
     },
-    get: (resource, namespace, name) => objects.get(resource)!.get(`${namespace}/${name}`),
+    get: (resource, namespace, name) => objects.get(resource)!.get(keyOf(resource, namespace, name)),
     allow: (verb, resource, allowed) => {
       permissions.set(`${verb} ${resource}`, allowed)
     },

@@ -13,17 +13,23 @@
  * - `persistent://` is accepted on pods only (as the original): on a workload it is ignored with a
  *   warning and counted. An invalid URL is ignored the same way by the route table; the object's
  *   other URLs still route.
+ * - A namespace's `logtrain.akkeris.io/drains` is the default of the deployments, statefulsets and
+ *   daemonsets in it that have no such annotation of their own (an empty one opts out): a change
+ *   to it routes them again, live.
+ * - `logtrain.akkeris.io/rate-limit` on the same objects limits their hostname (RateLimits), as
+ *   live as the routes.
  * - Writable (logtail's live tails) when RBAC lets this service account patch the workload kinds:
  *   adding a route appends the URL to the annotation of the workload whose hostname it is;
  *   removing takes it out. Otherwise it says it is read-only.
  */
-import { Effect, Layer } from "effect"
-import { allowedOn, DrainsAnnotation, hostnameOf, type KubeObject, namingOf, parseDrains } from "../../domain/Kubernetes.ts"
+import { Effect, Layer, Option } from "effect"
+import { allowedOn, DrainsAnnotation, hostnameOf, type KubeObject, namingOf, parseDrains, RateLimitAnnotation } from "../../domain/Kubernetes.ts"
 import { type Route, RouteChange } from "../../domain/Route.ts"
-import type * as Informer from "../kubernetes/Informer.ts"
+import * as Informer from "../kubernetes/Informer.ts"
 import { KubeApi, Resources } from "../kubernetes/KubeApi.ts"
 import { KubeCache } from "../kubernetes/KubeCache.ts"
 import * as Log from "../Log.ts"
+import { RateLimits } from "../RateLimits.ts"
 import { Readiness } from "../Readiness.ts"
 import { RouteTable } from "../RouteTable.ts"
 import * as Telemetry from "../Telemetry.ts"
@@ -37,6 +43,18 @@ const make = Effect.gen(function*() {
   const table = yield* RouteTable
   const check = yield* (yield* Readiness).register(`datasource:${SOURCE}`)
   const scope = yield* Effect.scope
+  const limits = Option.getOrUndefined(yield* Effect.serviceOption(RateLimits))
+  // Namespaces: their drains annotation is the default of the workloads in them (followed here
+  // only: the container log input has no use for them).
+  // Only where RBAC allows (it did not before): without, a warning, and no defaults.
+  // (An API that cannot be asked now: assumed allowed, the informer retries.)
+  const mayWatchNamespaces = yield* api.allowed("watch", Resources.namespaces).pipe(Effect.orElseSucceed(() => true))
+  const namespaces = mayWatchNamespaces ? yield* Informer.make(Resources.namespaces) : undefined
+  if (namespaces === undefined) {
+    yield* Log.warn("this service account may not watch namespaces: namespace default drains are off (see the README's RBAC)")
+  }
+  /** A namespace's default drains annotation, if it has one. */
+  const defaultOf = (namespace: string) => namespaces?.get("", namespace)?.annotations[DrainsAnnotation]
   let refused = 0
   /** Objects refused a persistent:// URL already warned about (bounded). */
   const warned = new Set<string>()
@@ -47,13 +65,21 @@ const make = Effect.gen(function*() {
     () => refused
   )
 
+  /** The hostname an object's routes and limits are for. */
+  const hostnameFor = (object: KubeObject) =>
+    object.kind === "Pod"
+      ? Effect.map(cache.topOwner(object), (top) => namingOf(object, top, cache.akkeris).hostname)
+      : Effect.succeed(hostnameOf(object, cache.akkeris))
+
+  /** A workload's own drains annotation, else (none at all, not even empty) its namespace's. */
+  const drainsOf = (object: KubeObject) =>
+    object.annotations[DrainsAnnotation] ?? (object.kind === "Pod" ? undefined : defaultOf(object.namespace))
+
   const routesOf = (object: KubeObject) =>
     Effect.gen(function*() {
-      const endpoints = parseDrains(object.annotations[DrainsAnnotation])
+      const endpoints = parseDrains(drainsOf(object))
       if (endpoints.length === 0) return []
-      const hostname = object.kind === "Pod"
-        ? namingOf(object, yield* cache.topOwner(object), cache.akkeris).hostname
-        : hostnameOf(object, cache.akkeris)
+      const hostname = yield* hostnameFor(object)
       const routes: Array<Route> = []
       for (const endpoint of endpoints) {
         if (allowedOn(object.kind, endpoint)) {
@@ -75,8 +101,9 @@ const make = Effect.gen(function*() {
   const follow = (informer: Informer.Informer) => {
     const prefix = `${SOURCE}:${informer.resource.plural}/`
     const sourceOf = (object: KubeObject) => `${prefix}${object.namespace}/${object.name}`
-    /** Sources that route something now. */
+    /** Sources that route something now, and those that limit a hostname. */
     const routing = new Set<string>()
+    const limiting = new Set<string>()
     const set = (source: string, routes: ReadonlyArray<Route>) =>
       Effect.suspend(() => {
         if (routes.length === 0 && !routing.has(source)) return Effect.void
@@ -84,33 +111,87 @@ const make = Effect.gen(function*() {
         else routing.add(source)
         return table.apply(source, RouteChange.Replace({ routes }))
       })
-    return informer.listen((events) =>
+    const limit = (source: string, object: KubeObject | undefined) =>
+      Effect.suspend(() => {
+        if (limits === undefined) return Effect.void
+        const spec = object?.annotations[RateLimitAnnotation]
+        if (spec === undefined) {
+          if (!limiting.delete(source)) return Effect.void
+          return limits.set(source, "", undefined)
+        }
+        limiting.add(source)
+        return Effect.flatMap(hostnameFor(object!), (hostname) => limits.set(source, hostname, spec))
+      })
+    const upsert = (object: KubeObject) =>
+      Effect.andThen(Effect.flatMap(routesOf(object), (routes) => set(sourceOf(object), routes)), limit(sourceOf(object), object))
+    const remove = (source: string) => Effect.andThen(set(source, []), limit(source, undefined))
+    const listen = informer.listen((events) =>
       Effect.forEach(events, (event) => {
         switch (event._tag) {
           case "Upserted":
-            return Effect.flatMap(routesOf(event.object), (routes) => set(sourceOf(event.object), routes))
+            return upsert(event.object)
           case "Deleted":
-            return set(sourceOf(event.object), [])
+            return remove(sourceOf(event.object))
           case "Synced": {
             const present = new Set(event.objects.map(sourceOf))
-            const gone = [...routing].filter((source) => !present.has(source))
+            const gone = [...new Set([...routing, ...limiting])].filter((source) => !present.has(source))
             return Effect.andThen(
-              Effect.forEach(gone, (source) => set(source, []), { discard: true }),
-              Effect.forEach(event.objects, (object) => Effect.flatMap(routesOf(object), (routes) => set(sourceOf(object), routes)), {
-                discard: true
-              })
+              Effect.forEach(gone, remove, { discard: true }),
+              Effect.forEach(event.objects, upsert, { discard: true })
             )
           }
         }
       }, { discard: true })
     )
+    /** Routes again the objects of `namespace` (all, if undefined): its default changed. */
+    const refresh = (namespace: string | undefined) =>
+      Effect.forEach(
+        [...informer.objects()].filter((object) => namespace === undefined || object.namespace === namespace),
+        upsert,
+        { discard: true }
+      )
+    return { listen, refresh }
   }
 
   // Workloads before pods: a pod's routes are named after its owner.
-  const informers = [cache.deployments, cache.statefulsets, cache.daemonsets, cache.pods]
-  yield* Effect.forEach(informers, follow, { discard: true })
+  const workloadInformers = [cache.deployments, cache.statefulsets, cache.daemonsets]
+  const informers = [...workloadInformers, cache.pods]
+  const followed = informers.map(follow)
+  yield* Effect.forEach(followed, (f) => f.listen, { discard: true })
+  // A namespace's default changed (or all of them, after a list): its workloads are routed again.
+  const defaults = new Map<string, string | undefined>()
+  if (namespaces !== undefined) {
+    yield* namespaces.listen((events) =>
+    Effect.forEach(events, (event) => {
+      const changed: Array<string> = []
+      const note = (name: string, annotation: string | undefined) => {
+        if (defaults.get(name) === annotation && defaults.has(name)) return
+        if (annotation === undefined) defaults.delete(name)
+        else defaults.set(name, annotation)
+        changed.push(name)
+      }
+      switch (event._tag) {
+        case "Upserted":
+          note(event.object.name, event.object.annotations[DrainsAnnotation])
+          break
+        case "Deleted":
+          note(event.object.name, undefined)
+          break
+        case "Synced": {
+          const present = new Set(event.objects.map((object) => object.name))
+          // (Deleting from a Map while iterating it is safe.)
+          for (const name of defaults.keys()) if (!present.has(name)) note(name, undefined)
+          for (const object of event.objects) note(object.name, object.annotations[DrainsAnnotation])
+        }
+      }
+      return Effect.forEach(changed, (name) => Effect.forEach(followed.slice(0, workloadInformers.length), (f) => f.refresh(name), { discard: true }), {
+        discard: true
+      })
+    }, { discard: true })
+    )
+  }
   yield* Effect.gen(function*() {
-    yield* Effect.forEach(informers, (informer) => informer.synced, { discard: true })
+    yield* Effect.forEach([...informers, ...(namespaces === undefined ? [] : [namespaces])], (informer) => informer.synced, { discard: true })
     yield* check.ready
     yield* Log.info("routes loaded", {
       from: SOURCE,

@@ -10,12 +10,17 @@
  * routes too, since an editor or a ConfigMap update may be replacing it. Either is warned about
  * once, not at every poll and event, until the file changes (is readable again, or says
  * something else).
+ *
+ * A hostname may also be given settings (`{"drains": [...], "rate-limit": "500/s"}`): its rate
+ * limit is set in RateLimits, one source per hostname (`routes-file:<hostname>`), replaced with
+ * the file.
  */
-import { Data, Duration, Effect, Layer, Queue, Result } from "effect"
+import { Data, Duration, Effect, Layer, Option, Queue, Result } from "effect"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import { RouteChange } from "../../domain/Route.ts"
 import * as RoutesJson from "../../domain/RoutesJson.ts"
+import { RateLimits } from "../RateLimits.ts"
 import { Readiness } from "../Readiness.ts"
 import { RouteTable } from "../RouteTable.ts"
 import * as Log from "../Log.ts"
@@ -45,7 +50,7 @@ const read = (path: string): Effect.Effect<string, RoutesFileError> =>
   })
 
 const decode = (origin: string, text: string) => {
-  const parsed = RoutesJson.parse(text)
+  const parsed = RoutesJson.parseAll(text)
   return Result.isSuccess(parsed)
     ? Effect.succeed(parsed.success)
     : Effect.fail(new RoutesFileError({ origin, detail: parsed.failure }))
@@ -73,14 +78,34 @@ const watchDirectory = (path: string) =>
     return events
   })
 
+/** Sets the rate limits `file` names, and unsets those it named before and names no more. */
+const rateLimitsOf = Effect.gen(function*() {
+  const limits = Option.getOrUndefined(yield* Effect.serviceOption(RateLimits))
+  let held = new Set<string>()
+  return (source: string, file: RoutesJson.RoutesJson) =>
+    Effect.gen(function*() {
+      if (limits === undefined) return
+      const next = new Set<string>()
+      for (const { hostname, spec } of file.rateLimits) {
+        next.add(hostname)
+        yield* limits.set(`${source}:${hostname}`, hostname, spec)
+      }
+      for (const hostname of held) if (!next.has(hostname)) yield* limits.set(`${source}:${hostname}`, hostname, undefined)
+      held = next
+    })
+})
+
 export const layerFile = (options: FileOptions): Layer.Layer<never, RoutesFileError, RouteTable | Readiness> =>
   Layer.effectDiscard(Effect.gen(function*() {
     const table = yield* RouteTable
+    const setLimits = yield* rateLimitsOf
     const check = yield* (yield* Readiness).register(`datasource:${SOURCE}`)
     const origin = `ROUTES_FILE ${options.path}`
     let current = yield* read(options.path)
-    const routes = yield* decode(origin, current)
+    const file = yield* decode(origin, current)
+    const routes = file.routes
     yield* table.apply(SOURCE, RouteChange.Replace({ routes }))
+    yield* setLimits(SOURCE, file)
     yield* check.ready
     yield* Log.info("routes loaded", { file: options.path, routes: routes.length })
 
@@ -94,8 +119,9 @@ export const layerFile = (options: FileOptions): Layer.Layer<never, RoutesFileEr
       if (text === current) return
       current = text
       const next = yield* decode(origin, text)
-      yield* table.apply(SOURCE, RouteChange.Replace({ routes: next }))
-      yield* Log.info("routes reloaded", { file: options.path, routes: next.length })
+      yield* table.apply(SOURCE, RouteChange.Replace({ routes: next.routes }))
+      yield* setLimits(SOURCE, next)
+      yield* Log.info("routes reloaded", { file: options.path, routes: next.routes.length })
     }).pipe(
       Effect.catch((error) => {
         if (error.message === warned) return Effect.void
@@ -115,9 +141,11 @@ export const layerFile = (options: FileOptions): Layer.Layer<never, RoutesFileEr
 /** Routes given inline in an environment variable; read once. */
 export const layerInline = (json: string): Layer.Layer<never, RoutesFileError, RouteTable | Readiness> =>
   Layer.effectDiscard(Effect.gen(function*() {
-    const routes = yield* decode("ROUTES", json)
+    const file = yield* decode("ROUTES", json)
+    const routes = file.routes
     const check = yield* (yield* Readiness).register("datasource:routes")
     yield* (yield* RouteTable).apply("routes", RouteChange.Replace({ routes }))
+    yield* (yield* rateLimitsOf)("routes", file)
     yield* check.ready
     yield* Log.info("routes loaded", { from: "ROUTES", routes: routes.length })
   }))

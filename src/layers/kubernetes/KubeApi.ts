@@ -23,7 +23,9 @@ export const Resources = {
   deployments: { kind: "Deployment", group: "apps", plural: "deployments" },
   statefulsets: { kind: "StatefulSet", group: "apps", plural: "statefulsets" },
   daemonsets: { kind: "DaemonSet", group: "apps", plural: "daemonsets" },
-  replicasets: { kind: "ReplicaSet", group: "apps", plural: "replicasets" }
+  replicasets: { kind: "ReplicaSet", group: "apps", plural: "replicasets" },
+  /** Cluster-scoped: their drains annotation is the default of the workloads in them. */
+  namespaces: { kind: "Namespace", group: "", plural: "namespaces" }
 } as const satisfies Record<string, ResourceType>
 
 export class KubeError extends Data.TaggedError("KubeError")<{

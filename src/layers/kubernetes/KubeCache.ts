@@ -10,7 +10,7 @@
  * answer, names come from the pod's name alone.
  */
 import { Context, Effect, Layer } from "effect"
-import { controllerOf, isAkkerisApp, type KubeObject, namingOf, type PodInfo, podInfoFromName } from "../../domain/Kubernetes.ts"
+import { controllerOf, isAkkerisApp, type KubeObject, MultilineAnnotation, namingOf, type PodInfo, podInfoFromName } from "../../domain/Kubernetes.ts"
 import * as Log from "../Log.ts"
 import type { Readiness } from "../Readiness.ts"
 import * as Informer from "./Informer.ts"
@@ -115,7 +115,14 @@ export const layer = (options: Options): Layer.Layer<KubeCache, never, KubeApi.K
               (yield* api.get(Resources.pods, namespace, name).pipe(Effect.orElseSucceed(() => undefined)))
             if (pod === undefined) return podInfoFromName(namespace, name, options.akkeris)
             const top = yield* topOwner(pod)
-            return { naming: namingOf(pod, top, options.akkeris), known: true, akkerisApp: isAkkerisApp(pod, top) }
+            // The pod's own multiline annotation, else its owner's.
+            const multiline = pod.annotations[MultilineAnnotation] ?? top.annotations[MultilineAnnotation]
+            return {
+              naming: namingOf(pod, top, options.akkeris),
+              known: true,
+              akkerisApp: isAkkerisApp(pod, top),
+              ...(multiline === undefined ? {} : { multiline })
+            }
           })
       })
     })

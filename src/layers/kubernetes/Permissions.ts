@@ -11,7 +11,8 @@ export interface Rule {
 
 /** Following routes (annotations) and pod metadata: list + watch, and get for owners not cached. */
 export const read: ReadonlyArray<Rule> = [
-  { apiGroup: "", resources: ["pods"], verbs: ["get", "list", "watch"] },
+  // Namespaces: their drains annotation is the default of the workloads in them.
+  { apiGroup: "", resources: ["namespaces", "pods"], verbs: ["get", "list", "watch"] },
   { apiGroup: "apps", resources: ["daemonsets", "deployments", "replicasets", "statefulsets"], verbs: ["get", "list", "watch"] },
   // Whether writing routes is allowed, asked once at start.
   { apiGroup: "authorization.k8s.io", resources: ["selfsubjectaccessreviews"], verbs: ["create"] }

@@ -176,7 +176,7 @@ describe("Kubernetes datasource", () => {
       fake.create("deployments", { name: "api", namespace: "shop", annotations: { [DRAINS]: "syslog+tcp://b:1" } })
       const { table } = yield* start(fake)
       yield* eventually(() => routes(table), ["api.shop -> syslog+tcp://b:1", "web.shop -> syslog+tcp://a:1"], "listed")
-      yield* eventually(() => fake.openWatches(), 4, "watching")
+      yield* eventually(() => fake.openWatches(), 5, "watching")
       const lists = fake.requests.filter((r) => !r.watch && r.method === "GET").length
 
       fake.cutWatches()
@@ -184,7 +184,7 @@ describe("Kubernetes datasource", () => {
       fake.remove("deployments", "shop", "api")
       fake.create("deployments", { name: "new", namespace: "shop", annotations: { [DRAINS]: "syslog+tcp://c:1" } })
       yield* eventually(() => routes(table), ["new.shop -> syslog+tcp://c:1", "web.shop -> syslog+tcp://a2:1"], "after the cut")
-      yield* eventually(() => fake.openWatches(), 4, "watching again")
+      yield* eventually(() => fake.openWatches(), 5, "watching again")
       // Resumed from the resourceVersion: no list was needed.
       assert.strictEqual(fake.requests.filter((r) => !r.watch && r.method === "GET").length, lists)
     }))
@@ -194,15 +194,19 @@ describe("Kubernetes datasource", () => {
       const fake = yield* fakeApi
       fake.create("deployments", { name: "web", namespace: "shop", annotations: { [DRAINS]: "syslog+tcp://a:1" } })
       fake.create("statefulsets", { name: "db", namespace: "shop", annotations: { [DRAINS]: "syslog+tcp://b:1" } })
+      fake.create("namespaces", { name: "team", annotations: { [DRAINS]: "syslog+tcp://team:1" } })
+      fake.create("deployments", { name: "app", namespace: "team" })
       const { table } = yield* start(fake)
-      yield* eventually(() => routes(table), ["db.shop -> syslog+tcp://b:1", "web.shop -> syslog+tcp://a:1"], "listed")
-      yield* eventually(() => fake.openWatches(), 4, "watching")
+      yield* eventually(() => routes(table), ["app.team -> syslog+tcp://team:1", "db.shop -> syslog+tcp://b:1", "web.shop -> syslog+tcp://a:1"], "listed")
+      // deployments, statefulsets, daemonsets, pods, namespaces
+      yield* eventually(() => fake.openWatches(), 5, "watching")
 
       // While disconnected, things change and the server forgets the history: resuming gets 410.
       fake.cutWatches()
       fake.remove("deployments", "shop", "web")
       fake.annotate("statefulsets", "shop", "db", { [DRAINS]: "syslog+tcp://b2:1" })
       fake.create("daemonsets", { name: "agent", namespace: "kube-system", annotations: { [DRAINS]: "syslog+tcp://c:1" } })
+      fake.annotate("namespaces", "", "team", { [DRAINS]: null })
       fake.expire()
       yield* eventually(() => routes(table), ["agent.kube-system -> syslog+tcp://c:1", "db.shop -> syslog+tcp://b2:1"], "after relist")
       const text = yield* PrometheusMetrics.format()
@@ -259,6 +263,75 @@ describe("Kubernetes datasource", () => {
       const used = new Set(fake.requests.map(rbacOf))
       assert.includeMembers([...granted], [...used])
       assert.includeMembers([...used], ["apps/deployments/patch", "apps/deployments/list", "apps/deployments/watch", "authorization.k8s.io/selfsubjectaccessreviews/create"])
+    }))
+
+  it.live("a namespace's drains annotation is the default of its workloads without one: added, overridden, removed — routes follow live", () =>
+    Effect.gen(function*() {
+      const fake = yield* fakeApi
+      fake.create("namespaces", { name: "shop" })
+      fake.create("namespaces", { name: "other" })
+      fake.create("deployments", { name: "web", namespace: "shop" })
+      fake.create("statefulsets", { name: "db", namespace: "shop" })
+      fake.create("deployments", { name: "api", namespace: "shop", annotations: { [DRAINS]: "syslog+tcp://own:1" } })
+      fake.create("deployments", { name: "quiet", namespace: "shop", annotations: { [DRAINS]: "" } })
+      fake.create("deployments", { name: "web", namespace: "other" })
+      const { readiness, table } = yield* start(fake)
+      yield* eventually(() => Effect.runSync(ready(readiness)), true, "ready")
+      assert.deepStrictEqual(routes(table), ["api.shop -> syslog+tcp://own:1"])
+
+      // Added: every workload of the namespace without its own annotation (an empty one opts out).
+      fake.annotate("namespaces", "", "shop", { [DRAINS]: "syslog+tcp://team:1;https://hooks.example.com/logs" })
+      yield* eventually(() => routes(table), [
+        "api.shop -> syslog+tcp://own:1",
+        "db.shop -> https://hooks.example.com/logs",
+        "db.shop -> syslog+tcp://team:1",
+        "web.shop -> https://hooks.example.com/logs",
+        "web.shop -> syslog+tcp://team:1"
+      ], "the default applies")
+      // A workload that comes later gets it too; one that gains its own annotation leaves it.
+      fake.create("daemonsets", { name: "agent", namespace: "shop" })
+      fake.annotate("deployments", "shop", "web", { [DRAINS]: "syslog+tcp://web-own:1" })
+      yield* eventually(() => routes(table), [
+        "agent.shop -> https://hooks.example.com/logs",
+        "agent.shop -> syslog+tcp://team:1",
+        "api.shop -> syslog+tcp://own:1",
+        "db.shop -> https://hooks.example.com/logs",
+        "db.shop -> syslog+tcp://team:1",
+        "web.shop -> syslog+tcp://web-own:1"
+      ], "overridden")
+      // Changed: the workloads that follow it follow.
+      fake.annotate("namespaces", "", "shop", { [DRAINS]: "syslog+tcp://team:2" })
+      yield* eventually(() => routes(table), [
+        "agent.shop -> syslog+tcp://team:2",
+        "api.shop -> syslog+tcp://own:1",
+        "db.shop -> syslog+tcp://team:2",
+        "web.shop -> syslog+tcp://web-own:1"
+      ], "changed")
+      // The workload's own annotation removed: back to the default.
+      fake.annotate("deployments", "shop", "web", { [DRAINS]: null })
+      yield* eventually(() => routes(table).filter((r) => r.startsWith("web.")), ["web.shop -> syslog+tcp://team:2"], "back to the default")
+      // Removed: only the workloads' own routes are left.
+      fake.annotate("namespaces", "", "shop", { [DRAINS]: null })
+      yield* eventually(() => routes(table), ["api.shop -> syslog+tcp://own:1"], "removed")
+      // A namespace deleted with its default takes it along (and after a relist too).
+      fake.annotate("namespaces", "", "other", { [DRAINS]: "syslog+tcp://other:1" })
+      yield* eventually(() => routes(table).includes("web.other -> syslog+tcp://other:1"), true, "other's default")
+      fake.remove("namespaces", "", "other")
+      yield* eventually(() => routes(table), ["api.shop -> syslog+tcp://own:1"], "namespace deleted")
+    }))
+
+  it.live("without RBAC to watch namespaces, a warning, and no namespace defaults; the rest works", () =>
+    Effect.gen(function*() {
+      const fake = yield* fakeApi
+      fake.allow("watch", "namespaces", false)
+      fake.create("namespaces", { name: "shop", annotations: { [DRAINS]: "syslog+tcp://team:1" } })
+      fake.create("deployments", { name: "web", namespace: "shop" })
+      fake.create("deployments", { name: "api", namespace: "shop", annotations: { [DRAINS]: "syslog+tcp://own:1" } })
+      const { logs, readiness, table } = yield* start(fake)
+      yield* eventually(() => Effect.runSync(ready(readiness)), true, "ready")
+      assert.deepStrictEqual(routes(table), ["api.shop -> syslog+tcp://own:1"])
+      assert.isTrue(logs.some((l) => l.includes("may not watch namespaces")))
+      assert.isFalse(fake.requests.some((r) => r.path === "/api/v1/namespaces"))
     }))
 
   it.live("not ready while the API server cannot be reached, and ready once it can", () =>

@@ -4,6 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import * as RoutesFile from "../../../src/layers/datasources/RoutesFile.ts"
+import { RateLimits } from "../../../src/layers/RateLimits.ts"
 import { RouteTable } from "../../../src/layers/RouteTable.ts"
 import * as RouterCore from "../../../src/programs/RouterCore.ts"
 
@@ -42,6 +43,38 @@ describe("routes file", () => {
             Layer.provide(Logger.layer([Logger.map(Logger.formatLogFmt, (line) => {
               logs.push(line)
             })]))
+          )
+        ),
+        Effect.ensuring(Effect.sync(() => rmSync(dir, { recursive: true, force: true })))
+      )
+    }))
+
+  it.live("a hostname's settings: its drains and rate limit, which follow the file as it changes", () =>
+    Effect.gen(function*() {
+      const dir = mkdtempSync(join(tmpdir(), "logtrain-routes-"))
+      const path = join(dir, "routes.json")
+      const write = (json: unknown) => writeFileSync(path, JSON.stringify(json))
+      write({ "*": ["stdout://"], "noisy.shop": { drains: ["stdout://?format=json"], "rate-limit": "500/s,burst=2000" }, "calm.shop": { "rate-limit": "10/s" } })
+      yield* Effect.gen(function*() {
+        const table = yield* RouteTable
+        const limits = yield* RateLimits
+        const limited = () => limits.offenders().map((app) => `${app.hostname} ${app.limit}`).toSorted()
+        assert.deepStrictEqual(table.routes().map((r) => `${r.hostname} ${r.endpoint}`).toSorted(), ["* stdout://", "noisy.shop stdout://?format=json"])
+        assert.deepStrictEqual(limited(), ["calm.shop 10/s,burst=10", "noisy.shop 500/s,burst=2000"])
+        // Changed, and one taken away.
+        write({ "*": ["stdout://"], "noisy.shop": { drains: "stdout://?format=json", "rate-limit": "100/s" } })
+        yield* sleep(200)
+        assert.deepStrictEqual(limited(), ["noisy.shop 100/s,burst=100"])
+        // An unreadable limit is left out (warned about, counted); the rest of the file applies.
+        write({ "*": ["stdout://"], "noisy.shop": { drains: "stdout://?format=json", "rate-limit": "lots" }, "calm.shop": { "rate-limit": "5/s" } })
+        yield* sleep(200)
+        assert.deepStrictEqual(limited(), ["calm.shop 5/s,burst=5"])
+        assert.isFalse(limits.admit("calm.shop", 0, "network") && limits.admit("calm.shop", 0, "network") && limits.admit("calm.shop", 0, "network") &&
+          limits.admit("calm.shop", 0, "network") && limits.admit("calm.shop", 0, "network") && limits.admit("calm.shop", 0, "network"))
+      }).pipe(
+        Effect.provide(
+          RoutesFile.layerFile({ path, pollInterval: Duration.millis(20) }).pipe(
+            Layer.provideMerge(RouterCore.layer({ ingestCapacity: 10, drainSettings: {} }))
           )
         ),
         Effect.ensuring(Effect.sync(() => rmSync(dir, { recursive: true, force: true })))

@@ -106,6 +106,24 @@ describe("KubeCache: naming a pod's logs from its top-level owner", () => {
       }))
   }
 
+  it.live("the multiline annotation of a pod's top-level owner applies to its logs; the pod's own wins", () =>
+    Effect.gen(function*() {
+      const fake = yield* fakeApi
+      fake.create("deployments", { name: "api", namespace: "shop", annotations: { "logtrain.akkeris.io/multiline": "java" } })
+      fake.create("replicasets", { name: "api-77f9b", namespace: "shop", owner: { kind: "Deployment", name: "api" } })
+      fake.create("pods", { name: "api-77f9b-abcde", namespace: "shop", nodeName: "node-1", owner: { kind: "ReplicaSet", name: "api-77f9b" } })
+      fake.create("pods", {
+        name: "api-77f9b-fghij",
+        namespace: "shop",
+        nodeName: "node-1",
+        owner: { kind: "ReplicaSet", name: "api-77f9b" },
+        annotations: { "logtrain.akkeris.io/multiline": "regex:^\\d{4}-" }
+      })
+      const cache = yield* start(fake, false)
+      assert.strictEqual((yield* cache.describe("shop", "api-77f9b-abcde")).multiline, "java")
+      assert.strictEqual((yield* cache.describe("shop", "api-77f9b-fghij")).multiline, "regex:^\\d{4}-")
+    }))
+
   it.live("a pod not yet seen by the watch is asked for, and a pod of another node is not followed", () =>
     Effect.gen(function*() {
       const fake = yield* fakeApi

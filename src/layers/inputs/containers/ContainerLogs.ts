@@ -18,7 +18,9 @@
 import { Data, Duration, Effect, Layer, Queue, Schedule } from "effect"
 import * as Fs from "node:fs"
 import { join } from "node:path"
+import { setFlagsFromString } from "node:v8"
 import * as ContainerLog from "../../../domain/ContainerLog.ts"
+import * as Multiline from "../../../domain/Multiline.ts"
 import { Ingest } from "../../Ingest.ts"
 import { PodMetadata } from "../../kubernetes/PodMetadata.ts"
 import * as Log from "../../Log.ts"
@@ -42,6 +44,10 @@ export interface Options {
   readonly maxLineBytes: number
   /** A line whose last piece has not come after this long is sent as it is. */
   readonly partialTimeout: Duration.Duration
+  /** A multiline event no line has joined for this long is sent as it is (KUBERNETES_MULTILINE_TIMEOUT, 1 s). */
+  readonly multilineTimeout?: Duration.Duration | undefined
+  /** The longest multiline event, in bytes (KUBERNETES_MULTILINE_MAX_SIZE, 64 KiB); beyond, it is cut and counted. */
+  readonly multilineMaxBytes?: number | undefined
   /** How far a drain may fall behind a file before its oldest lines are skipped (KUBERNETES_MAX_BACKLOG). */
   readonly maxBacklogBytes?: number | undefined
   readonly pollInterval?: Duration.Duration | undefined
@@ -65,6 +71,21 @@ export const DEFAULT_MAX_BACKLOG_BYTES = 64 * 1024 * 1024
 
 const ms = (d: Duration.Duration | undefined, fallback: number) => (d === undefined ? fallback : Duration.toMillis(d))
 
+/** The default of KUBERNETES_MULTILINE_MAX_SIZE. */
+export const DEFAULT_MULTILINE_MAX_BYTES = 64 * 1024
+
+/**
+ * Multiline regexes (user input) run on V8's linear-time engine, which must be turned on before
+ * one is compiled. (Without it they are still checked for the shapes that backtrack badly.)
+ */
+export const enableLinearRegExp = (): void => {
+  try {
+    setFlagsFromString("--enable-experimental-regexp-engine")
+  } catch {
+    // Not V8: the structural check alone.
+  }
+}
+
 /** Files started at once before the others have their turn (a node with thousands of new files). */
 const START_BATCH = 256
 
@@ -81,8 +102,11 @@ export const layer = (options: Options): Layer.Layer<never, ContainerLogsError, 
       partialTimeout: Duration.toMillis(options.partialTimeout),
       rotateWait: ms(options.rotateWait, 5000),
       goneGrace: ms(options.goneGrace, 5000),
-      maxBacklogBytes: options.maxBacklogBytes ?? DEFAULT_MAX_BACKLOG_BYTES
+      maxBacklogBytes: options.maxBacklogBytes ?? DEFAULT_MAX_BACKLOG_BYTES,
+      multilineTimeout: ms(options.multilineTimeout, 1000),
+      multilineMaxBytes: options.multilineMaxBytes ?? DEFAULT_MULTILINE_MAX_BYTES
     }
+    enableLinearRegExp()
 
     const directory = yield* Effect.try({
       try: () => Fs.statSync(options.path),
@@ -100,8 +124,23 @@ export const layer = (options: Options): Layer.Layer<never, ContainerLogsError, 
       unrecovered: 0,
       splitOfReleased: 0,
       backlogDropped: 0,
+      multilineCut: 0,
       unsaved: true
     })
+    /** Multiline annotations refused (a bad regex, an unknown rule): counted, warned about once per file and annotation. */
+    let multilineRefused = 0
+    const multilineWarned = new Set<string>()
+    /** Rules by annotation: one compiled regex however many files use it. */
+    const rules = new Map<string, Multiline.Rule | Multiline.MultilineError>()
+    const ruleOf = (annotation: string) => {
+      let rule = rules.get(annotation)
+      if (rule === undefined) {
+        if (rules.size >= 1000) rules.clear()
+        rule = Multiline.parse(annotation)
+        rules.set(annotation, rule)
+      }
+      return rule
+    }
     /** Checkpoints read at start, until their file is picked up. */
     const saved = new Map(store.initial)
     /** Checkpoints of files dropped after a read error, until the next scan picks them up again. */
@@ -161,6 +200,18 @@ export const layer = (options: Options): Layer.Layer<never, ContainerLogsError, 
       for (const entry of followed.values()) n += entry.follower.split
       return n
     })
+    yield* Telemetry.counter(
+      "logtrain_input_multiline_cut_total",
+      "Multiline events cut at KUBERNETES_MULTILINE_MAX_SIZE (the line that would make one longer begins the next).",
+      { input: INPUT },
+      () => counts.multilineCut
+    )
+    yield* Telemetry.counter(
+      "logtrain_input_multiline_refused_total",
+      "Files whose logtrain.akkeris.io/multiline annotation was refused (unknown rule, a regex too long or that could backtrack catastrophically): their lines go out one by one.",
+      { input: INPUT },
+      () => multilineRefused
+    )
     yield* Telemetry.gauge(
       "logtrain_input_backlog_bytes",
       "Bytes of files that drains which were full have yet to read again (their backlog, on disk).",
@@ -205,6 +256,21 @@ export const layer = (options: Options): Layer.Layer<never, ContainerLogsError, 
           return
         }
         if (followed.has(path)) return
+        let multiline: Multiline.Rule | undefined
+        if (info.multiline !== undefined && info.multiline.trim().length > 0) {
+          const rule = ruleOf(info.multiline)
+          if (Multiline.isError(rule)) {
+            multilineRefused++
+            const key = `${path}\u0000${info.multiline}`
+            if (!multilineWarned.has(key)) {
+              if (multilineWarned.size >= 10_000) multilineWarned.clear()
+              multilineWarned.add(key)
+              yield* Log.warn("multiline annotation refused: lines go out one by one", { file: path, error: rule.message })
+            }
+          } else {
+            multiline = rule
+          }
+        }
         const checkpoint = retry.get(path) ?? saved.get(path)
         retry.delete(path)
         saved.delete(path)
@@ -215,6 +281,7 @@ export const layer = (options: Options): Layer.Layer<never, ContainerLogsError, 
             file,
             hostname: info.naming.hostname,
             tag: info.naming.tag,
+            multiline,
             checkpoint,
             atEnd: firstScan && !store.existed,
             savedAt: store.savedAt,

@@ -27,6 +27,7 @@ import * as Fs from "node:fs"
 import * as ContainerLog from "../../../domain/ContainerLog.ts"
 import { LineReader, POSITION_STEP, type PositionedLine } from "../../../domain/LineReader.ts"
 import * as LogPacket from "../../../domain/LogPacket.ts"
+import type * as Multiline from "../../../domain/Multiline.ts"
 import type { Feed, Receipt } from "../../../domain/Receipt.ts"
 import type * as Checkpoints from "../../storage/Checkpoints.ts"
 import * as Files from "./files.ts"
@@ -41,6 +42,10 @@ export interface FollowerOptions {
   readonly goneGrace: number
   /** How far (bytes) a drain may fall behind the head before its oldest lines are skipped. */
   readonly maxBacklogBytes: number
+  /** An event no line has joined for this long (ms) is sent as it is (KUBERNETES_MULTILINE_TIMEOUT). */
+  readonly multilineTimeout: number
+  /** Longest event (bytes): the line that would make it longer begins the next one (KUBERNETES_MULTILINE_MAX_SIZE). */
+  readonly multilineMaxBytes: number
 }
 
 /** What the followers of the input count; the input's metrics read these. */
@@ -56,6 +61,8 @@ export interface FollowerCounts {
   splitOfReleased: number
   /** Lines skipped for drains too far behind. */
   backlogDropped: number
+  /** Multiline events cut at the maximum size (by the heads). */
+  multilineCut: number
   /** Some follower's place changed since the last checkpoint was saved. */
   unsaved: boolean
 }
@@ -202,6 +209,8 @@ export class FileFollower implements ChunkOwner {
   readonly file: ContainerLog.ContainerFile
   readonly hostname: string
   readonly tag: string
+  /** Lines joined into events by this rule (the pod's multiline annotation), if any. */
+  readonly multiline: Multiline.Rule | undefined
   /** Generations still needed, oldest first; the last is live unless the file was deleted. */
   readonly gens: Array<Generation>
   /** The head: the generation it reads, its reader, and the last position it handed over there. */
@@ -249,6 +258,7 @@ export class FileFollower implements ChunkOwner {
     readonly file: ContainerLog.ContainerFile
     readonly hostname: string
     readonly tag: string
+    readonly multiline?: Multiline.Rule | undefined
     readonly gens: Array<Generation>
     readonly start: Mark
     readonly restart?: FileFollower["restart"]
@@ -262,6 +272,7 @@ export class FileFollower implements ChunkOwner {
     this.file = init.file
     this.hostname = init.hostname
     this.tag = init.tag
+    this.multiline = init.multiline
     this.gens = init.gens
     this.options = init.options
     this.counts = init.counts
@@ -274,7 +285,14 @@ export class FileFollower implements ChunkOwner {
   }
 
   private readerAt(offset: number, out: Array<PositionedLine>): LineReader {
-    return new LineReader(offset, { maxLineBytes: this.options.maxLineBytes }, {
+    const rule = this.multiline
+    // Events cut are counted by the head's readers only (a drain's backlog cuts them again).
+    const multiline = rule === undefined ? undefined : {
+      rule,
+      maxBytes: this.options.multilineMaxBytes,
+      cut: out === this.out ? () => this.counts.multilineCut++ : undefined
+    }
+    return new LineReader(offset, { maxLineBytes: this.options.maxLineBytes, multiline }, {
       line: (line) => out.push(line),
       malformed: (message) => {
         this.counts.malformed++
@@ -387,6 +405,7 @@ export class FileFollower implements ChunkOwner {
       break
     }
     this.reader.flushOlderThan(now - this.options.partialTimeout)
+    this.reader.flushEventsOlderThan(now - this.options.multilineTimeout)
     handOver()
     if (read > 0 || this.gens.length !== before) this.changed()
     return read >= budget ? "more" : "idle"
@@ -688,6 +707,8 @@ export class FileFollower implements ChunkOwner {
     }
     const ended = !atHead && (gen.fd === undefined || reader.offset >= gen.size!)
     if (ended) reader.endOfFile()
+    // Caught up: events the head sent on a timeout are still being gathered here; sent now.
+    else if (atHead && Number.isFinite(this.lastPos) && reader.offset >= Math.floor(this.lastPos)) reader.flushEventsSentBy(this.reader, this.lastPos)
     let chunk: Chunk | undefined
     let last = Number.NaN
     for (const line of b.out) {
@@ -879,6 +900,8 @@ export const start = (init: {
   readonly file: ContainerLog.ContainerFile
   readonly hostname: string
   readonly tag: string
+  /** Lines joined into events by this rule, if any. */
+  readonly multiline?: Multiline.Rule | undefined
   readonly checkpoint: Checkpoints.FileCheckpoint | undefined
   /** Start at the end (the first run, no checkpoint). */
   readonly atEnd: boolean

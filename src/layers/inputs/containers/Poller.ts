@@ -164,7 +164,8 @@ export const make = Effect.fnUntraced(function*(options: PollerOptions) {
       hot.push(entry)
     } else if (entry.follower.reader.offset !== before || entry.follower.unsettled) {
       goBusy(entry)
-    } else if (entry.busy && ++entry.emptyLooks >= QUIET_AFTER) {
+    } else if (entry.busy && ++entry.emptyLooks >= QUIET_AFTER && !entry.follower.reader.pending) {
+      // (A file with a line or an event being gathered stays busy: its timeout is looked for.)
       goQuiet(entry, now)
     } else if (!entry.busy) {
       quietQueue(entry).push(entry, now)

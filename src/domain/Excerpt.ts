@@ -1,8 +1,8 @@
 /**
  * Short excerpts of what receivers answer, safe to show in logs and error messages. A receiver may
  * echo what it was sent — an `Authorization` header, the URL with its token — so an excerpt never
- * shows a receiver's words verbatim: percent-escapes are decoded (a URL comes back encoded however
- * its parser chose), secrets known to the drain are masked, in every form they may come back in (as
+ * shows a receiver's words verbatim: JSON escapes are undone and percent-escapes decoded (a URL
+ * comes back encoded however its parser chose, maybe inside JSON), secrets known to the drain are masked, in every form they may come back in (as
  * written, JSON- or HTML-escaped, `+` for spaces), then anything that looks like a credential; only
  * then is the text shortened, so a secret is never cut in two with its first half left showing.
  */
@@ -69,15 +69,39 @@ export const percentDecoded = (text: string): string =>
     })
     : text
 
-/** `text` (percent-decoded) with every occurrence of each secret (in every form) masked, longest first. */
-export const maskSecrets = (text: string, secrets: ReadonlyArray<string>): string => {
-  if (secrets.length === 0) return percentDecoded(text)
-  const forms = secrets.flatMap(formsOf).toSorted((a, b) => b.length - a.length)
-  let masked = percentDecoded(text)
+/**
+ * `text` with JSON's string escapes undone (`\\`, `\"`, `\/`, `\n`…, `\uXXXX`): a receiver may
+ * put a percent-encoded URL inside JSON, which escapes what the URL left as it was (a backslash in
+ * a query), so the secret is found in no single form until both are undone, JSON's first.
+ */
+export const jsonUnescaped = (text: string): string =>
+  text.includes("\\")
+    ? text.replace(/\\(?:(["\\/])|([bfnrt])|u([0-9A-Fa-f]{4}))/g, (_, plain: string | undefined, control: string | undefined, hex: string | undefined) =>
+      plain ?? (control !== undefined ? CONTROLS[control]! : String.fromCharCode(Number.parseInt(hex!, 16))))
+    : text
+
+const CONTROLS: Record<string, string> = { b: "\b", f: "\f", n: "\n", r: "\r", t: "\t" }
+
+/** `text` with every occurrence of each form masked (forms longest first). */
+const maskForms = (text: string, forms: ReadonlyArray<string>): string => {
+  let masked = text
   for (const form of forms) {
     if (masked.includes(form)) masked = masked.split(form).join(MASK)
   }
   return masked
+}
+
+/**
+ * `text` (percent-decoded) with every occurrence of each secret (in every form) masked, longest
+ * first; then, where JSON escapes are left, again with them undone (a secret echoed inside JSON of
+ * a percent-encoded URL shows in no form before both are undone; one echoed as it is, with a
+ * backslash of its own, is masked before JSON's escapes are undone).
+ */
+export const maskSecrets = (text: string, secrets: ReadonlyArray<string>): string => {
+  if (secrets.length === 0) return percentDecoded(text)
+  const forms = secrets.flatMap(formsOf).toSorted((a, b) => b.length - a.length)
+  const masked = maskForms(percentDecoded(text), forms)
+  return masked.includes("\\") ? maskForms(jsonUnescaped(masked), forms) : masked
 }
 
 /**

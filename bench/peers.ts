@@ -29,7 +29,8 @@
  *              documents indexed.
  *   reference  logtrain alone (the original's published claim): the fake kube-apiserver with 1500
  *              deployments and 52 pods on this node, 52 files written at 20 lines/s each, syslog
- *              TCP/UDP on, routes to a syslog+tcp sink: average and peak RSS, CPU % of one core.
+ *              TCP/UDP on, routes to a syslog+tcp sink: average and peak RSS, CPU % of one core,
+ *              and each line's time from written to delivered (percentiles).
  *
  * Both relay scenarios also run the calibration relay (bench/tools/calibration-relay.ts: the least a
  * Node relay can do, no Effect), so the report shows logtrain ÷ that ceiling beside logtrain ÷ rsyslog.
@@ -456,6 +457,41 @@ const memoryBreakdown = async (pid: number, httpPort: number): Promise<Record<st
 // ---------------------------------------------------------------------------------------------
 // Scenario 3: the reference workload (logtrain alone)
 
+/**
+ * The reference workload's sink, in this process (about a thousand lines a second): counts lines
+ * and how long each took from being written to arriving — the time a line's RFC 5424 TIMESTAMP
+ * carries is the one the writer put at its start (milliseconds), so this is pick-up and delivery.
+ */
+const latencySink = async (port: number) => {
+  let received = 0
+  const latencies: Array<number> = []
+  let rest = ""
+  const server = Net.createServer((socket) => {
+    socket.on("data", (data: Buffer) => {
+      const now = Date.now()
+      const lines = (rest + data.toString("latin1")).split("\n")
+      rest = lines.pop()!
+      for (const line of lines) {
+        received++
+        // <PRI>1 TIMESTAMP …
+        const at = line.indexOf(" ") + 1
+        const time = Date.parse(line.slice(at, line.indexOf(" ", at)))
+        if (!Number.isNaN(time)) latencies.push(now - time)
+      }
+    })
+  })
+  await new Promise<void>((r) => server.listen(port, "127.0.0.1", () => r()))
+  const percentile = (sorted: ReadonlyArray<number>, p: number) => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? Number.NaN
+  return {
+    received: () => received,
+    latency: () => {
+      const sorted = latencies.toSorted((a, b) => a - b)
+      return { p50: percentile(sorted, 0.5), p90: percentile(sorted, 0.9), p99: percentile(sorted, 0.99), max: sorted.at(-1) ?? Number.NaN }
+    },
+    stop: () => new Promise<void>((r) => server.close(() => r()))
+  }
+}
+
 const referenceScenario = async () => {
   const seconds = Number(args["reference-seconds"])
   const fake = await FakeKubeApi.listen({ bookmarkIntervalMs: 5000 })
@@ -488,7 +524,7 @@ const referenceScenario = async () => {
     symlinkSync(file, join(containers, `app-${i}-5d8f7c-x2x9q_space-${i % 40}_app-${ID}.log`))
     return file
   })
-  const sink = await startSink(sinkPort!)
+  const sink = await latencySink(sinkPort!)
   const env = {
     KUBERNETES: "true",
     KUBERNETES_DATASOURCE: "true",
@@ -534,9 +570,12 @@ const referenceScenario = async () => {
       averageRssMB: Number((samples.reduce((a, b) => a + b, 0) / samples.length).toFixed(1)),
       peakRssMB: Number(status(relay.pid, "VmHWM").toFixed(1)),
       cpuPercentOfOneCore: Number((cpu / seconds * 100).toFixed(1)),
+      /** From written (the time at the line's start) to arriving at the sink, in ms. */
+      latencyMs: sink.latency(),
       memoryAtEndMB: breakdown
     }
     console.log(`  logtrain  ${result.linesWritten} lines written, ${result.received} delivered; RSS average ${result.averageRssMB} MB, peak ${result.peakRssMB} MB; CPU ${result.cpuPercentOfOneCore}% of one core`)
+    console.log(`  written to delivered (ms): ${Object.entries(result.latencyMs).map(([k, v]) => `${k} ${v}`).join(", ")}`)
     console.log(`  at the end (MB): ${Object.entries(breakdown).map(([k, v]) => `${k} ${v}`).join(", ")}`)
     console.log("  targets (the original's claim): peak ≤ 64 MB, average ≤ 59 MB, CPU ≤ 5%")
     return result

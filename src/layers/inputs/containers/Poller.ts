@@ -2,8 +2,12 @@
  * When each followed file is looked at. One fiber reads for all of them, synchronously, and
  * hands what it read to the router as one batch per round; only the Ingest queue makes it wait.
  *
- * - Busy files (read from lately) are looked at every `pollInterval`; a file with more to read
- *   than one look takes is looked at again at once, after the others' turn.
+ * - Busy files (read from lately) are looked at when they change (their watch, as below) and at
+ *   least every `pollInterval` — or, while their watch works and nothing about them is unsettled
+ *   (a rename or deletion being confirmed), every WATCHED_BUSY × `pollInterval`: the watch brings
+ *   their writes, so the poll is only for a lost event (the reference workload, 52 files written
+ *   every 100 ms: 3.1-3.4 % of a core with every 250 ms, 3.0 % with every second). A file
+ *   with more to read than one look takes is looked at again at once, after the others' turn.
  * - Quiet files (nothing new for QUIET_AFTER looks) are looked at when they change: each has an
  *   inotify watch (fs.watch) that marks it dirty on a write, a rename or a deletion, and dirty
  *   files are looked at together within NUDGE_DELAY. Between changes, a watched quiet file is
@@ -33,6 +37,8 @@ const BURST = 64 * 1024
 const BATCH = 1024
 /** How often a watched quiet file is looked at anyway. */
 const WATCHED_QUIET_MS = 30_000
+/** A watched busy file is polled every this many poll intervals (its writes come by its watch). */
+const WATCHED_BUSY = 4
 
 export interface Followed {
   readonly follower: FileFollower
@@ -41,6 +47,8 @@ export interface Followed {
   watchedIno: number
   busy: boolean
   emptyLooks: number
+  /** When it was last looked at. */
+  lookedAt: number
   /** When a quiet file is next looked at; its place in the quiet queue is valid while this matches. */
   quietAt: number
   dirty: boolean
@@ -69,6 +77,8 @@ export const make = Effect.fnUntraced(function*(options: PollerOptions) {
   const quietQueue = (entry: Followed) => quietQueues[entry.watcher === undefined ? 1 : 0]!
   let nudgeTimer: ReturnType<typeof setTimeout> | undefined
   const pollMs = Duration.toMillis(options.pollInterval)
+  // (Less a little: a look due at the next poll is not put off by a poll's jitter.)
+  const watchedBusyMs = WATCHED_BUSY * pollMs - pollMs / 2
 
   const nudge = (entry: Followed) => {
     if (entry.gone || entry.dirty) return
@@ -128,7 +138,17 @@ export const make = Effect.fnUntraced(function*(options: PollerOptions) {
   }
 
   const add = (follower: FileFollower): Followed => {
-    const entry: Followed = { follower, watcher: undefined, watchedIno: -1, busy: false, emptyLooks: 0, quietAt: Number.NaN, dirty: false, gone: false }
+    const entry: Followed = {
+      follower,
+      watcher: undefined,
+      watchedIno: -1,
+      busy: false,
+      emptyLooks: 0,
+      lookedAt: Number.NEGATIVE_INFINITY,
+      quietAt: Number.NaN,
+      dirty: false,
+      gone: false
+    }
     watch(entry)
     goBusy(entry)
     Queue.offerUnsafe(wake, undefined)
@@ -147,6 +167,7 @@ export const make = Effect.fnUntraced(function*(options: PollerOptions) {
   const look = (entry: Followed, now: number, checkPath: boolean): boolean => {
     if (entry.gone) return false
     entry.dirty = false
+    entry.lookedAt = now
     const before = entry.follower.reader.offset
     let result: LookResult
     try {
@@ -190,7 +211,8 @@ export const make = Effect.fnUntraced(function*(options: PollerOptions) {
       nextBusyAt = now + pollMs
       // (A look may move the file out of `busy`: deleting while iterating a Set is safe.)
       for (const entry of busy) {
-        if (!again.includes(entry) && look(entry, now, entry.emptyLooks > 0 || entry.follower.unsettled)) yield* handOver
+        if (again.includes(entry) || (entry.watcher !== undefined && !entry.follower.unsettled && now - entry.lookedAt < watchedBusyMs)) continue
+        if (look(entry, now, entry.emptyLooks > 0 || entry.follower.unsettled)) yield* handOver
       }
     }
     if (dirty.size > 0) {

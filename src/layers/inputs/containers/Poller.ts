@@ -10,7 +10,8 @@
  *   with more to read than one look takes is looked at again at once, after the others' turn.
  * - Quiet files (nothing new for QUIET_AFTER looks) are looked at when they change: each has an
  *   inotify watch (fs.watch) that marks it dirty on a write, a rename or a deletion, and dirty
- *   files are looked at together within NUDGE_DELAY. Between changes, a watched quiet file is
+ *   files are looked at together within NUDGE_DELAY (the path stat'ed again only after a rename
+ *   or a deletion: a write moves nothing). Between changes, a watched quiet file is
  *   looked at only every WATCHED_QUIET (in case an event was lost: the kernel's queue of them
  *   can overflow), so idle CPU stays about flat in the number of files; a file that cannot be
  *   watched (the inotify limit) is looked at every `quietInterval`. A look is an fstat, and a
@@ -52,6 +53,11 @@ export interface Followed {
   /** When a quiet file is next looked at; its place in the quiet queue is valid while this matches. */
   quietAt: number
   dirty: boolean
+  /**
+   * Its path may name another file now: its watch told of a rename or a deletion (a write is a
+   * change, and needs no stat of the path), or something else asked for a look.
+   */
+  pathEvent: boolean
   /** Removed: looks and watch over. */
   gone: boolean
 }
@@ -80,8 +86,10 @@ export const make = Effect.fnUntraced(function*(options: PollerOptions) {
   // (Less a little: a look due at the next poll is not put off by a poll's jitter.)
   const watchedBusyMs = WATCHED_BUSY * pollMs - pollMs / 2
 
-  const nudge = (entry: Followed) => {
-    if (entry.gone || entry.dirty) return
+  const nudge = (entry: Followed, pathMayChange = true) => {
+    if (entry.gone) return
+    if (pathMayChange) entry.pathEvent = true
+    if (entry.dirty) return
     entry.dirty = true
     dirty.add(entry)
     if (nudgeTimer !== undefined) return
@@ -104,7 +112,7 @@ export const make = Effect.fnUntraced(function*(options: PollerOptions) {
     if (live === undefined) return
     entry.watchedIno = live.identity.ino
     try {
-      const watcher = Fs.watch(entry.follower.path, { persistent: false }, () => nudge(entry))
+      const watcher = Fs.watch(entry.follower.path, { persistent: false }, (event) => nudge(entry, event === "rename"))
       // Deleted, or the watch failed: the quiet looks still find the writes.
       watcher.on("error", () => {
         if (entry.watcher === watcher) unwatch(entry)
@@ -147,6 +155,7 @@ export const make = Effect.fnUntraced(function*(options: PollerOptions) {
       lookedAt: Number.NEGATIVE_INFINITY,
       quietAt: Number.NaN,
       dirty: false,
+      pathEvent: false,
       gone: false
     }
     watch(entry)
@@ -218,7 +227,11 @@ export const make = Effect.fnUntraced(function*(options: PollerOptions) {
     if (dirty.size > 0) {
       const changed = [...dirty]
       dirty.clear()
-      for (const entry of changed) if (look(entry, now, true)) yield* handOver
+      for (const entry of changed) {
+        const checkPath = entry.pathEvent
+        entry.pathEvent = false
+        if (look(entry, now, checkPath)) yield* handOver
+      }
     }
     for (const queue of quietQueues) {
       for (let entry = queue.due(now); entry !== undefined; entry = queue.due(now)) if (look(entry, now, true)) yield* handOver

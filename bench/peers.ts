@@ -457,6 +457,8 @@ const memoryBreakdown = async (pid: number, httpPort: number): Promise<Record<st
 // ---------------------------------------------------------------------------------------------
 // Scenario 3: the reference workload (logtrain alone)
 
+const percentile = (sorted: ReadonlyArray<number>, p: number) => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? Number.NaN
+
 /**
  * The reference workload's sink, in this process (about a thousand lines a second): counts lines
  * and how long each took from being written to arriving — the time a line's RFC 5424 TIMESTAMP
@@ -481,7 +483,6 @@ const latencySink = async (port: number) => {
     })
   })
   await new Promise<void>((r) => server.listen(port, "127.0.0.1", () => r()))
-  const percentile = (sorted: ReadonlyArray<number>, p: number) => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? Number.NaN
   return {
     received: () => received,
     latency: () => {

@@ -2,16 +2,11 @@
  * When each followed file is looked at. One fiber reads for all of them, synchronously, and
  * hands what it read to the router as one batch per round; only the Ingest queue makes it wait.
  *
- * - Busy files (read from lately) are looked at when they change (their watch, as below) and at
- *   least every `pollInterval` — or, while their watch works and nothing about them is unsettled
- *   (a rename or deletion being confirmed), every WATCHED_BUSY × `pollInterval`: the watch brings
- *   their writes, so the poll is only for a lost event (the reference workload, 52 files written
- *   every 100 ms: 3.1-3.4 % of a core with every 250 ms, 3.0 % with every second). A file
- *   with more to read than one look takes is looked at again at once, after the others' turn.
+ * - Busy files (read from lately) are looked at every `pollInterval`; a file with more to read
+ *   than one look takes is looked at again at once, after the others' turn.
  * - Quiet files (nothing new for QUIET_AFTER looks) are looked at when they change: each has an
  *   inotify watch (fs.watch) that marks it dirty on a write, a rename or a deletion, and dirty
- *   files are looked at together within NUDGE_DELAY (the path stat'ed again only after a rename
- *   or a deletion: a write moves nothing). Between changes, a watched quiet file is
+ *   files are looked at together within NUDGE_DELAY. Between changes, a watched quiet file is
  *   looked at only every WATCHED_QUIET (in case an event was lost: the kernel's queue of them
  *   can overflow), so idle CPU stays about flat in the number of files; a file that cannot be
  *   watched (the inotify limit) is looked at every `quietInterval`. A look is an fstat, and a
@@ -38,8 +33,6 @@ const BURST = 64 * 1024
 const BATCH = 1024
 /** How often a watched quiet file is looked at anyway. */
 const WATCHED_QUIET_MS = 30_000
-/** A watched busy file is polled every this many poll intervals (its writes come by its watch). */
-const WATCHED_BUSY = 4
 
 export interface Followed {
   readonly follower: FileFollower
@@ -48,16 +41,9 @@ export interface Followed {
   watchedIno: number
   busy: boolean
   emptyLooks: number
-  /** When it was last looked at. */
-  lookedAt: number
   /** When a quiet file is next looked at; its place in the quiet queue is valid while this matches. */
   quietAt: number
   dirty: boolean
-  /**
-   * Its path may name another file now: its watch told of a rename or a deletion (a write is a
-   * change, and needs no stat of the path), or something else asked for a look.
-   */
-  pathEvent: boolean
   /** Removed: looks and watch over. */
   gone: boolean
 }
@@ -83,13 +69,9 @@ export const make = Effect.fnUntraced(function*(options: PollerOptions) {
   const quietQueue = (entry: Followed) => quietQueues[entry.watcher === undefined ? 1 : 0]!
   let nudgeTimer: ReturnType<typeof setTimeout> | undefined
   const pollMs = Duration.toMillis(options.pollInterval)
-  // (Less a little: a look due at the next poll is not put off by a poll's jitter.)
-  const watchedBusyMs = WATCHED_BUSY * pollMs - pollMs / 2
 
-  const nudge = (entry: Followed, pathMayChange = true) => {
-    if (entry.gone) return
-    if (pathMayChange) entry.pathEvent = true
-    if (entry.dirty) return
+  const nudge = (entry: Followed) => {
+    if (entry.gone || entry.dirty) return
     entry.dirty = true
     dirty.add(entry)
     if (nudgeTimer !== undefined) return
@@ -112,7 +94,7 @@ export const make = Effect.fnUntraced(function*(options: PollerOptions) {
     if (live === undefined) return
     entry.watchedIno = live.identity.ino
     try {
-      const watcher = Fs.watch(entry.follower.path, { persistent: false }, (event) => nudge(entry, event === "rename"))
+      const watcher = Fs.watch(entry.follower.path, { persistent: false }, () => nudge(entry))
       // Deleted, or the watch failed: the quiet looks still find the writes.
       watcher.on("error", () => {
         if (entry.watcher === watcher) unwatch(entry)
@@ -146,18 +128,7 @@ export const make = Effect.fnUntraced(function*(options: PollerOptions) {
   }
 
   const add = (follower: FileFollower): Followed => {
-    const entry: Followed = {
-      follower,
-      watcher: undefined,
-      watchedIno: -1,
-      busy: false,
-      emptyLooks: 0,
-      lookedAt: Number.NEGATIVE_INFINITY,
-      quietAt: Number.NaN,
-      dirty: false,
-      pathEvent: false,
-      gone: false
-    }
+    const entry: Followed = { follower, watcher: undefined, watchedIno: -1, busy: false, emptyLooks: 0, quietAt: Number.NaN, dirty: false, gone: false }
     watch(entry)
     goBusy(entry)
     Queue.offerUnsafe(wake, undefined)
@@ -176,7 +147,6 @@ export const make = Effect.fnUntraced(function*(options: PollerOptions) {
   const look = (entry: Followed, now: number, checkPath: boolean): boolean => {
     if (entry.gone) return false
     entry.dirty = false
-    entry.lookedAt = now
     const before = entry.follower.reader.offset
     let result: LookResult
     try {
@@ -220,18 +190,13 @@ export const make = Effect.fnUntraced(function*(options: PollerOptions) {
       nextBusyAt = now + pollMs
       // (A look may move the file out of `busy`: deleting while iterating a Set is safe.)
       for (const entry of busy) {
-        if (again.includes(entry) || (entry.watcher !== undefined && !entry.follower.unsettled && now - entry.lookedAt < watchedBusyMs)) continue
-        if (look(entry, now, entry.emptyLooks > 0 || entry.follower.unsettled)) yield* handOver
+        if (!again.includes(entry) && look(entry, now, entry.emptyLooks > 0 || entry.follower.unsettled)) yield* handOver
       }
     }
     if (dirty.size > 0) {
       const changed = [...dirty]
       dirty.clear()
-      for (const entry of changed) {
-        const checkPath = entry.pathEvent
-        entry.pathEvent = false
-        if (look(entry, now, checkPath)) yield* handOver
-      }
+      for (const entry of changed) if (look(entry, now, true)) yield* handOver
     }
     for (const queue of quietQueues) {
       for (let entry = queue.due(now); entry !== undefined; entry = queue.due(now)) if (look(entry, now, true)) yield* handOver

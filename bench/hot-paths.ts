@@ -1,7 +1,8 @@
 /**
- * `npm run bench:hot-paths`: the per-line work of the file tail, in one process, without I/O —
- * decoding and joining CRI lines, and encoding packets for a syslog drain — as milliseconds per
- * million (best of 7 rounds, after a warm-up round).
+ * `npm run bench:hot-paths`: the per-line work of the file tail and the TCP relay, in one process,
+ * without I/O — decoding and joining CRI lines, reading octet-counted RFC 5424 frames into packets,
+ * and encoding packets for a syslog drain — as milliseconds per million (best of 7 rounds, after a
+ * warm-up round).
  *
  *   npm run bench:hot-paths
  *   SRC=/tmp/old/src npm run bench:hot-paths    # another checkout's sources, for an A/B:
@@ -16,6 +17,8 @@ const src = process.env.SRC ?? join(import.meta.dirname, "../src")
 const ContainerLog = await import(join(src, "domain/ContainerLog.ts"))
 const LogPacket = await import(join(src, "domain/LogPacket.ts"))
 const Syslog = await import(join(src, "layers/drains/syslog.ts"))
+const Framing = await import(join(src, "domain/syslog/Framing.ts"))
+const InputStats = await import(join(src, "layers/inputs/InputStats.ts"))
 
 const best = (name: string, perMillion: number, round: () => void) => {
   round()
@@ -38,6 +41,24 @@ best("decode + join CRI lines", 1_000_000 / (50 * lines.length), () => {
   for (let r = 0; r < 50; r++) {
     for (const line of lines) joiner.push(ContainerLog.decodeLine(line), 0, 0)
     joined.length = 0
+  }
+})
+
+// The relay's input: 64 KiB socket chunks of octet-counted RFC 5424 frames (as npm run bench's
+// relay sends, but with microsecond times, each line its own millisecond), decoded and parsed.
+const frames = Buffer.from(Array.from({ length: 20_000 }, (_, n) => {
+  const line = `<134>1 2026-01-01T00:00:${String(Math.floor(n / 1000) % 60).padStart(2, "0")}.${String(n % 1000).padStart(3, "0")}${String(n % 7).padStart(3, "0")}Z bench.host app 1234 - - ${"x".repeat(120)} line ${String(n).padStart(9, "0")}`
+  return `${Buffer.byteLength(line)} ${line}`
+}).join(""))
+const chunks = Array.from({ length: Math.ceil(frames.length / 65536) }, (_, k) => frames.subarray(k * 65536, (k + 1) * 65536))
+const stats = { records: 0, malformed: 0, lastMalformed: undefined }
+best("read frames + parse RFC 5424", 1_000_000 / (10 * 20_000), () => {
+  for (let r = 0; r < 10; r++) {
+    const decoder = new Framing.FrameDecoder({ maxFrameBytes: 65536 })
+    for (const chunk of chunks) {
+      const packets: Array<unknown> = []
+      InputStats.parseLines(decoder.decode(chunk), new Date(), "", stats, packets)
+    }
   }
 })
 

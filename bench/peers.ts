@@ -12,6 +12,10 @@
  * Scenarios:
  *   relay      N RFC 5424 lines of ~200 bytes, octet-counted, over one TCP connection → the relay's
  *              TCP input → routed by hostname → a syslog TCP output → a sink counting lines.
+ *   loggen     the relay scenario with syslog-ng's `loggen` as the sender (`loggen -i -S -P -s 200`,
+ *              unthrottled, hostname "localhost"), and nothing pinned: relay, sender and sink share
+ *              both cores, as on a node with busy neighbours; what tells relays apart there is CPU
+ *              per line.
  *   files      52 CRI-format container log files written concurrently (one rotation by rename
  *              each, midway) → the relay (logtrain's container input; rsyslog imfile; syslog-ng
  *              wildcard-file) → the sink.
@@ -28,7 +32,11 @@
  *              (bench/stress.ts); --stress-seconds (180).
  *   reference  logtrain alone (the original's published claim): the fake kube-apiserver with 1500
  *              deployments and 52 pods on this node, 52 files written at 20 lines/s each, syslog
- *              TCP/UDP on, routes to a syslog+tcp sink: average and peak RSS, CPU % of one core.
+ *              TCP/UDP on, routes to a syslog+tcp sink: average and peak RSS, CPU % of one core,
+ *              and each line's time from written to delivered (percentiles).
+ *
+ * Both relay scenarios also run the calibration relay (bench/tools/calibration-relay.ts: the least a
+ * Node relay can do, no Effect), so the report shows logtrain ÷ that ceiling beside logtrain ÷ rsyslog.
  *
  * The relay runs alone on core 0 (taskset); the load generator and the sink on core 1. Peers are
  * configured not to lose lines (flow control; blocking queues), so lost lines are a finding.
@@ -50,8 +58,9 @@ import * as Sink from "./tools/sink.ts"
 const { values: args } = parseArgs({
   options: {
     rounds: { type: "string", default: "1" },
-    only: { type: "string", default: "relay,files,drains,reference" },
+    only: { type: "string", default: "relay,loggen,files,drains,reference" },
     lines: { type: "string", default: "2000000" },
+    "loggen-lines": { type: "string", default: "1000000" },
     "drain-lines": { type: "string", default: "1000000" },
     "file-lines": { type: "string", default: "10000" },
     "reference-seconds": { type: "string", default: "120" },
@@ -59,7 +68,7 @@ const { values: args } = parseArgs({
     /** Environment for logtrain, `NAME=value,NAME=value`: by default the container image's. */
     "logtrain-env": { type: "string", default: "MALLOC_ARENA_MAX=2" },
     /** Which relays run (e.g. only logtrain, to try a setting quickly). */
-    relays: { type: "string", default: "logtrain,rsyslog,syslog-ng" }
+    relays: { type: "string", default: "logtrain,calibration,rsyslog,syslog-ng" }
   }
 })
 const rounds = Number(args.rounds)
@@ -101,15 +110,18 @@ interface Relay {
 /** The sink: a process on core 1 counting newline-terminated lines. */
 const startSink = (port: number) => Sink.startSink(port, twoCores ? "1" : undefined)
 
-const pinned = (command: string, commandArgs: ReadonlyArray<string>) =>
-  twoCores ? { command: "taskset", args: ["-c", RELAY_CORE, command, ...commandArgs] } : { command, args: [...commandArgs] }
+/** Both cores: the unpinned scenario's relays, sender and sink. */
+const ALL_CORES = "0,1"
+
+const pinned = (command: string, commandArgs: ReadonlyArray<string>, cores = RELAY_CORE) =>
+  twoCores ? { command: "taskset", args: ["-c", cores, command, ...commandArgs] } : { command, args: [...commandArgs] }
 
 const compileCache = join(tmpdir(), "logtrain-bench-compile-cache")
 
-const startLogtrain = async (env: Record<string, string>, httpPort: number): Promise<Relay> => {
+const startLogtrain = async (env: Record<string, string>, httpPort: number, cores = RELAY_CORE): Promise<Relay> => {
   // LOGTRAIN_NODE_ARGS: V8 flags Node refuses in NODE_OPTIONS (e.g. --single-threaded-gc), given on its command line.
   const nodeArgs = (process.env.LOGTRAIN_NODE_ARGS ?? "").split(" ").filter(Boolean)
-  const { args: a, command } = pinned(process.execPath, [...nodeArgs, logtrainEntry])
+  const { args: a, command } = pinned(process.execPath, [...nodeArgs, logtrainEntry], cores)
   let output = ""
   const child: ChildProcess = spawn(command, a, {
     env: {
@@ -149,9 +161,31 @@ const startLogtrain = async (env: Record<string, string>, httpPort: number): Pro
 }
 
 /** rsyslog and syslog-ng via the test helpers, then moved onto the relay core. */
-const peerRelay = (name: string, peer: Peers.Peer): Relay => {
-  if (twoCores) execFileSync("taskset", ["-a", "-p", "-c", RELAY_CORE, String(peer.pid)], { stdio: "ignore" })
+const peerRelay = (name: string, peer: Peers.Peer, cores = RELAY_CORE): Relay => {
+  if (twoCores) execFileSync("taskset", ["-a", "-p", "-c", cores, String(peer.pid)], { stdio: "ignore" })
   return { name, pid: peer.pid, log: peer.log, stop: peer.stop }
+}
+
+/** The calibration relay (bench/tools/calibration-relay.ts): the least a Node relay can do. */
+const startCalibration = async (listenPort: number, sinkPort: number, hostname: string, cores = RELAY_CORE): Promise<Relay> => {
+  const { args: a, command } = pinned(process.execPath, [join(import.meta.dirname, "tools/calibration-relay.ts"), String(listenPort), String(sinkPort), hostname], cores)
+  let output = ""
+  const child = spawn(command, a, { stdio: ["pipe", "pipe", "pipe"] })
+  child.stderr!.on("data", (d: Buffer) => (output += d.toString()))
+  const exited = new Promise<void>((r) => child.once("exit", () => r()))
+  await new Promise<void>((resolve, reject) => {
+    child.stdout!.on("data", (d: Buffer) => d.toString().includes("ready") && resolve())
+    child.once("exit", () => reject(new Error(`the calibration relay did not start:\n${output}`)))
+  })
+  return {
+    name: "calibration",
+    pid: child.pid!,
+    log: () => output,
+    stop: async () => {
+      child.stdin!.end()
+      await exited
+    }
+  }
 }
 
 interface Result {
@@ -233,10 +267,21 @@ const sendRelay = async (port: number, total: number) => {
   await new Promise<void>((r) => socket.end(() => r()))
 }
 
-const relayScenario = async (relayName: string): Promise<Result> => {
-  const total = Number(args.lines)
+/**
+ * One relay between a sender and the sink, lines of `host` routed through it: `pinnedRun`, the relay
+ * alone on core 0 (sender and sink on core 1); else relay, sender and sink all on both cores.
+ */
+const relayThrough = async (
+  scenario: string,
+  relayName: string,
+  host: string,
+  total: number,
+  send: (port: number, total: number) => Promise<void>,
+  pinnedRun: boolean
+): Promise<Result> => {
+  const cores = pinnedRun ? RELAY_CORE : ALL_CORES
   const [http, input, sinkPort] = await freePorts(3)
-  const sink = await startSink(sinkPort!)
+  const sink = pinnedRun ? await startSink(sinkPort!) : await Sink.startSink(sinkPort!, twoCores ? ALL_CORES : undefined)
   let relay: Relay | undefined
   try {
     if (relayName === "logtrain") {
@@ -244,34 +289,65 @@ const relayScenario = async (relayName: string): Promise<Result> => {
         SYSLOG_TCP: "true",
         SYSLOG_TCP_PORT: String(input),
         DRAIN_WHEN_FULL: "block",
-        ROUTES: JSON.stringify({ [HOST]: [`syslog+tcp://127.0.0.1:${sinkPort}`] })
-      }, http!)
+        ROUTES: JSON.stringify({ [host]: [`syslog+tcp://127.0.0.1:${sinkPort}`] })
+      }, http!, cores)
+    } else if (relayName === "calibration") {
+      relay = await startCalibration(input!, sinkPort!, host, cores)
     } else if (relayName === "rsyslog") {
       relay = peerRelay("rsyslog", await Peers.rsyslog(() => `
 main_queue(queue.type="LinkedList" queue.size="200000" queue.timeoutEnqueue="3600000")
 module(load="imtcp")
 input(type="imtcp" port="${input}" address="127.0.0.1")
 template(name="out" type="string" string="<%PRI%>1 %TIMESTAMP:::date-rfc3339% %HOSTNAME% %APP-NAME% %PROCID% %MSGID% %STRUCTURED-DATA% %msg%\\n")
-if $hostname == "${HOST}" then {
+if $hostname == "${host}" then {
   action(type="omfwd" target="127.0.0.1" port="${sinkPort}" protocol="tcp" template="out"
          queue.type="LinkedList" queue.size="200000" queue.timeoutEnqueue="3600000" action.resumeRetryCount="-1")
 }
-`, { tcp: [input!] }))
+`, { tcp: [input!] }), cores)
     } else {
       relay = peerRelay("syslog-ng", await Peers.syslogNg(() => `
 options { keep-hostname(yes); log-fifo-size(200000); };
 source s_in { syslog(ip("127.0.0.1") port(${input}) transport("tcp") log-iw-size(100000) max-connections(10)); };
 destination d_out { network("127.0.0.1" port(${sinkPort}) transport("tcp") template("<\${PRI}>1 \${ISODATE} \${HOST} \${PROGRAM} \${PID} \${MSGID} \${SDATA} \${MESSAGE}\\n")); };
-filter f_host { host("${HOST}" type(string)); };
+filter f_host { host("${host}" type(string)); };
 log { source(s_in); filter(f_host); destination(d_out); flags(flow-control); };
-`, { tcp: [input!] }))
+`, { tcp: [input!] }), cores)
     }
-    return await measure("relay", relay, sink, total, () => sendRelay(input!, total))
+    return await measure(scenario, relay, sink, total, () => send(input!, total))
   } finally {
     await relay?.stop()
     await sink.stop()
   }
 }
+
+const relayScenario = (relayName: string) => relayThrough("relay", relayName, HOST, Number(args.lines), sendRelay, true)
+
+// ---------------------------------------------------------------------------------------------
+// Scenario 1b: TCP relay, syslog-ng's loggen as the sender, nothing pinned
+
+const loggenRoot = join(root, ".peers/syslog-ng/root")
+
+/** Sends `total` lines with loggen (octet-counted RFC 5424, 200 bytes, as fast as it can) on both cores. */
+const sendLoggen = async (port: number, total: number) => {
+  const binary = join(loggenRoot, "usr/bin/loggen")
+  if (!existsSync(binary)) throw new Error("loggen is not installed: run `bash scripts/install-peers.sh`")
+  const { args: a, command } = pinned(binary, ["-i", "-S", "-P", "-s", "200", "-r", "100000000", "-I", "3600", "-Q", "-n", String(total), "127.0.0.1", String(port)], ALL_CORES)
+  const child = spawn(command, a, {
+    stdio: ["ignore", "ignore", "pipe"],
+    env: {
+      PATH: process.env.PATH ?? "",
+      // Its plugins (the socket plugin) and the libraries install-peers.sh unpacked beside it.
+      SYSLOGNG_PREFIX: join(loggenRoot, "usr"),
+      LD_LIBRARY_PATH: ["lib/x86_64-linux-gnu", "usr/lib/x86_64-linux-gnu", "usr/lib/syslog-ng"].map((d) => join(loggenRoot, d)).join(":")
+    }
+  })
+  let output = ""
+  child.stderr!.on("data", (d: Buffer) => (output += d.toString()))
+  const code = await new Promise<number | null>((r) => child.once("exit", r))
+  if (code !== 0) throw new Error(`loggen exited with ${code}: ${output.trim().split("\n").slice(-3).join(" / ")}`)
+}
+
+const loggenScenario = (relayName: string) => relayThrough("loggen", relayName, "localhost", Number(args["loggen-lines"]), sendLoggen, false)
 
 // ---------------------------------------------------------------------------------------------
 // Scenario 2: file tail
@@ -385,6 +461,42 @@ const memoryBreakdown = async (pid: number, httpPort: number): Promise<Record<st
 // ---------------------------------------------------------------------------------------------
 // Scenario 3: the reference workload (logtrain alone)
 
+const percentile = (sorted: ReadonlyArray<number>, p: number) => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? Number.NaN
+
+/**
+ * The reference workload's sink, in this process (about a thousand lines a second): counts lines
+ * and how long each took from being written to arriving — the time a line's RFC 5424 TIMESTAMP
+ * carries is the one the writer put at its start (milliseconds), so this is pick-up and delivery.
+ */
+const latencySink = async (port: number) => {
+  let received = 0
+  const latencies: Array<number> = []
+  let rest = ""
+  const server = Net.createServer((socket) => {
+    socket.on("data", (data: Buffer) => {
+      const now = Date.now()
+      const lines = (rest + data.toString("latin1")).split("\n")
+      rest = lines.pop()!
+      for (const line of lines) {
+        received++
+        // <PRI>1 TIMESTAMP …
+        const at = line.indexOf(" ") + 1
+        const time = Date.parse(line.slice(at, line.indexOf(" ", at)))
+        if (!Number.isNaN(time)) latencies.push(now - time)
+      }
+    })
+  })
+  await new Promise<void>((r) => server.listen(port, "127.0.0.1", () => r()))
+  return {
+    received: () => received,
+    latency: () => {
+      const sorted = latencies.toSorted((a, b) => a - b)
+      return { p50: percentile(sorted, 0.5), p90: percentile(sorted, 0.9), p99: percentile(sorted, 0.99), max: sorted.at(-1) ?? Number.NaN }
+    },
+    stop: () => new Promise<void>((r) => server.close(() => r()))
+  }
+}
+
 const referenceScenario = async () => {
   const seconds = Number(args["reference-seconds"])
   const fake = await FakeKubeApi.listen({ bookmarkIntervalMs: 5000 })
@@ -417,7 +529,7 @@ const referenceScenario = async () => {
     symlinkSync(file, join(containers, `app-${i}-5d8f7c-x2x9q_space-${i % 40}_app-${ID}.log`))
     return file
   })
-  const sink = await startSink(sinkPort!)
+  const sink = await latencySink(sinkPort!)
   const env = {
     KUBERNETES: "true",
     KUBERNETES_DATASOURCE: "true",
@@ -463,9 +575,12 @@ const referenceScenario = async () => {
       averageRssMB: Number((samples.reduce((a, b) => a + b, 0) / samples.length).toFixed(1)),
       peakRssMB: Number(status(relay.pid, "VmHWM").toFixed(1)),
       cpuPercentOfOneCore: Number((cpu / seconds * 100).toFixed(1)),
+      /** From written (the time at the line's start) to arriving at the sink, in ms. */
+      latencyMs: sink.latency(),
       memoryAtEndMB: breakdown
     }
     console.log(`  logtrain  ${result.linesWritten} lines written, ${result.received} delivered; RSS average ${result.averageRssMB} MB, peak ${result.peakRssMB} MB; CPU ${result.cpuPercentOfOneCore}% of one core`)
+    console.log(`  written to delivered (ms): ${Object.entries(result.latencyMs).map(([k, v]) => `${k} ${v}`).join(", ")}`)
     console.log(`  at the end (MB): ${Object.entries(breakdown).map(([k, v]) => `${k} ${v}`).join(", ")}`)
     console.log("  targets (the original's claim): peak ≤ 64 MB, average ≤ 59 MB, CPU ≤ 5%")
     return result
@@ -526,12 +641,19 @@ const attempt = async (scenario: string, relay: string, run: (relay: string) => 
 }
 
 console.log(`node ${process.version}, ${cpus().length} cores (${cpus()[0]?.model ?? "?"}); relay on core ${twoCores ? RELAY_CORE : "any"}; logtrain: ${logtrainEntry.replace(`${root}/`, "")}`)
-for (const [scenario, run] of [["relay", relayScenario], ["files", filesScenario]] as const) {
+const titles: Record<string, string> = {
+  relay: `TCP relay: ${Number(args.lines).toLocaleString("en")} lines, the relay alone on core ${RELAY_CORE}`,
+  loggen: `TCP relay, loggen as the sender: ${Number(args["loggen-lines"]).toLocaleString("en")} lines, nothing pinned`,
+  files: `file tail: ${FILES} files × ${args["file-lines"]} lines`
+}
+for (const [scenario, run] of [["relay", relayScenario], ["loggen", loggenScenario], ["files", filesScenario]] as const) {
   if (!only.has(scenario)) continue
-  console.log(`\n${scenario === "relay" ? `TCP relay: ${Number(args.lines).toLocaleString("en")} lines` : `file tail: ${FILES} files × ${args["file-lines"]} lines`}`)
+  console.log(`\n${titles[scenario]}`)
+  // The calibration relay takes part in the relay scenarios only (it reads no files).
+  const these = scenario === "files" ? relays.filter((r) => r !== "calibration") : relays
   for (let round = 0; round < rounds; round++) {
     // Alternating: each round in the other order, so drift in the machine hits all alike.
-    for (const relay of round % 2 === 0 ? relays : relays.toReversed()) await attempt(scenario, relay, run)
+    for (const relay of round % 2 === 0 ? these : these.toReversed()) await attempt(scenario, relay, run)
   }
 }
 if (only.has("drains")) {
@@ -556,7 +678,7 @@ const median = (xs: ReadonlyArray<number>) => {
   return s.length === 0 ? Number.NaN : s.length % 2 === 1 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2
 }
 const summary: Array<Record<string, string | number>> = []
-for (const scenario of ["relay", "files"]) {
+for (const scenario of ["relay", "loggen", "files"]) {
   const of = (relay: string) => results.filter((r) => r.scenario === scenario && r.relay === relay)
   const ours = of("logtrain")
   if (ours.length === 0) continue
@@ -567,7 +689,7 @@ for (const scenario of ["relay", "files"]) {
     lost: Math.max(...rs.map((r) => r.lost))
   })
   const mine = figures(ours)
-  for (const peer of ["rsyslog", "syslog-ng"]) {
+  for (const peer of ["calibration", "rsyslog", "syslog-ng"]) {
     const theirs = of(peer)
     if (theirs.length === 0) continue
     const p = figures(theirs)
@@ -586,8 +708,30 @@ for (const scenario of ["relay", "files"]) {
     })
   }
 }
-console.log("\nratios are logtrain ÷ peer (lines/s: above 1 is faster; CPU and RSS: below 1 is leaner)")
+console.log("\nratios are logtrain ÷ peer (lines/s: above 1 is faster; CPU and RSS: below 1 is leaner); calibration: the least a Node relay can do")
 console.table(summary)
+// Every relay's own figures (medians), CPU per line first: what a node with busy neighbours pays.
+const relayTable = ["relay", "loggen", "files"].flatMap((scenario) =>
+  relays.flatMap((relay) => {
+    const rs = results.filter((r) => r.scenario === scenario && r.relay === relay)
+    if (rs.length === 0) return []
+    const cpu = rs.map((r) => r.cpuSecondsPerMillion)
+    const rate = rs.map((r) => r.linesPerSecond)
+    return [{
+      scenario,
+      relay,
+      "CPU-s/M": Number(median(cpu).toFixed(2)),
+      "CPU-s/M range": `${Math.min(...cpu).toFixed(2)}-${Math.max(...cpu).toFixed(2)}`,
+      "lines/s": Math.round(median(rate)),
+      "lines/s range": `${Math.min(...rate)}-${Math.max(...rate)}`,
+      lost: Math.max(...rs.map((r) => r.lost))
+    }]
+  })
+)
+if (relayTable.length > 0) {
+  console.log("\nevery relay (medians and ranges over the rounds)")
+  console.table(relayTable)
+}
 const drainRuns = results.filter((r) => r.scenario === "drains")
 if (drainRuns.length > 0) {
   const of = (kind: string) => drainRuns.filter((r) => r.relay === kind)
@@ -612,7 +756,7 @@ if (unavailable.length > 0) console.log(`could not run:\n  ${unavailable.join("\
 const resultsDir = join(root, "bench/results")
 mkdirSync(resultsDir, { recursive: true })
 const file = join(resultsDir, `${new Date().toISOString().replace(/[:.]/g, "-")}.json`)
-writeFileSync(file, `${JSON.stringify({ node: process.version, cores: cpus().length, entry: logtrainEntry, runs: results, summary, reference, stress, unavailable }, null, 2)}\n`)
+writeFileSync(file, `${JSON.stringify({ node: process.version, cores: cpus().length, entry: logtrainEntry, runs: results, summary, relays: relayTable, reference, stress, unavailable }, null, 2)}\n`)
 console.log(`results: ${file.replace(`${root}/`, "")}`)
 // Done: whatever the peers' helpers left open (keep-alive sockets, timers) must not keep the run alive.
 process.exit(0)

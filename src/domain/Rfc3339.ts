@@ -31,7 +31,15 @@ const digit = (line: string, i: number): number => {
 const quickTimestamp = (line: string, start: number, end: number): number => {
   if (end - start < 20) return Number.NaN
   let same = !Number.isNaN(lastSecondMillis)
-  for (let i = 0; same && i < 19; i++) same = line.charCodeAt(start + i) === lastSecond[i]
+  if (same) {
+    for (let i = 18; i >= 0; i--) {
+      // The seconds first: what differs from the line before is most often at the end.
+      if (line.charCodeAt(start + i) !== lastSecond[i]) {
+        same = false
+        break
+      }
+    }
+  }
   if (!same) {
     for (let i = 0; i < 19; i++) {
       const c = line.charCodeAt(start + i)
@@ -47,12 +55,16 @@ const quickTimestamp = (line: string, start: number, end: number): number => {
   let fraction = 0
   if (line.charCodeAt(i) === 46 /* . */) {
     const from = ++i
-    for (let scale = 100; i < end && i - from < 9; i++, scale /= 10) {
-      const d = digit(line, i)
-      if (Number.isNaN(d)) break
-      if (scale >= 1) fraction += d * scale
+    // Milliseconds: the first three digits (fewer are tenths or hundredths); up to six more are read past.
+    for (; i < end && i - from < 9; i++) {
+      const d = line.charCodeAt(i) - 48
+      if (d < 0 || d > 9) break
+      if (i - from < 3) fraction = fraction * 10 + d
     }
-    if (i === from) return Number.NaN
+    const read = i - from
+    if (read === 0) return Number.NaN
+    if (read === 1) fraction *= 100
+    else if (read === 2) fraction *= 10
   }
   const zone = line.charCodeAt(i)
   if (zone === 90 /* Z */ || zone === 122 /* z */) return i === end - 1 ? lastSecondMillis + fraction : Number.NaN
@@ -62,4 +74,21 @@ const quickTimestamp = (line: string, start: number, end: number): number => {
   if (!(hours <= 23 && minutes <= 59)) return Number.NaN
   const offset = (hours * 60 + minutes) * 60_000
   return lastSecondMillis + fraction + (zone === 43 /* + */ ? -offset : offset)
+}
+
+let lastDate = new Date(Number.NaN)
+let lastDateMillis = Number.NaN
+
+/**
+ * A Date of `millis`: the one the call before gave when its millis were the same. Lines in a burst
+ * mostly share their millisecond, and a Date each was a good part of what a packet allocates (and
+ * what the garbage collector then moves while the packet waits in a drain's buffer). Packets'
+ * times are never changed in place, so sharing one is safe.
+ */
+export const dateOf = (millis: number): Date => {
+  if (millis !== lastDateMillis) {
+    lastDate = new Date(millis)
+    lastDateMillis = millis
+  }
+  return lastDate
 }

@@ -92,7 +92,7 @@ export const parse = (line: string, receivedAt: Date): LogPacket | SyslogParseEr
       time = receivedAt
       repaired = true
     } else {
-      time = new Date(millis)
+      time = Rfc3339.dateOf(millis)
     }
   }
 

@@ -28,6 +28,7 @@ import * as ContainerLog from "../../../domain/ContainerLog.ts"
 import { LineReader, POSITION_STEP, type PositionedLine } from "../../../domain/LineReader.ts"
 import * as LogPacket from "../../../domain/LogPacket.ts"
 import type * as Multiline from "../../../domain/Multiline.ts"
+import * as Rfc3339 from "../../../domain/Rfc3339.ts"
 import type { Feed, Receipt } from "../../../domain/Receipt.ts"
 import type * as Checkpoints from "../../storage/Checkpoints.ts"
 import * as Files from "./files.ts"
@@ -763,7 +764,7 @@ export class FileFollower implements ChunkOwner {
 
   private packet(line: PositionedLine, now: number, receipt: Chunk): LogPacket.LogPacket {
     return LogPacket.make({
-      time: new Date(Number.isNaN(line.time) ? now : line.time),
+      time: Rfc3339.dateOf(Number.isNaN(line.time) ? now : line.time),
       hostname: this.hostname,
       tag: this.tag,
       message: line.text,

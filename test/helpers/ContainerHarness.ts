@@ -40,18 +40,28 @@ export const harness = (options: { readonly capacity?: number; readonly consume?
     const context = yield* Layer.build(Layer.mergeAll(Ingest.layer({ capacity: options.capacity ?? 10_000 }), Readiness.layer))
     const { consume, messages, received } = IngestCollector.make(Context.get(context, Ingest))
     if (options.consume ?? true) yield* consume
+    /** Until the collector has taken what was queued (nothing more arrives for 100 ms). */
+    const taken = Effect.gen(function*() {
+      for (let seen = -1, waited = 0; received.length !== seen && waited < 3000; waited += 100) {
+        seen = received.length
+        yield* Effect.sleep("100 millis")
+      }
+    })
     const start = (opts: TestOptions) =>
       Effect.gen(function*() {
-        const scope = yield* Scope.make()
-        yield* Effect.addFinalizer(() => Scope.close(scope, Exit.void))
-        const input = ContainerLogs.layer(opts).pipe(
-          Layer.provide(PodMetadata.fromNames(false)),
-          Layer.provide(Checkpoints.layer(opts.stateDir))
-        )
-        yield* Layer.buildWithScope(input, scope).pipe(
-          Effect.provide(context)
-        )
-        return Scope.close(scope, Exit.void)
+        // As in the program, the checkpoints are saved last: after the input has stopped and what
+        // it had queued was delivered (there the drains flush; here the collector takes it).
+        const saving = yield* Scope.make()
+        const reading = yield* Scope.make()
+        yield* Effect.addFinalizer(() => Effect.andThen(Scope.close(reading, Exit.void), Scope.close(saving, Exit.void)))
+        const checkpoints = yield* Layer.buildWithScope(Checkpoints.layer(opts.stateDir), saving)
+        const input = ContainerLogs.layer(opts).pipe(Layer.provide(PodMetadata.fromNames(false)))
+        yield* Layer.buildWithScope(input, reading).pipe(Effect.provide(Context.merge(context, checkpoints)))
+        return Effect.gen(function*() {
+          yield* Scope.close(reading, Exit.void)
+          yield* taken
+          yield* Scope.close(saving, Exit.void)
+        })
       })
     return { received, messages, start, consume }
   })

@@ -132,7 +132,9 @@ describe("logtail under hostile input", () => {
       assert.strictEqual(await metric(http, "logtail_storage_apps_evicted_total", 'adapter="memory"'), hosts - 5000)
       assert.strictEqual((await fetch(`http://127.0.0.1:${http}/logs/app-0.hostile`)).status, 204)
       assert.strictEqual((await (await fetch(`http://127.0.0.1:${http}/logs/app-199999.hostile`)).text()).trim().slice(-11), "line 199999")
-      assert.isBelow(await metric(http, "nodejs_heap_size_used_bytes"), 100 * 1024 * 1024)
+      // Bounded: an unbounded store held 262 MB of heap for these hosts. The figure includes what
+      // is not collected yet, which a loaded machine leaves more of (122 MB seen under the suite).
+      assert.isBelow(await metric(http, "nodejs_heap_size_used_bytes"), 160 * 1024 * 1024)
     } finally {
       await logtail.stop()
     }

@@ -403,4 +403,10 @@ describe("container log input: a model of files, rotations, drains and restarts"
     assert.deepStrictEqual(outcome.first, outcome.expected, outcome.what)
     holds(outcome)
   })
+
+  it("the drain down across two restarts, the second before the head had read anything: its place is kept", async () => {
+    const outcome = await run([new Drain(false), new Write(0, 50, true), new Wait(300), new Stop(false), new Write(0, 269, false), new Start(), new Stop(false)])
+    assert.deepStrictEqual(outcome.first, outcome.expected, outcome.what)
+    holds(outcome)
+  })
 })

@@ -865,8 +865,15 @@ export class FileFollower implements ChunkOwner {
     }
     let others = head
     if (this.restart !== undefined) {
+      // Just after a restart the head reads from the earliest place any drain needs; drains with
+      // no place of their own had everything up to `others`. A drain with its own place has had
+      // everything up to the later of it and the head: kept, if that is before `others` (a drain
+      // still behind where the others were, the head not past it yet, is not one of the others).
       others = later(head, this.restart.others)
-      for (const [key, mark] of this.restart.marks) if (earlier(head, mark)) lower(key, mark)
+      for (const [key, mark] of this.restart.marks) {
+        const place = later(head, mark)
+        if (earlier(place, others)) lower(key, place)
+      }
     }
     let first = others.gen
     for (const mark of marks.values()) if (mark.gen.seq < first.seq) first = mark.gen

@@ -4,7 +4,7 @@
  * ready when they are; a check that later fails (a datasource losing its connection) can be marked
  * not ready again with a reason.
  */
-import { Context, Effect, Layer, Scope } from "effect"
+import { Context, Effect, Layer, Option, Scope } from "effect"
 
 export interface ReadinessCheck {
   readonly ready: Effect.Effect<void>
@@ -50,3 +50,14 @@ export class Readiness extends Context.Service<Readiness, {
     })
   })
 }
+
+/**
+ * Waits until every datasource has loaded its routes once (before that, the route table is
+ * partial: a line routed then would find no route). At once without a Readiness service.
+ */
+export const datasourcesLoaded = Effect.gen(function*() {
+  const found = yield* Effect.serviceOption(Readiness)
+  if (Option.isNone(found)) return
+  const loaded = Effect.map(found.value.report, (report) => report.checks.filter((c) => c.name.startsWith("datasource:")).every((c) => c.ready))
+  while (!(yield* loaded)) yield* Effect.sleep("50 millis")
+})

@@ -12,7 +12,7 @@ import { Context, Effect, Layer, Option, type Scope } from "effect"
 import type { Route } from "../../domain/Route.ts"
 import { WritableDatasource } from "../datasources/WritableDatasource.ts"
 import * as Log from "../Log.ts"
-import { Readiness } from "../Readiness.ts"
+import { datasourcesLoaded } from "../Readiness.ts"
 import { RouteTable } from "../RouteTable.ts"
 
 export class TailRoutes extends Context.Service<TailRoutes, {
@@ -47,15 +47,6 @@ export const routeWriter = (writable: WritableDatasource["Service"], endpoint: s
       )
   }
 }
-
-/** Waits until every datasource has loaded its routes (before that, the route table is partial). */
-export const datasourcesLoaded = Effect.gen(function*() {
-  const found = yield* Effect.serviceOption(Readiness)
-  if (Option.isNone(found)) return
-  const readiness = found.value
-  const loaded = Effect.map(readiness.report, (report) => report.checks.filter((c) => c.name.startsWith("datasource:")).every((c) => c.ready))
-  while (!(yield* loaded)) yield* Effect.sleep("50 millis")
-})
 
 /** One replica: its own tails are all there are. */
 export const local = (options: Options) =>

@@ -9,9 +9,12 @@ import { Context, Duration, Effect, Exit, Layer, Scope } from "effect"
 import { PrometheusMetrics } from "effect/observability"
 import { appendFileSync, existsSync, readFileSync } from "node:fs"
 import { join } from "node:path"
+import { RouteChange } from "../../../src/domain/Route.ts"
 import { MemoryDatasource } from "../../../src/layers/datasources/Memory.ts"
 import * as ContainerLogs from "../../../src/layers/inputs/containers/ContainerLogs.ts"
 import * as PodMetadata from "../../../src/layers/kubernetes/PodMetadata.ts"
+import { Readiness } from "../../../src/layers/Readiness.ts"
+import { RouteTable } from "../../../src/layers/RouteTable.ts"
 import { Checkpoints } from "../../../src/layers/storage/Checkpoints.ts"
 import * as RouterCore from "../../../src/programs/RouterCore.ts"
 import { waitUntil } from "../../helpers/DrainsHarness.ts"
@@ -49,7 +52,7 @@ const node = Effect.gen(function*() {
   const dirs = NodeLayout.make()
   yield* Effect.addFinalizer(() => Effect.sync(dirs.remove))
   const memory = yield* MemoryDrains.make
-  const start = (routes: Record<string, ReadonlyArray<string>>, options: Partial<ContainerLogs.Options> = {}) =>
+  const start = (routes: Record<string, ReadonlyArray<string>>, options: Partial<ContainerLogs.Options> = {}, routesAfter?: Duration.Duration) =>
     Effect.gen(function*() {
       const scope = yield* Scope.make()
       yield* Effect.addFinalizer(() => Scope.close(scope, Exit.void))
@@ -64,9 +67,18 @@ const node = Effect.gen(function*() {
         }
       }).pipe(Layer.provide(memory.layer), Layer.provideMerge(Checkpoints.layer(dirs.state)))
       const input = ContainerLogs.layer(ContainerHarness.options(dirs, options)).pipe(Layer.provide(PodMetadata.fromNames(false)))
-      const datasource = MemoryDatasource.layer(
-        Object.entries(routes).flatMap(([hostname, endpoints]) => endpoints.map((endpoint) => ({ hostname, endpoint })))
-      )
+      const list = Object.entries(routes).flatMap(([hostname, endpoints]) => endpoints.map((endpoint) => ({ hostname, endpoint })))
+      // A datasource slow to load (as Kubernetes' first list): its routes come after `routesAfter`.
+      const datasource = routesAfter === undefined
+        ? MemoryDatasource.layer(list)
+        : Layer.mergeAll(MemoryDatasource.layer([]), Layer.effectDiscard(Effect.gen(function*() {
+          const check = yield* (yield* Readiness).register("datasource:slow")
+          const table = yield* RouteTable
+          yield* Effect.forkScoped(Effect.andThen(
+            Effect.sleep(routesAfter),
+            Effect.andThen(table.apply("slow", RouteChange.Replace({ routes: list })), check.ready)
+          ))
+        })))
       const context = yield* Layer.buildWithScope(Layer.mergeAll(input, datasource).pipe(Layer.provideMerge(core)), scope)
       return { stop: Scope.close(scope, Exit.void), routes: Context.get(context, MemoryDatasource) }
     })
@@ -76,6 +88,25 @@ const node = Effect.gen(function*() {
 })
 
 describe("container logs: the file is the buffer", () => {
+  it.live("after a restart, lines wait on disk until the datasources have loaded their routes (none is taken for one with no route)", () =>
+    Effect.gen(function*() {
+      const { dirs, received, start } = yield* node
+      const api = dirs.container("api-5d8f7c-x2x9q", "shop")
+      const first = yield* start({ "api.shop": [LIVE] })
+      append(api.file, 0, 100)
+      yield* waitUntil(() => received(LIVE).length >= 100, Duration.seconds(10), () => `${received(LIVE).length} of 100`)
+      yield* first.stop
+      // Written while logtrain is down; its routes take a second to load when it starts again.
+      append(api.file, 100, 200)
+      const before = metric(yield* PrometheusMetrics.format(), "logtrain_dead_packets_total")
+      yield* start({ "api.shop": [LIVE] }, {}, Duration.seconds(1))
+      yield* waitUntil(() => received(LIVE).length >= 300, Duration.seconds(10), () => `${received(LIVE).length} of 300`)
+      yield* Effect.sleep("200 millis")
+      assert.deepStrictEqual(received(LIVE), NodeLayout.lines(0, 300), "every line once, in order")
+      const dead = metric(yield* PrometheusMetrics.format(), "logtrain_dead_packets_total") - (Number.isNaN(before) ? 0 : before)
+      assert.strictEqual(dead, 0, "no line found no route")
+    }), 30_000)
+
   it.live("a drain that is down holds back only itself: the app's other drain and another app get every line at once, and it gets them all, in order, once back", () =>
     Effect.gen(function*() {
       const { dirs, received, sink, start } = yield* node

@@ -15,7 +15,7 @@
  * - this module — discovery (scan, directory watch, exclusions, resuming from checkpoints), the
  *   metrics, and the wiring.
  */
-import { Data, Duration, Effect, Layer, Queue, Schedule } from "effect"
+import { Data, Duration, Effect, Fiber, Layer, Option, Queue, Schedule } from "effect"
 import * as Fs from "node:fs"
 import { join } from "node:path"
 import { setFlagsFromString } from "node:v8"
@@ -24,7 +24,7 @@ import * as Multiline from "../../../domain/Multiline.ts"
 import { Ingest } from "../../Ingest.ts"
 import { PodMetadata } from "../../kubernetes/PodMetadata.ts"
 import * as Log from "../../Log.ts"
-import { Readiness } from "../../Readiness.ts"
+import { datasourcesLoaded, Readiness } from "../../Readiness.ts"
 import * as Checkpoints from "../../storage/Checkpoints.ts"
 import * as Telemetry from "../../Telemetry.ts"
 import * as InputStats from "../InputStats.ts"
@@ -395,7 +395,19 @@ export const layer = (options: Options): Layer.Layer<never, ContainerLogsError, 
       }
     }).pipe(Effect.forkScoped)
 
-    yield* poller.run.pipe(Effect.forkScoped)
+    // Lines are read once every datasource has loaded its routes: read before, a line would find no
+    // route and count as a dead packet, and its place be passed — lost though it was on disk (after
+    // a restart, for as long as the Kubernetes API takes to list). Meanwhile the files wait.
+    const routesKnown = yield* Effect.forkScoped(datasourcesLoaded)
+    yield* Effect.gen(function*() {
+      const waited = yield* Effect.timeoutOption(Fiber.join(routesKnown), Duration.seconds(1))
+      if (Option.isNone(waited)) {
+        yield* Log.info("container logs wait for the datasources to load their routes before reading")
+        yield* Fiber.join(routesKnown)
+        yield* Log.info("container logs: routes loaded; reading")
+      }
+      return yield* poller.run
+    }).pipe(Effect.forkScoped)
 
     // Every second (an unchanged checkpoint is not written again): after a kill, what is read twice
     // is what was delivered in the last second or two.

@@ -5,7 +5,7 @@
  * checkpoint included). Used by the container input's in-process tests.
  */
 import { Context, Duration, Effect, Exit, Layer, Scope } from "effect"
-import { Ingest } from "../../src/layers/Ingest.ts"
+import { Ingest } from "../../src/layers/routing/Ingest.ts"
 import * as ContainerLogs from "../../src/layers/inputs/containers/ContainerLogs.ts"
 import * as PodMetadata from "../../src/layers/kubernetes/PodMetadata.ts"
 import { Readiness } from "../../src/layers/Readiness.ts"

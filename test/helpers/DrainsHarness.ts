@@ -4,7 +4,7 @@
  */
 import { Context, Duration, Effect, Exit, Layer, Logger, Scope } from "effect"
 import * as DrainRunner from "../../src/layers/drains/DrainRunner.ts"
-import { Drains } from "../../src/layers/drains/Drains.ts"
+import { Drains } from "../../src/layers/routing/Drains.ts"
 
 export const testSettings: Partial<DrainRunner.DrainSettings> = {
   batchSize: 10,

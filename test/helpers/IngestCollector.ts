@@ -4,7 +4,7 @@
  */
 import { Effect, Stream } from "effect"
 import type { LogPacket } from "../../src/domain/LogPacket.ts"
-import type { Ingest } from "../../src/layers/Ingest.ts"
+import type { Ingest } from "../../src/layers/routing/Ingest.ts"
 
 export const make = (ingest: Ingest["Service"]) => {
   const received: Array<LogPacket> = []

@@ -5,7 +5,7 @@
 import { Context, Effect, Layer } from "effect"
 import { type Route, RouteChange } from "../../domain/Route.ts"
 import { Readiness } from "../Readiness.ts"
-import { RouteTable } from "../RouteTable.ts"
+import { RouteTable } from "../routing/RouteTable.ts"
 import { WritableDatasource } from "./WritableDatasource.ts"
 
 const SOURCE = "memory"

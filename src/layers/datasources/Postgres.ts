@@ -27,7 +27,7 @@ import { SqlClient } from "effect/sql"
 import { type Route, RouteChange } from "../../domain/Route.ts"
 import * as Log from "../Log.ts"
 import { Readiness } from "../Readiness.ts"
-import { RouteTable } from "../RouteTable.ts"
+import { RouteTable } from "../routing/RouteTable.ts"
 import { describeCause } from "../transports/TransportError.ts"
 import { DatasourceWriteError, WritableDatasource } from "./WritableDatasource.ts"
 

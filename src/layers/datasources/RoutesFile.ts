@@ -20,9 +20,9 @@ import * as Fs from "node:fs"
 import * as Path from "node:path"
 import { RouteChange } from "../../domain/Route.ts"
 import * as RoutesJson from "../../domain/RoutesJson.ts"
-import { RateLimits } from "../RateLimits.ts"
+import { RateLimits } from "../routing/RateLimits.ts"
 import { Readiness } from "../Readiness.ts"
-import { RouteTable } from "../RouteTable.ts"
+import { RouteTable } from "../routing/RouteTable.ts"
 import * as Log from "../Log.ts"
 
 export class RoutesFileError extends Data.TaggedError("RoutesFileError")<{

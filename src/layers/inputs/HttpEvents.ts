@@ -12,7 +12,7 @@ import { Clock, Effect } from "effect"
 import { HttpRouter, HttpServerRequest } from "effect/http"
 import * as JsonPacket from "../../domain/JsonPacket.ts"
 import type { LogPacket } from "../../domain/LogPacket.ts"
-import { Ingest } from "../Ingest.ts"
+import { Ingest } from "../routing/Ingest.ts"
 import { answer, summary, withBody } from "./HttpBody.ts"
 import * as InputStats from "./InputStats.ts"
 

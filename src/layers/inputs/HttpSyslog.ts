@@ -16,7 +16,7 @@ import { Clock, Effect, Option } from "effect"
 import { HttpRouter, HttpServerRequest } from "effect/http"
 import type { LogPacket } from "../../domain/LogPacket.ts"
 import { FrameDecoder } from "../../domain/syslog/Framing.ts"
-import { Ingest } from "../Ingest.ts"
+import { Ingest } from "../routing/Ingest.ts"
 import { answer, summary, withBody } from "./HttpBody.ts"
 import * as InputStats from "./InputStats.ts"
 

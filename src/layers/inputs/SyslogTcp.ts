@@ -18,7 +18,7 @@
 import { Clock, Config, Deferred, Duration, Effect, Layer, Option } from "effect"
 import type { LogPacket } from "../../domain/LogPacket.ts"
 import { FrameDecoder } from "../../domain/syslog/Framing.ts"
-import { Ingest } from "../Ingest.ts"
+import { Ingest } from "../routing/Ingest.ts"
 import { Readiness } from "../Readiness.ts"
 import * as Tcp from "../transports/tcp.ts"
 import type { TransportError } from "../transports/TransportError.ts"

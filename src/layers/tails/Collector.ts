@@ -11,7 +11,7 @@
  */
 import { Effect, Layer, Option, Queue, Scope, Stream } from "effect"
 import * as RecentLogsDomain from "../../domain/RecentLogs.ts"
-import { Ingest } from "../Ingest.ts"
+import { Ingest } from "../routing/Ingest.ts"
 import * as Log from "../Log.ts"
 import * as Telemetry from "../Telemetry.ts"
 import { LiveTails } from "./LiveTails.ts"

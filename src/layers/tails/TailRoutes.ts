@@ -13,7 +13,7 @@ import type { Route } from "../../domain/Route.ts"
 import { WritableDatasource } from "../datasources/WritableDatasource.ts"
 import * as Log from "../Log.ts"
 import { datasourcesLoaded } from "../Readiness.ts"
-import { RouteTable } from "../RouteTable.ts"
+import { RouteTable } from "../routing/RouteTable.ts"
 
 export class TailRoutes extends Context.Service<TailRoutes, {
   /** A tail of the hostname is open here while the scope lasts. */

@@ -4,9 +4,9 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import * as RoutesFile from "../../../src/layers/datasources/RoutesFile.ts"
-import { RateLimits } from "../../../src/layers/RateLimits.ts"
-import { RouteTable } from "../../../src/layers/RouteTable.ts"
-import * as RouterCore from "../../../src/programs/RouterCore.ts"
+import { RateLimits } from "../../../src/layers/routing/RateLimits.ts"
+import { RouteTable } from "../../../src/layers/routing/RouteTable.ts"
+import * as RouterCore from "../../../src/layers/routing/RouterCore.ts"
 
 const sleep = (ms: number) => Effect.sleep(Duration.millis(ms))
 

@@ -19,7 +19,7 @@ import { Clock, Data, Deferred, Duration, Effect, FiberSet, Layer } from "effect
 import { join } from "node:path"
 import * as EnvoyAccessLog from "../../../domain/EnvoyAccessLog.ts"
 import type { LogPacket } from "../../../domain/LogPacket.ts"
-import { Ingest } from "../../Ingest.ts"
+import { Ingest } from "../../routing/Ingest.ts"
 import * as Log from "../../Log.ts"
 import { Readiness } from "../../Readiness.ts"
 import * as Telemetry from "../../Telemetry.ts"

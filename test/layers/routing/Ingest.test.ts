@@ -1,7 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Fiber, Stream } from "effect"
-import * as LogPacket from "../../src/domain/LogPacket.ts"
-import { Ingest } from "../../src/layers/Ingest.ts"
+import * as LogPacket from "../../../src/domain/LogPacket.ts"
+import { Ingest } from "../../../src/layers/routing/Ingest.ts"
 
 const packets = (from: number, n: number) =>
   Array.from({ length: n }, (_, i) => LogPacket.make({ time: new Date(0), hostname: "h", tag: "t", message: String(from + i) }))

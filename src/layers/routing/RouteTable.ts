@@ -8,11 +8,11 @@
  * in the background (it flushes first).
  */
 import { Context, Effect, Layer, Result, Scope } from "effect"
-import * as DrainUrl from "../domain/DrainUrl.ts"
-import { type Route, type RouteChange, RouteChange as Change, RouteIndex } from "../domain/Route.ts"
-import { Drains } from "./drains/Drains.ts"
-import * as Telemetry from "./Telemetry.ts"
-import * as Log from "./Log.ts"
+import * as DrainUrl from "../../domain/DrainUrl.ts"
+import { type Route, type RouteChange, RouteChange as Change, RouteIndex } from "../../domain/Route.ts"
+import { Drains } from "./Drains.ts"
+import * as Telemetry from "../Telemetry.ts"
+import * as Log from "../Log.ts"
 
 export class RouteTable extends Context.Service<RouteTable, {
   /** Endpoints for a packet hostname; undefined when it has none (a dead packet). */

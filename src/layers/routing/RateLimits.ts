@@ -14,9 +14,9 @@
  */
 import { Context, Duration, Effect, Layer, Schedule, Scope } from "effect"
 import { HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
-import * as RateLimit from "../domain/RateLimit.ts"
-import * as Log from "./Log.ts"
-import * as Telemetry from "./Telemetry.ts"
+import * as RateLimit from "../../domain/RateLimit.ts"
+import * as Log from "../Log.ts"
+import * as Telemetry from "../Telemetry.ts"
 
 /** Where a dropped packet came from, as far as the router can tell. */
 export type Input = "kubernetes" | "network"

@@ -16,13 +16,13 @@
  * the drains, closed after it, flush everything that was received.
  */
 import { Effect, Fiber, Layer, Stream } from "effect"
-import type { LogPacket } from "../domain/LogPacket.ts"
-import type { DrainHandle } from "./drains/DrainRunner.ts"
-import { Drains } from "./drains/Drains.ts"
+import type { LogPacket } from "../../domain/LogPacket.ts"
+import type { DrainHandle } from "../drains/DrainRunner.ts"
+import { Drains } from "./Drains.ts"
 import { Ingest } from "./Ingest.ts"
 import { RateLimits } from "./RateLimits.ts"
 import { RouteTable } from "./RouteTable.ts"
-import * as Telemetry from "./Telemetry.ts"
+import * as Telemetry from "../Telemetry.ts"
 
 export interface Options {
   /** What to do when a drain's buffer is full: drop the packet (default) or wait for room. */

@@ -14,9 +14,9 @@
  */
 import { Cause, Context, Effect, Layer, Queue, Stream } from "effect"
 import type { NonEmptyReadonlyArray } from "effect/Array"
-import { approximateBytes, type LogPacket } from "../domain/LogPacket.ts"
-import { MemoryBudget } from "./MemoryBudget.ts"
-import * as Telemetry from "./Telemetry.ts"
+import { approximateBytes, type LogPacket } from "../../domain/LogPacket.ts"
+import { MemoryBudget } from "../MemoryBudget.ts"
+import * as Telemetry from "../Telemetry.ts"
 
 /**
  * Most packets the router takes at once: enough to amortize the per-chunk cost, few enough that

@@ -6,15 +6,15 @@
  * drains flush, all at once, within their flush timeout.
  */
 import { Effect, Layer } from "effect"
-import * as DrainRunner from "../layers/drains/DrainRunner.ts"
-import { Drains } from "../layers/drains/Drains.ts"
-import { Ingest } from "../layers/Ingest.ts"
-import * as MemoryBudget from "../layers/MemoryBudget.ts"
-import { Readiness } from "../layers/Readiness.ts"
-import { RateLimits } from "../layers/RateLimits.ts"
-import { RouteTable } from "../layers/RouteTable.ts"
-import * as Router from "../layers/Router.ts"
-import * as Telemetry from "../layers/Telemetry.ts"
+import * as DrainRunner from "../drains/DrainRunner.ts"
+import { Drains } from "./Drains.ts"
+import { Ingest } from "./Ingest.ts"
+import * as MemoryBudget from "../MemoryBudget.ts"
+import { Readiness } from "../Readiness.ts"
+import { RateLimits } from "./RateLimits.ts"
+import { RouteTable } from "./RouteTable.ts"
+import * as Router from "./Router.ts"
+import * as Telemetry from "../Telemetry.ts"
 
 export interface Options {
   readonly ingestCapacity: number

@@ -13,9 +13,9 @@
 import { Context, Effect, Exit, Layer, RcMap, Result, Scope } from "effect"
 import * as DrainUrl from "../../domain/DrainUrl.ts"
 import * as Telemetry from "../Telemetry.ts"
-import { DrainError } from "./DrainError.ts"
-import * as DrainRunner from "./DrainRunner.ts"
-import { DrainFactory } from "./registry.ts"
+import { DrainError } from "../drains/DrainError.ts"
+import * as DrainRunner from "../drains/DrainRunner.ts"
+import { DrainFactory } from "../drains/registry.ts"
 import * as Log from "../Log.ts"
 
 export class Drains extends Context.Service<Drains, {
@@ -26,7 +26,7 @@ export class Drains extends Context.Service<Drains, {
   /** Closes an endpoint's drain, flushing it first; does nothing if it is not open. */
   readonly release: (endpoint: string) => Effect.Effect<void>
   readonly openCount: () => number
-}>()("logtrain/drains/Drains") {
+}>()("logtrain/routing/Drains") {
   static readonly layer = Layer.effect(
     Drains,
     Effect.gen(function*() {

@@ -3,7 +3,7 @@ import { Context, Duration, Effect, Exit, Fiber, Layer, Scope } from "effect"
 import { TestClock } from "effect/testing"
 import * as LogPacket from "../../../src/domain/LogPacket.ts"
 import * as DrainRunner from "../../../src/layers/drains/DrainRunner.ts"
-import { Drains } from "../../../src/layers/drains/Drains.ts"
+import { Drains } from "../../../src/layers/routing/Drains.ts"
 import * as MemoryDrains from "../../helpers/MemoryDrains.ts"
 
 const packet = (message: string) => LogPacket.make({ time: new Date(0), hostname: "app", tag: "web", message })

@@ -83,7 +83,7 @@ describe("redaction, as a property", () => {
   it("a secret holding a backslash, in a request line echoed inside JSON (percent-encoded, then JSON-escaped), does not show", () => {
     // Found by the drains' redaction property test (seed 926771840): the excerpt decoded the
     // percent-escapes but not the JSON escape around them, and the secret matched in no form.
-    const url = `otlp+http://u:p@127.0.0.1:1/seg/_bulk?token= \\ ,,*',\" &insecure=true`
+    const url = `otlp+http://u:p@127.0.0.1:1/seg/_bulk?token= \\ ,,*'," &insecure=true`
     const body = JSON.stringify({ error: { reason: `no: at ${requestTarget(url)}` } })
     const known = DrainUrl.secretsOf(url)
     const shown = [excerpt(body, known), fromHttpStatus("drain", 401, body, known)!.message]

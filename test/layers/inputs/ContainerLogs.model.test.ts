@@ -33,7 +33,7 @@ vi.mock(import("../../../src/layers/inputs/containers/files.ts"), async (importO
     ...original,
     matches: (...args: Parameters<typeof original.matches>) => {
       const result = original.matches(...args)
-      for (const due of [...duringLook]) {
+      for (const due of duringLook.slice()) {
         if (--due.checks > 0) continue
         duringLook.splice(duringLook.indexOf(due), 1)
         due.action()
@@ -188,16 +188,16 @@ class DuringLook implements fc.AsyncCommand<Model, Real> {
   }
   check = (m: Readonly<Model>) => this.inner.check(m)
   async run(m: Model, r: Real) {
-    let done = false
+    const state = { done: false }
     // Write.run and Rotate.run do all they do before their first await: they complete inside the check.
     const action = () => {
-      done = true
+      state.done = true
       void this.inner.run(m, r)
     }
     const due = { checks: this.nth, action }
     duringLook.push(due)
-    for (let waited = 0; !done && waited < 300; waited += 10) await sleep(10)
-    if (!done) {
+    for (let waited = 0; !state.done && waited < 300; waited += 10) await sleep(10)
+    if (!state.done) {
       duringLook.splice(duringLook.indexOf(due), 1)
       await this.inner.run(m, r)
     }

@@ -61,11 +61,7 @@ describe("syslog+tcp drain, receiver slow or away (issue 21, A)", () => {
     const numbers = `${report.summary}\nmetrics ${JSON.stringify(stats)}, receiver connections ${connections}`
     DrainFaults.show("A one source", numbers)
     assert.isAbove(stats.workers, 1, numbers)
-    assert.strictEqual(report.lost, 0, numbers)
-    assert.strictEqual(report.reordered, 0, numbers)
-    assert.strictEqual(report.cut, 0, numbers)
-    assert.isAtMost(report.duplicates, stats.resent, numbers)
-    assert.strictEqual(stats.dropped, 0, numbers)
+    DrainFaults.assertEveryLine(report, stats, numbers)
   }, 60_000)
 
   it("eight sources: the drain grows lanes, and each source's lines still arrive in order, all of them, whole", async () => {
@@ -75,11 +71,7 @@ describe("syslog+tcp drain, receiver slow or away (issue 21, A)", () => {
     DrainFaults.show("A eight sources", numbers)
     // Else this proves nothing about order across lanes.
     assert.isAbove(stats.workers, 1, numbers)
-    assert.strictEqual(report.lost, 0, numbers)
-    assert.strictEqual(report.reordered, 0, numbers)
-    assert.strictEqual(report.cut, 0, numbers)
-    assert.isAtMost(report.duplicates, stats.resent, numbers)
-    assert.strictEqual(stats.dropped, 0, numbers)
+    DrainFaults.assertEveryLine(report, stats, numbers)
   }, 60_000)
 
   it("the receiver stops for 3 s, then reads 50 lines/s of 2 KB (100 KB/s) while the drain's lanes close gracefully to split: more than 10 s to be read; nothing lost, in order", async () => {
@@ -143,11 +135,7 @@ describe("syslog+tcp drain, receiver slow or away (issue 21, A)", () => {
       const numbers = `${report.summary}\nmetrics ${JSON.stringify(stats)}, receiver connections ${sink.connections()}`
       DrainFaults.show("A outage", numbers)
       assert.isAbove(stats.workers, 1, numbers)
-      assert.strictEqual(report.lost, 0, numbers)
-      assert.strictEqual(report.reordered, 0, numbers)
-      assert.strictEqual(report.cut, 0, numbers)
-      assert.isAtMost(report.duplicates, stats.resent, numbers)
-      assert.strictEqual(stats.dropped, 0, numbers)
+      DrainFaults.assertEveryLine(report, stats, numbers)
     } finally {
       const stopped = await relay.stop()
       await sink.stop()

@@ -2,7 +2,9 @@
  * logtrain (the built bundle) relaying its syslog TCP input to one syslog+tcp drain, and what its
  * metrics say of that drain: the setting of the drain fault tests (test/faults/).
  */
+import { assert } from "@effect/vitest"
 import type { Bundle } from "./Bundle.ts"
+import type { Report } from "./Delivery.ts"
 import { metric } from "./LogtailClient.ts"
 import * as LogtrainProcess from "./LogtrainProcess.ts"
 import { freePorts } from "./ports.ts"
@@ -63,4 +65,16 @@ export const start = async (bundle: Pick<Bundle, "script">, drain: string, env: 
       return { code, warnings: warnings(process.stderr()) }
     }
   }
+}
+
+/**
+ * Every line arrived, in order, whole; a line arrived twice only if logtrain wrote it again (and
+ * counts it as resent); none dropped.
+ */
+export const assertEveryLine = (report: Report, stats: DrainCounters, numbers: string): void => {
+  assert.strictEqual(report.lost, 0, numbers)
+  assert.strictEqual(report.reordered, 0, numbers)
+  assert.strictEqual(report.cut, 0, numbers)
+  assert.isAtMost(report.duplicates, stats.resent, numbers)
+  assert.strictEqual(stats.dropped, 0, numbers)
 }

@@ -373,7 +373,12 @@ describe("container log input: a model of files, rotations, drains and restarts"
         assert.deepStrictEqual(outcome.first, outcome.expected, outcome.what)
         holds(outcome)
       }),
-      { numRuns: Number(process.env.MODEL_RUNS ?? 40), endOnFailure: true }
+      {
+        numRuns: Number(process.env.MODEL_RUNS ?? 40),
+        endOnFailure: true,
+        // A failure prints its seed and path: FC_SEED=… FC_PATH=… replays it.
+        ...(process.env.FC_SEED === undefined ? {} : { seed: Number(process.env.FC_SEED), path: process.env.FC_PATH })
+      }
     )
   }, 240_000)
 

@@ -1,6 +1,6 @@
 /**
  * Feeding drains their backlog from disk. A drain that was full is parked on each file whose
- * packets it could not take (FileFollower.park); one fiber per drain waits until it has room
+ * packets it could not take (receipts.ts: park); one fiber per drain waits until it has room
  * again, then reads each of those files again for it, in turn, a chunk at a time, until it is
  * full again, or caught up with every file — and then ends.
  *
@@ -8,7 +8,9 @@
  * routed to it: the heads of the files go on for every other drain.
  */
 import { Clock, Effect, FiberSet } from "effect"
-import type { Behind, FileFollower } from "./FileFollower.ts"
+import { backlogBytes, feedBacklog } from "./behind.ts"
+import type { FileFollower } from "./FileFollower.ts"
+import type { Behind } from "./receipts.ts"
 
 /** Most chunks read for one file before the next file of the same drain has its turn. */
 const TURN = 16
@@ -34,7 +36,7 @@ export const make = Effect.fnUntraced(function*() {
         for (const [behind, follower] of files) {
           for (let turn = 0; turn < TURN && !full; turn++) {
             const now = yield* Clock.currentTimeMillis
-            const step = follower.feedBacklog(behind, now)
+            const step = feedBacklog(follower, behind, now)
             if (step === "full") full = true
             else if (step !== "more") {
               files.delete(behind)
@@ -62,7 +64,7 @@ export const make = Effect.fnUntraced(function*() {
   /** Bytes drains are behind, over every file. */
   const bytes = (): number => {
     let total = 0
-    for (const files of parked.values()) for (const [behind, follower] of files) total += follower.backlogBytes(behind)
+    for (const files of parked.values()) for (const [behind, follower] of files) total += backlogBytes(follower, behind)
     return total
   }
 

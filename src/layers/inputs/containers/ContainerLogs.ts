@@ -7,7 +7,8 @@
  * that is down, and no drain holds up another.
  *
  * The pieces, by role (as Vector's file source is split):
- * - FileFollower.ts — one file: generations, the head reader, drains behind, its checkpoint;
+ * - FileFollower.ts — one file: its head reader, what it reads and hands over (and, with it,
+ *   generations.ts, receipts.ts, behind.ts for drains behind, rotation.ts, checkpoint.ts);
  * - files.ts — identity, fingerprints, finding rotated files and copies (the fingerprinter);
  * - Poller.ts — when each file is looked at (busy, quiet, changed);
  * - Backlogs.ts — feeding full drains their backlog from disk;
@@ -29,6 +30,7 @@ import * as Checkpoints from "../../storage/Checkpoints.ts"
 import * as Telemetry from "../../Telemetry.ts"
 import * as InputStats from "../InputStats.ts"
 import * as Backlogs from "./Backlogs.ts"
+import * as FollowerCheckpoint from "./checkpoint.ts"
 import * as FileFollower from "./FileFollower.ts"
 import * as Poller from "./Poller.ts"
 
@@ -170,7 +172,7 @@ export const layer = (options: Options): Layer.Layer<never, ContainerLogsError, 
           const follower = entry.follower
           followed.delete(follower.path)
           counts.unsaved = true
-          retry.set(follower.path, follower.checkpoint())
+          retry.set(follower.path, FollowerCheckpoint.checkpointOf(follower))
           for (const gen of follower.gens) gen.close()
           return Log.warn("log file read failed; it will be picked up again", { file: follower.path, error: String(error) })
         }),
@@ -231,8 +233,8 @@ export const layer = (options: Options): Layer.Layer<never, ContainerLogsError, 
     )
 
     const entries = (): Array<Checkpoints.FileCheckpoint> => {
-      const list = [...followed.values()].map((entry) => entry.follower.checkpoint())
-      for (const follower of draining) list.push(follower.checkpoint())
+      const list = [...followed.values()].map((entry) => FollowerCheckpoint.checkpointOf(entry.follower))
+      for (const follower of draining) list.push(FollowerCheckpoint.checkpointOf(follower))
       for (const [path, checkpoint] of retry) if (!followed.has(path)) list.push(checkpoint)
       return list
     }
@@ -276,7 +278,7 @@ export const layer = (options: Options): Layer.Layer<never, ContainerLogsError, 
         saved.delete(path)
         let follower: FileFollower.FileFollower | undefined
         try {
-          follower = FileFollower.start({
+          follower = FollowerCheckpoint.start({
             path,
             file,
             hostname: info.naming.hostname,

@@ -1,0 +1,170 @@
+/**
+ * Receipts of one followed file: packets are handed over in chunks, each chunk the receipt its
+ * packets carry (domain/Receipt.ts). A chunk counts what is not routed yet and, by drain, what is
+ * offered and not settled; once all of it is settled, the place it marks may be passed. A drain
+ * that was full when offered one of them is parked at that packet (Behind): it reads the file's
+ * backlog by itself (behind.ts), and skips the head's packets until it has caught up.
+ */
+import type * as LogPacket from "../../../domain/LogPacket.ts"
+import type { PositionedLine, LineReader } from "../../../domain/LineReader.ts"
+import type { Feed, Receipt } from "../../../domain/Receipt.ts"
+import type { FileFollower } from "./FileFollower.ts"
+import { earlier, type Generation, type Mark } from "./generations.ts"
+
+/** Who reads a generation: the head, or a drain behind. Chunks settle to their reader. */
+export interface ChunkOwner {
+  readonly chunks: Array<Chunk>
+}
+
+/** Packets handed over together, from one generation: their receipt. */
+export class Chunk implements Receipt {
+  /** Packets not routed yet (the head's; 0 for a drain's backlog, which goes to it directly). */
+  unrouted: number
+  /** Packets not routed yet, plus offers not settled yet. */
+  outstanding: number
+  /** Offers not settled yet, by drain (a few pairs: a packet goes to a few drains). */
+  readonly owed: Array<[endpoint: string, offers: number]> = []
+  /** Offers made (settled or not). */
+  offers = 0
+  readonly follower: FileFollower
+  readonly owner: ChunkOwner
+  /** Where reading starts to give these packets again, and the first one's position. */
+  readonly mark: Mark
+  readonly last: number
+  constructor(follower: FileFollower, owner: ChunkOwner, mark: Mark, last: number, routed: number) {
+    this.follower = follower
+    this.owner = owner
+    this.mark = mark
+    this.last = last
+    this.unrouted = routed
+    this.outstanding = routed
+  }
+  wants(endpoint: string, packet: LogPacket.LogPacket): boolean {
+    return wants(this.follower, endpoint, this, packet.position!)
+  }
+  offered(endpoint: string): void {
+    this.outstanding++
+    this.offers++
+    for (const pair of this.owed) {
+      if (pair[0] === endpoint) {
+        pair[1]++
+        return
+      }
+    }
+    this.owed.push([endpoint, 1])
+  }
+  routed(endpoints: ReadonlyArray<string> | undefined): void {
+    this.follower.changed()
+    this.unrouted--
+    if (this.owner === this.follower) this.follower.routes = endpoints
+    if (this.unrouted === 0) routedUpTo(this.follower, this)
+    if (--this.outstanding === 0) settled(this.follower, this.owner)
+  }
+  settle(endpoint: string): void {
+    this.follower.changed()
+    for (let i = 0; i < this.owed.length; i++) {
+      const pair = this.owed[i]!
+      if (pair[0] !== endpoint) continue
+      if (--pair[1] === 0) this.owed.splice(i, 1)
+      if (--this.outstanding === 0) settled(this.follower, this.owner)
+      return
+    }
+  }
+  /** What `endpoint` owes is forgiven (its route is gone); returns whether it owed anything. */
+  forgive(endpoint: string): boolean {
+    const at = this.owed.findIndex((pair) => pair[0] === endpoint)
+    if (at < 0) return false
+    this.outstanding -= this.owed[at]![1]
+    this.owed.splice(at, 1)
+    return true
+  }
+  park(endpoint: string, packet: LogPacket.LogPacket, feed: Feed): void {
+    park(this.follower, endpoint, this, packet.position!, feed)
+  }
+}
+
+/** A drain that was full: it reads this file's backlog by itself until it has caught up. */
+export class Behind implements ChunkOwner {
+  readonly endpoint: string
+  feed: Feed
+  /** Where its backlog starts. */
+  mark: Mark
+  /** Its reader while it reads the backlog; undefined while it waits for room. */
+  reader: LineReader | undefined = undefined
+  readonly out: Array<PositionedLine> = []
+  readonly chunks: Array<Chunk> = []
+  /** Once caught up: the head's packets after this go to it again. */
+  rejoinAt: { readonly gen: Generation; readonly from: number } | undefined = undefined
+  constructor(endpoint: string, feed: Feed, mark: Mark) {
+    this.endpoint = endpoint
+    this.feed = feed
+    this.mark = mark
+  }
+}
+
+export const wants = (follower: FileFollower, endpoint: string, chunk: Chunk, position: number): boolean => {
+  if (follower.behind.size === 0 && follower.restart === undefined) return true
+  const here = { gen: chunk.mark.gen, from: position }
+  const b = follower.behind.get(endpoint)
+  if (b !== undefined) return b.rejoinAt !== undefined && earlier(b.rejoinAt, here)
+  if (follower.restart === undefined) return true
+  const mark = follower.restart.marks.get(follower.keyOf(endpoint)) ?? follower.restart.others
+  return !earlier(here, mark)
+}
+
+/** The head's packets up to the end of `chunk` have all been routed. */
+export const routedUpTo = (follower: FileFollower, chunk: Chunk): void => {
+  if (chunk.owner !== follower) return
+  follower.routed = { gen: chunk.mark.gen, from: chunk.last }
+  // A generation the head has left may now be closed (no packet of it can be parked any more).
+  if (chunk.mark.gen !== follower.gen || follower.ended) follower.release()
+  // Drains that caught up have no use for their entry once everything before it was routed.
+  for (const [endpoint, b] of follower.behind) {
+    if (b.rejoinAt !== undefined && b.chunks.length === 0 && !earlier(follower.routed, b.rejoinAt)) follower.behind.delete(endpoint)
+  }
+  if (follower.restart !== undefined && passedRestartMarks(follower)) follower.restart = undefined
+}
+
+const passedRestartMarks = (follower: FileFollower): boolean => {
+  const routed = follower.routed!
+  if (earlier(routed, follower.restart!.others)) return false
+  for (const mark of follower.restart!.marks.values()) if (earlier(routed, mark)) return false
+  return true
+}
+
+/** Some chunk of `owner` settled: forget the settled ones at the front. */
+export const settled = (follower: FileFollower, owner: ChunkOwner): void => {
+  const chunks = owner.chunks
+  while (chunks.length > 0 && chunks[0]!.outstanding === 0) chunks.shift()
+  if (owner !== follower && chunks.length === 0) {
+    const b = owner as Behind
+    if (b.rejoinAt !== undefined && follower.routed !== undefined && !earlier(follower.routed, b.rejoinAt)) follower.behind.delete(b.endpoint)
+  }
+}
+
+export const park = (follower: FileFollower, endpoint: string, chunk: Chunk, position: number, feed: Feed): void => {
+  follower.changed()
+  const mark: Mark = { gen: chunk.mark.gen, offset: chunk.mark.offset, from: position }
+  const b = follower.behind.get(endpoint)
+  if (b === undefined) {
+    const parked = new Behind(endpoint, feed, mark)
+    follower.behind.set(endpoint, parked)
+    follower.onParked(parked)
+    return
+  }
+  if (b.rejoinAt === undefined) return // Already reading its backlog from before this packet.
+  b.mark = mark
+  b.feed = feed
+  b.reader = undefined
+  b.rejoinAt = undefined
+  follower.onParked(b)
+}
+
+/** `endpoint` is no longer routed this file's packets: nothing waits for it any more. */
+export const forget = (follower: FileFollower, endpoint: string): void => {
+  follower.behind.delete(endpoint)
+  let forgiven = false
+  for (const chunk of follower.chunks) forgiven = chunk.forgive(endpoint) || forgiven
+  if (forgiven) settled(follower, follower)
+  follower.release()
+}

@@ -37,6 +37,14 @@ export interface MarkCheckpoint {
   readonly from: number
 }
 
+/** A file of the path read to its end and let go (a rotated file, a copy): never a generation to read again. */
+export interface DoneCheckpoint {
+  readonly dev: number
+  readonly ino: number
+  readonly size: number
+  readonly mtimeMs: number
+}
+
 export interface FileCheckpoint {
   /** The path followed (in the log directory). */
   readonly path: string
@@ -46,6 +54,12 @@ export interface FileCheckpoint {
   readonly head: MarkCheckpoint
   /** Drains that were behind, by `endpointKey`. */
   readonly behind: Readonly<Record<string, MarkCheckpoint>>
+  /**
+   * The last few files of this path read to their end and let go, known by inode, size and
+   * modification time (a reused inode is another file): after a restart they are not taken for
+   * files rotated out while logtrain was away.
+   */
+  readonly done?: ReadonlyArray<DoneCheckpoint> | undefined
 }
 
 export class CheckpointError extends Data.TaggedError("CheckpointError")<{ readonly detail: string }> {
@@ -66,6 +80,11 @@ const isMark = (u: unknown, generations: number): u is MarkCheckpoint => {
   return typeof m === "object" && m !== null && isInt(m.generation) && m.generation >= 0 && m.generation < generations &&
     isInt(m.offset) && m.offset >= 0 && typeof m.from === "number" && Number.isFinite(m.from)
 }
+const isDone = (u: unknown): u is DoneCheckpoint => {
+  const d = u as DoneCheckpoint
+  return typeof d === "object" && d !== null && isInt(d.dev) && isInt(d.ino) && isInt(d.size) && d.size >= 0 &&
+    typeof d.mtimeMs === "number" && Number.isFinite(d.mtimeMs)
+}
 const isGeneration = (u: unknown): u is GenerationCheckpoint => {
   const g = u as GenerationCheckpoint
   return typeof g === "object" && g !== null && isInt(g.dev) && isInt(g.ino) && typeof g.fingerprint === "string" &&
@@ -83,7 +102,8 @@ const readEntry = (u: unknown): FileCheckpoint | undefined => {
     if (typeof entry.behind === "object" && entry.behind !== null) {
       for (const [key, mark] of Object.entries(entry.behind)) if (isMark(mark, generations.length)) behind[key] = mark
     }
-    return { path: entry.path, generations, head: entry.head, behind }
+    const done = Array.isArray(entry.done) ? entry.done.filter(isDone) : []
+    return { path: entry.path, generations, head: entry.head, behind, ...(done.length > 0 ? { done } : {}) }
   }
   const v1 = entry as { dev?: unknown; ino?: unknown; fingerprint?: unknown; fingerprintBytes?: unknown; offset?: unknown }
   const generation = { dev: v1.dev, ino: v1.ino, fingerprint: v1.fingerprint, fingerprintBytes: v1.fingerprintBytes }

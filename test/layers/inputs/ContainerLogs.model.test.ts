@@ -377,7 +377,8 @@ describe("container log input: a model of files, rotations, drains and restarts"
         numRuns: Number(process.env.MODEL_RUNS ?? 40),
         endOnFailure: true,
         // A failure prints its seed and path: FC_SEED=… FC_PATH=… replays it.
-        ...(process.env.FC_SEED === undefined ? {} : { seed: Number(process.env.FC_SEED), path: process.env.FC_PATH })
+        ...(process.env.FC_SEED === undefined ? {} : { seed: Number(process.env.FC_SEED) }),
+        ...(process.env.FC_PATH === undefined ? {} : { path: process.env.FC_PATH })
       }
     )
   }, 240_000)
@@ -411,6 +412,20 @@ describe("container log input: a model of files, rotations, drains and restarts"
 
   it("the drain down across two restarts, the second before the head had read anything: its place is kept", async () => {
     const outcome = await run([new Drain(false), new Write(0, 50, true), new Wait(300), new Stop(false), new Write(0, 269, false), new Start(), new Stop(false)])
+    assert.deepStrictEqual(outcome.first, outcome.expected, outcome.what)
+    holds(outcome)
+  })
+
+  it("lines written in the middle of a look at an empty file copied and truncated, then a stop and a rename while down: none twice", async () => {
+    const outcome = await run([
+      new DuringLook(new Write(1, 133, false), 2),
+      new Rotate(1, "copytruncate"),
+      new Wait(222),
+      new Stop(false),
+      new Rotate(1, "rename"),
+      new Start(),
+      new Wait(281)
+    ])
     assert.deepStrictEqual(outcome.first, outcome.expected, outcome.what)
     holds(outcome)
   })

@@ -30,6 +30,7 @@ import { LineReader, POSITION_STEP, type PositionedLine } from "../../../domain/
 import * as LogPacket from "../../../domain/LogPacket.ts"
 import type * as Multiline from "../../../domain/Multiline.ts"
 import * as Rfc3339 from "../../../domain/Rfc3339.ts"
+import type * as Checkpoints from "../../storage/Checkpoints.ts"
 import * as Files from "./files.ts"
 import { CHUNK, type Generation, type Mark, readAt } from "./generations.ts"
 import { type Behind, Chunk, type ChunkOwner } from "./receipts.ts"
@@ -95,8 +96,8 @@ export class FileFollower implements ChunkOwner {
   readonly out: Array<PositionedLine> = []
   private goneSince: number | undefined = undefined
   renamedSince: number | undefined = undefined
-  /** Generations read and forgotten (the last few), so that a rotated file is never read twice. */
-  readonly consumed: Array<Files.Identity> = []
+  /** Generations read and forgotten (the last few), so that a rotated file is never read twice (kept in the checkpoint). */
+  readonly consumed: Array<Checkpoints.DoneCheckpoint> = []
   /** The live file's modification time when last found with nothing new. */
   quietMtime = Number.NaN
   /** Deleted and read to its end: no live generation any more. */
@@ -330,7 +331,8 @@ export class FileFollower implements ChunkOwner {
     while (this.gens.length > 1 && this.gens[0] !== oldest && this.gens[0]!.seq < oldest.seq) {
       const gen = this.gens.shift()!
       gen.close()
-      this.consumed.push(gen.identity)
+      // (A generation found nowhere has no time: not a file of its own.)
+      if (gen.size !== undefined && gen.mtimeMs > 0) this.consumed.push({ dev: gen.identity.dev, ino: gen.identity.ino, size: gen.size, mtimeMs: gen.mtimeMs })
       if (this.consumed.length > 32) this.consumed.shift()
     }
     for (const gen of this.gens) {

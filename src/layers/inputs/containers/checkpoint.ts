@@ -27,6 +27,9 @@ const behindMark = (b: Behind): Mark | undefined => {
   return b.rejoinAt === undefined ? b.mark : undefined
 }
 
+/** How many of the files read to their end a checkpoint keeps (kubelet keeps 5 per container by default). */
+const DONE_KEPT = 8
+
 /** The later of two marks. */
 const later = (a: Mark, b: Mark) => (earlier(a, b) ? b : a)
 
@@ -79,7 +82,8 @@ export const checkpointOf = (follower: FileFollower): Checkpoints.FileCheckpoint
       ...(gen === follower.live ? {} : { size: gen.size ?? 0 })
     })),
     head: at(others),
-    behind: Object.fromEntries([...marks].map(([key, mark]) => [key, at(mark)]))
+    behind: Object.fromEntries([...marks].map(([key, mark]) => [key, at(mark)])),
+    ...(follower.consumed.length === 0 ? {} : { done: follower.consumed.slice(-DONE_KEPT) })
   }
 }
 
@@ -117,13 +121,19 @@ export const start = (init: {
     const offset = init.atEnd ? Files.lastLineStart(fd, stat.size) : 0
     return make([gen], { gen, offset, from: offset })
   }
+  // Files of this path read to their end before the stop (the same inode, size and time): never
+  // generations again — not even when one looks like a file rotated out while logtrain was away.
+  const savedDone = saved.done ?? []
+  const done: Array<Files.Identity> = savedDone.length === 0 ? [] : Files.rotatedSince(init.path, 0, [])
+    .filter((file) => savedDone.some((d) => Files.sameIdentity(d, file.stat) && d.size === file.stat.size && d.mtimeMs === file.stat.mtimeMs))
+    .map((file) => file.stat)
   const allMarks = [saved.head, ...Object.values(saved.behind)]
   const gens: Array<Generation> = []
   let live: Generation | undefined
   saved.generations.forEach((g, i) => {
     const needed = Math.max(0, ...allMarks.filter((m) => m.generation === i).map((m) => m.offset))
     const isLast = i === saved.generations.length - 1
-    const known = gens.map((x) => x.identity)
+    const known = [...done, ...gens.map((x) => x.identity)]
     const isLive = () => {
       live = new Generation(i, fd, stat, livePrint, stat.mtimeMs)
       gens.push(live)
@@ -157,7 +167,7 @@ export const start = (init: {
   if (live === undefined) {
     // Rotated while logtrain was away: the files rotated out since, then the live one.
     const newest = gens.reduce((t, gen) => Math.max(t, gen.mtimeMs), 0)
-    const since = Files.rotatedSince(init.path, newest, [stat, ...gens.map((gen) => gen.identity)])
+    const since = Files.rotatedSince(init.path, newest, [stat, ...done, ...gens.map((gen) => gen.identity)])
       // (A copy that begins as the live file does is a copy of it, still being written: not one
       // of those rotated out. An empty live file tells nothing.)
       .filter((file) => livePrint.prefix.length === 0 || !Files.agree(Files.headOf(file.path, Files.FINGERPRINT_BYTES), livePrint.prefix))
@@ -176,5 +186,7 @@ export const start = (init: {
   let start = head
   for (const m of behind.values()) if (earlier(m, start)) start = m
   // Read from the earliest place any drain needs; each drain takes only what comes after its own.
-  return make(gens, start, behind.size === 0 ? undefined : { marks: behind, others: head })
+  const follower = make(gens, start, behind.size === 0 ? undefined : { marks: behind, others: head })
+  follower.consumed.push(...savedDone)
+  return follower
 }

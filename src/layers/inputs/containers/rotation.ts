@@ -53,6 +53,8 @@ export const truncated = (follower: FileFollower, stat: Fs.Stats): void => {
     follower.counts.unrecovered++
     gen.fd = undefined
     gen.size = readUpTo
+    // No file of its own (its inode is the live file's): never one of the files read to their end.
+    gen.mtimeMs = 0
   } else {
     gen.fd = copy.fd
     gen.identity = copy.stat

@@ -330,7 +330,10 @@ const run = async (cmds: Iterable<fc.AsyncCommand<Model, Real>>): Promise<Outcom
     await fc.asyncModelRun(() => ({ model, real }), cmds)
     // Everything comes back; then each file's drain must have it all.
     real.sink.failNext(0)
-    if (!model.running) await real.start()
+    if (!model.running) {
+      await real.start()
+      model.running = true
+    }
     const complete = () => model.written.every((count, i) => model.forgotten[i] || new Set(received(real.sink, i)).size >= count)
     for (let waited = 0; !complete() && waited < 10_000; waited += 50) await sleep(50)
     await sleep(150)

@@ -10,7 +10,7 @@
  * keeps the last 1000 lines per app in memory.
  */
 import { Duration, Effect, Layer, Redacted } from "effect"
-import * as DrainRunner from "../layers/drains/DrainRunner.ts"
+import * as DrainSink from "../layers/drains/DrainSink.ts"
 import { Drains } from "../layers/routing/Drains.ts"
 import type { WritableDatasource } from "../layers/datasources/WritableDatasource.ts"
 import * as HttpServer from "../layers/http/HttpServer.ts"
@@ -117,7 +117,7 @@ export const layer = (config: LogtrainConfig, tail: LogtailConfig, commandLine: 
     // The route table the datasource loads into (for the stale routes); nothing is routed through
     // it here, so its drains never open.
     const core = Layer.mergeAll(
-      RouteTable.layer.pipe(Layer.provide(Drains.layer), Layer.provide(Layer.succeed(DrainRunner.DrainSettings, config.drains))),
+      RouteTable.layer.pipe(Layer.provide(Drains.layer), Layer.provide(Layer.succeed(DrainSink.DrainSettings, config.drains))),
       Ingest.layer({ capacity: config.ingestBufferSize }),
       Readiness.layer,
       Telemetry.processMetrics

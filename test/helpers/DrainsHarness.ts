@@ -3,10 +3,10 @@
  * retries), collecting every log line it writes.
  */
 import { Context, Duration, Effect, Exit, Layer, Logger, Scope } from "effect"
-import * as DrainRunner from "../../src/layers/drains/DrainRunner.ts"
+import * as DrainSink from "../../src/layers/drains/DrainSink.ts"
 import { Drains } from "../../src/layers/routing/Drains.ts"
 
-export const testSettings: Partial<DrainRunner.DrainSettings> = {
+export const testSettings: Partial<DrainSink.DrainSettings> = {
   batchSize: 10,
   batchTimeout: Duration.zero,
   retryBaseDelay: Duration.millis(20),
@@ -14,13 +14,13 @@ export const testSettings: Partial<DrainRunner.DrainSettings> = {
   flushTimeout: Duration.seconds(10)
 }
 
-export const open = (settings: Partial<DrainRunner.DrainSettings> = testSettings) =>
+export const open = (settings: Partial<DrainSink.DrainSettings> = testSettings) =>
   Effect.gen(function*() {
     const logs: Array<string> = []
     const scope = yield* Scope.make()
     const context = yield* Layer.buildWithScope(
       Drains.layer.pipe(
-        Layer.provide(Layer.succeed(DrainRunner.DrainSettings, settings)),
+        Layer.provide(Layer.succeed(DrainSink.DrainSettings, settings)),
         Layer.provide(Logger.layer([Logger.map(Logger.formatJson, (line) => {
           logs.push(line)
         })]))

@@ -5,7 +5,7 @@
 import { Effect, Latch } from "effect"
 import type { LogPacket } from "../../src/domain/LogPacket.ts"
 import { DrainError, type DrainErrorReason } from "../../src/layers/drains/DrainError.ts"
-import type { DrainSettings, DrainSink } from "../../src/layers/drains/DrainRunner.ts"
+import type { DrainSettings, DrainSink } from "../../src/layers/drains/DrainSink.ts"
 
 export interface MemorySink extends DrainSink {
   readonly batches: Array<ReadonlyArray<LogPacket>>

@@ -19,208 +19,30 @@
  * - Batches bounded by count and bytes. A worker sends what is there as soon as it can; with a
  *   `batchTimeout` it first waits up to that long for a batch to fill (for HTTP-like receivers).
  * - Retries. A batch that fails with a retryable error is sent again, and again, with jittered
- *   exponential backoff capped at `retryMaxDelay` (at least what the receiver asked for with
- *   Retry-After), before anything after it. While a receiver cannot be reached, a connect probe
- *   every PROBE_INTERVAL cuts the wait short as soon as it can: a receiver that comes back is
- *   noticed within about a second, whatever the backoff has grown to. A permanent failure drops
- *   the batch, counted by reason.
+ *   exponential backoff (Backoff.ts: cut short by a connect probe while the receiver cannot be
+ *   reached), before anything after it. A permanent failure drops the batch, counted by reason.
  * - Receipts. When a drain is done with a packet (delivered, or dropped for a counted reason), it
  *   settles the packet's receipt, if it has one (Receipt.ts).
  * - Closing flushes: the runner's scope waits up to `flushTimeout` (or what is left of the
- *   shutdown's deadline) for the lanes to be done, then counts what is left as dropped
- *   (`shutdown`); receipts of what is left are not settled, so files read it again on restart.
+ *   shutdown's deadline, StopDeadline.ts) for the lanes to be done, then counts what is left as
+ *   dropped (`shutdown`); receipts of what is left are not settled, so files read it again on
+ *   restart.
+ *
+ * The contract with the drain kinds (settings, senders, what a send reports) is DrainSink.ts;
+ * lanes are Lanes.ts, the counts DrainStats.ts, those waiting for room RoomWaiters.ts.
  */
-import { Clock, Context, Deferred, Duration, Effect, FiberSet, Scope } from "effect"
+import { Clock, Deferred, Duration, Effect, FiberSet } from "effect"
 import * as LogPacket from "../../domain/LogPacket.ts"
-import type { Feed, Offered, Receipt } from "../../domain/Receipt.ts"
+import type { Offered } from "../../domain/Receipt.ts"
 import * as Log from "../Log.ts"
 import { MemoryBudget } from "../MemoryBudget.ts"
+import * as Backoff from "./Backoff.ts"
 import type { DrainError } from "./DrainError.ts"
+import { type DeliveryReport, type DrainHandle, DrainSettings, type DrainSink, defaultSettings, type Held, type LaterConfirmation, type Sender } from "./DrainSink.ts"
 import * as DrainStats from "./DrainStats.ts"
 import { Lane, laneOf } from "./Lanes.ts"
-
-export { type DrainStats, type DropReason, dropReasons } from "./DrainStats.ts"
-
-export interface DrainSettings {
-  /** Packets a drain holds before it drops new ones. */
-  readonly bufferSize: number
-  /** Most packets in one batch. */
-  readonly batchSize: number
-  /** Most bytes (approximately) in one batch. */
-  readonly batchBytes: number
-  /** How long a worker waits for a batch to fill; zero sends whatever is there at once. */
-  readonly batchTimeout: Duration.Duration
-  /** Most lanes (and workers, and connections) per drain; rounded down to a power of two. */
-  readonly maxWorkers: number
-  readonly retryBaseDelay: Duration.Duration
-  readonly retryMaxDelay: Duration.Duration
-  /** How long closing waits for buffered packets to be delivered. */
-  readonly flushTimeout: Duration.Duration
-  /** How long a connection may take no byte at all before it is given up on (a receiver that stopped reading). */
-  readonly stallTimeout: Duration.Duration
-}
-
-export const defaultSettings: DrainSettings = {
-  bufferSize: 10_000,
-  batchSize: 2000,
-  batchBytes: 1024 * 1024,
-  batchTimeout: Duration.zero,
-  maxWorkers: 4,
-  retryBaseDelay: Duration.millis(250),
-  retryMaxDelay: Duration.seconds(30),
-  flushTimeout: Duration.seconds(20),
-  stallTimeout: Duration.minutes(2)
-}
-
-/**
- * The drain settings the operator configured (DRAIN_*). They win over a kind's own defaults, which
- * win over `defaultSettings`.
- */
-export const DrainSettings = Context.Reference<Partial<DrainSettings>>("logtrain/drains/DrainSettings", {
-  defaultValue: () => ({})
-})
-
-/**
- * When the process began to stop, if it has: every drain flushes within the same deadline, measured
- * from then, however late its own close comes (inputs and the router stop first).
- */
-export class StopDeadline extends Context.Service<StopDeadline, {
-  /** Marks the start of the stop (the first call counts). */
-  readonly begin: Effect.Effect<void>
-  /** When the stop began, in epoch milliseconds, if it has. */
-  readonly startedAt: () => number | undefined
-}>()("logtrain/drains/StopDeadline") {
-  static readonly make = Effect.sync(() => {
-    let startedAt: number | undefined
-    return StopDeadline.of({
-      begin: Effect.flatMap(Clock.currentTimeMillis, (now) =>
-        Effect.sync(() => {
-          startedAt ??= now
-        })),
-      startedAt: () => startedAt
-    })
-  })
-}
-
-/**
- * What a send says when only part of a batch could be delivered: the items the receiver refused
- * for good, by reason (e.g. an Elasticsearch `mapper_parsing_exception`). The others were delivered.
- */
-export interface DeliveryReport {
-  readonly rejected: ReadonlyMap<string, number>
-  /** What the receiver said about one of them, for the log. */
-  readonly example?: string | undefined
-}
-
-/**
- * Packets a sender holds until they are confirmed: how many, and the receipts they carry (runs of
- * one receipt; most packets have none). Not the packets themselves: holding megabytes of small
- * objects for a while would make every garbage collection copy them.
- */
-export interface Held {
-  readonly count: number
-  readonly receipts: ReadonlyArray<readonly [Receipt, number]>
-}
-
-/** What `packets` hold (see Held). */
-export const held = (packets: ReadonlyArray<LogPacket.LogPacket>): Held => {
-  const receipts: Array<[Receipt, number]> = []
-  let last: [Receipt, number] | undefined
-  for (const packet of packets) {
-    const receipt = packet.receipt
-    if (receipt === undefined) continue
-    if (last !== undefined && last[0] === receipt) last[1]++
-    else receipts.push(last = [receipt, 1])
-  }
-  return { count: packets.length, receipts }
-}
-
-/** How a sender that confirms later tells the runner what became of what it wrote. */
-export interface ConfirmationListener {
-  /** What earlier sends wrote has arrived; called in the order they were sent. */
-  readonly confirmed: (held: Held) => void
-  /** This many packets were written again, after the connection they were on failed unconfirmed. */
-  readonly resent: (packets: number) => void
-  /**
-   * The sender wants to confirm what it holds now (a connection failed with packets unconfirmed, or
-   * it has been idle): the runner calls `settle` without waiting for more to send.
-   */
-  readonly settleSoon: () => void
-}
-
-/**
- * For transports whose receivers do not answer sends (plain TCP syslog): `send` resolving means
- * written, and the sender tells later what has arrived. It keeps what it wrote and has not
- * confirmed, and writes it again first if its connection fails.
- */
-export interface LaterConfirmation {
-  /** Called once, before the first send. */
-  readonly listen: (listener: ConfirmationListener) => void
-  /** Confirms everything written so far (for TCP: a graceful close, done once the receiver has read it all). */
-  readonly settle: Effect.Effect<void, DrainError>
-  /** Packets written and not confirmed yet. */
-  readonly unconfirmed: () => number
-  /** What it holds. */
-  readonly held: () => ReadonlyArray<Held>
-}
-
-/** Delivers batches over one connection (or whatever the kind uses). One per worker. */
-export interface Sender {
-  /**
-   * Sends one batch, in order. Fails with a DrainError that says whether retrying can help; a
-   * retried batch is the same array, so a kind can remember what of it already went through.
-   */
-  readonly send: (batch: ReadonlyArray<LogPacket.LogPacket>) => Effect.Effect<DeliveryReport | void, DrainError>
-  /** Set by senders whose receivers do not answer (see LaterConfirmation); else a send that succeeds delivered its batch. */
-  readonly confirmsLater?: LaterConfirmation | undefined
-}
-
-/** What a drain kind gives the runner. */
-export interface DrainSink {
-  /** Opens a sender for one worker; it keeps its connection (opened on first send) for the scope's life. */
-  readonly sender: Effect.Effect<Sender, never, Scope.Scope>
-  /** This kind's defaults, where they differ from `defaultSettings` (configured values still win). */
-  readonly settings?: Partial<DrainSettings> | undefined
-  /** Most workers this kind can use, whatever is configured (1 where order matters and sends cannot overlap). */
-  readonly maxWorkers?: number | undefined
-  /**
-   * A cheap check that the receiver can be reached again (a TCP connect): while sends fail to
-   * connect, it is tried every PROBE_INTERVAL, and a success ends the backoff's wait.
-   */
-  readonly probe?: Effect.Effect<boolean> | undefined
-}
-
-export interface DrainHandle {
-  /** The drain's URL, redacted. */
-  readonly display: string
-  readonly kind: string
-  /** Takes a packet for delivery. Never waits; false when the buffer is full (the packet is dropped and counted). */
-  readonly offer: (packet: LogPacket.LogPacket) => boolean
-  /** Whether `offer` would take `packet` (any small packet, if none is given) now. */
-  readonly hasRoom: (packet?: LogPacket.LogPacket) => boolean
-  /**
-   * Waits until the buffer has room for `packet`; false if the drain is closing (it never will).
-   * For routers that wait rather than drop (DRAIN_WHEN_FULL=block).
-   */
-  readonly whenRoom: (packet: LogPacket.LogPacket) => Effect.Effect<boolean>
-  /**
-   * A Feed (Receipt.ts) for a source whose packets this drain could not take: `stillRouted` says
-   * whether the route that brought them still exists.
-   */
-  readonly feed: (stillRouted: () => boolean) => Feed
-  /** Marks it closed for good because no route uses it any more: what it leaves is not kept for it. */
-  readonly retire: () => void
-  readonly stats: DrainStats.DrainStats
-}
-
-/** How often a receiver that cannot be reached is probed while a send waits to be retried. */
-export const PROBE_INTERVAL = Duration.seconds(1)
-
-/** Probes the receiver every PROBE_INTERVAL; ends once it answers. */
-const untilReachable = (probe: Effect.Effect<boolean>) =>
-  Effect.suspend(function loop(): Effect.Effect<void> {
-    return Effect.flatMap(Effect.andThen(Effect.sleep(PROBE_INTERVAL), probe), (up) => (up ? Effect.void : loop()))
-  })
+import { RoomWaiters } from "./RoomWaiters.ts"
+import { StopDeadline } from "./StopDeadline.ts"
 
 const floorPowerOfTwo = (n: number): number => 2 ** Math.floor(Math.log2(Math.max(1, n)))
 
@@ -270,26 +92,7 @@ export const make = Effect.fnUntraced(function*(options: {
   let failingSince = 0
 
   /** Routers and feeds waiting for the depth to fall to a level. */
-  const roomWaiters: Array<{ readonly level: number; readonly wake: () => void }> = []
-  const wakeRoomWaiters = () => {
-    for (let i = roomWaiters.length - 1; i >= 0; i--) {
-      const waiter = roomWaiters[i]!
-      if (closing || stats.depth <= waiter.level) {
-        roomWaiters.splice(i, 1)
-        waiter.wake()
-      }
-    }
-  }
-  const whenDepthAtMost = (level: number) =>
-    Effect.callback<boolean>((resume) => {
-      if (stats.depth <= level || closing) return resume(Effect.succeed(!closing))
-      const waiter = { level, wake: () => resume(Effect.succeed(!closing)) }
-      roomWaiters.push(waiter)
-      return Effect.sync(() => {
-        const at = roomWaiters.indexOf(waiter)
-        if (at >= 0) roomWaiters.splice(at, 1)
-      })
-    })
+  const room = new RoomWaiters(() => stats.depth, () => closing)
 
   /**
    * `n` packets of `bytes` left the buffer (delivered, or written by a sender that confirms later:
@@ -299,7 +102,7 @@ export const make = Effect.fnUntraced(function*(options: {
     stats.depth -= n
     stats.bytes -= bytes
     account.give(bytes)
-    if (roomWaiters.length > 0) wakeRoomWaiters()
+    if (room.size > 0) room.wake()
   }
 
   /** `packets` (`bytes`) of `lane` are done with: delivered (`sent` of them) or dropped, counted by the caller. */
@@ -371,18 +174,7 @@ export const make = Effect.fnUntraced(function*(options: {
       return rejected(error.code ?? error.reason, lost, error.message)
     })
 
-  /** The wait before retry number `attempt` (from 0): exponential, ±20 %, capped at retryMaxDelay; at least what the receiver asked for. */
-  const backoff = (attempt: number, error: DrainError) => {
-    const base = Duration.toMillis(settings.retryBaseDelay) * 2 ** Math.min(attempt, 30)
-    const jittered = Math.min(base * (0.8 + Math.random() * 0.4), Duration.toMillis(settings.retryMaxDelay))
-    const asked = error.retryAfter === undefined ? 0 : Duration.toMillis(error.retryAfter)
-    return Duration.millis(Math.max(jittered, asked))
-  }
-
-  const pause = (delay: Duration.Duration, error: DrainError) =>
-    sink.probe !== undefined && error.reason === "Connect" && Duration.isGreaterThan(delay, PROBE_INTERVAL)
-      ? Effect.raceFirst(Effect.sleep(delay), untilReachable(sink.probe))
-      : Effect.sleep(delay)
+  const retryWait = Backoff.waits(settings, sink.probe)
 
   /** Sends a batch until it is delivered or given up on. */
   const deliver = (lane: Lane, sender: Sender, batch: ReadonlyArray<LogPacket.LogPacket>, bytes: number) =>
@@ -398,7 +190,7 @@ export const make = Effect.fnUntraced(function*(options: {
         onFailure: (error) =>
           Effect.andThen(onFailure(error), () => {
             if (!error.retryable) return givenUp(lane, batch, bytes, error)
-            return Effect.andThen(pause(backoff(tries, error), error), () => {
+            return Effect.andThen(retryWait(tries, error), () => {
               stats.retries++
               return attempt(tries + 1)
             })
@@ -412,7 +204,7 @@ export const make = Effect.fnUntraced(function*(options: {
       if (later.unconfirmed() === 0) return Effect.void
       return Effect.catch(later.settle, (error) =>
         Effect.andThen(onFailure(error), () =>
-          Effect.andThen(pause(backoff(tries, error), error), () => {
+          Effect.andThen(retryWait(tries, error), () => {
             stats.retries++
             return attempt(tries + 1)
           })))
@@ -518,7 +310,7 @@ export const make = Effect.fnUntraced(function*(options: {
   yield* Effect.addFinalizer(() =>
     Effect.gen(function*() {
       closing = true
-      wakeRoomWaiters()
+      room.wake()
       account.pool.recheck()
       for (const lane of lanes) lane.wakeSoon()
       const timeout = yield* flushTime
@@ -588,7 +380,7 @@ export const make = Effect.fnUntraced(function*(options: {
    * more; false if the drain is closing.
    */
   const whenRoomFor = (level: number, bytes: () => number): Effect.Effect<boolean> =>
-    Effect.flatMap(whenDepthAtMost(level), (open) => {
+    Effect.flatMap(room.untilAtMost(level), (open) => {
       if (!open || closing) return Effect.succeed(false)
       if (account.fits(bytes())) return Effect.succeed(true)
       return Effect.andThen(account.pool.until(() => closing || account.fits(bytes())), whenRoomFor(level, bytes))

@@ -27,7 +27,7 @@ import { excerpt } from "../../domain/Excerpt.ts"
 import type { LogPacket } from "../../domain/LogPacket.ts"
 import * as Http from "../transports/http.ts"
 import { DrainError, fromTransport } from "./DrainError.ts"
-import type { DeliveryReport, DrainSink } from "./DrainRunner.ts"
+import type { DeliveryReport, DrainSink } from "./DrainSink.ts"
 
 const TIMEOUT = Duration.seconds(60)
 

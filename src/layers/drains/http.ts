@@ -18,7 +18,7 @@ import type { LogPacket } from "../../domain/LogPacket.ts"
 import { toJson } from "../../domain/JsonPacket.ts"
 import * as Http from "../transports/http.ts"
 import { type DrainError, fromHttpStatus, fromTransport } from "./DrainError.ts"
-import type { DrainSink } from "./DrainRunner.ts"
+import type { DrainSink } from "./DrainSink.ts"
 
 const TIMEOUT = Duration.seconds(30)
 

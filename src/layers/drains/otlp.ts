@@ -29,7 +29,7 @@ import * as RetryAfter from "../../domain/RetryAfter.ts"
 import * as Http from "../transports/http.ts"
 import * as Compress from "./Compress.ts"
 import { DrainError, fromTransport } from "./DrainError.ts"
-import { defaultSettings, type DeliveryReport, type DrainSink, DrainSettings } from "./DrainRunner.ts"
+import { defaultSettings, type DeliveryReport, type DrainSink, DrainSettings } from "./DrainSink.ts"
 
 const TIMEOUT = Duration.seconds(30)
 

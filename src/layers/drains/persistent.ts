@@ -10,7 +10,7 @@ import type { PersistentDrainUrl } from "../../domain/DrainUrl.ts"
 import * as Rfc5424 from "../../domain/syslog/Rfc5424.ts"
 import { PersistentLogs } from "../storage/PersistentLogsService.ts"
 import { DrainError } from "./DrainError.ts"
-import type { DrainSink } from "./DrainRunner.ts"
+import type { DrainSink } from "./DrainSink.ts"
 
 export const make = (url: PersistentDrainUrl): Effect.Effect<DrainSink, DrainError> =>
   Effect.gen(function*() {

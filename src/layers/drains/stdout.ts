@@ -13,7 +13,7 @@ import type { StdoutDrainUrl } from "../../domain/DrainUrl.ts"
 import type { LogPacket } from "../../domain/LogPacket.ts"
 import * as Rfc5424 from "../../domain/syslog/Rfc5424.ts"
 import { DrainError } from "./DrainError.ts"
-import type { DrainSink } from "./DrainRunner.ts"
+import type { DrainSink } from "./DrainSink.ts"
 
 /** Where `stdout://` writes; tests swap it for a stream they read. */
 export const StdoutStream = Context.Reference<Writable>("logtrain/drains/StdoutStream", {

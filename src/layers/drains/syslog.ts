@@ -32,7 +32,7 @@ import type { TransportError } from "../transports/TransportError.ts"
 import * as Udp from "../transports/udp.ts"
 import { MemoryBudget } from "../MemoryBudget.ts"
 import { type DrainError, fromHttpStatus, fromTransport } from "./DrainError.ts"
-import { type ConfirmationListener, type DrainSink, DrainSettings, defaultSettings, type Held, held, type Sender } from "./DrainRunner.ts"
+import { type ConfirmationListener, type DrainSink, DrainSettings, defaultSettings, type Held, held, type Sender } from "./DrainSink.ts"
 
 /** Largest datagram a UDP drain sends (RFC 5426 §3.2). */
 export const MAX_DATAGRAM_BYTES = 2048

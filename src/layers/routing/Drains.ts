@@ -15,14 +15,16 @@ import * as DrainUrl from "../../domain/DrainUrl.ts"
 import * as Telemetry from "../Telemetry.ts"
 import { DrainError } from "../drains/DrainError.ts"
 import * as DrainRunner from "../drains/DrainRunner.ts"
+import * as DrainSink from "../drains/DrainSink.ts"
+import type * as DrainStats from "../drains/DrainStats.ts"
 import { DrainFactory } from "../drains/registry.ts"
 import * as Log from "../Log.ts"
 
 export class Drains extends Context.Service<Drains, {
   /** The open drain of an endpoint, if it is open: the router's fast path. */
-  readonly get: (endpoint: string) => DrainRunner.DrainHandle | undefined
+  readonly get: (endpoint: string) => DrainSink.DrainHandle | undefined
   /** The drain of an endpoint, opened if need be. */
-  readonly open: (endpoint: string) => Effect.Effect<DrainRunner.DrainHandle>
+  readonly open: (endpoint: string) => Effect.Effect<DrainSink.DrainHandle>
   /** Closes an endpoint's drain, flushing it first; does nothing if it is not open. */
   readonly release: (endpoint: string) => Effect.Effect<void>
   readonly openCount: () => number
@@ -30,7 +32,7 @@ export class Drains extends Context.Service<Drains, {
   static readonly layer = Layer.effect(
     Drains,
     Effect.gen(function*() {
-      const open = new Map<string, { readonly scope: Scope.Closeable; readonly handle: DrainRunner.DrainHandle }>()
+      const open = new Map<string, { readonly scope: Scope.Closeable; readonly handle: DrainSink.DrainHandle }>()
       const drains = yield* RcMap.make({ lookup: build })
       yield* Telemetry.gauge("logtrain_drains_open", "Drains open (endpoints that have received packets).", {}, () =>
         open.size)
@@ -88,7 +90,7 @@ const build = (endpoint: string) =>
         )
       )
     // Registered first so it runs last: after the runner has flushed.
-    let stats: DrainRunner.DrainStats | undefined
+    let stats: DrainStats.DrainStats | undefined
     yield* Effect.addFinalizer(() =>
       Log.info("drain closed", { drain: display, sent: stats?.sent ?? 0, ...stats?.dropped })
     )
@@ -99,7 +101,7 @@ const build = (endpoint: string) =>
   })
 
 /** A sink whose every send fails with the same permanent error. */
-const refusing = (error: DrainError): DrainRunner.DrainSink => ({
+const refusing = (error: DrainError): DrainSink.DrainSink => ({
   maxWorkers: 1,
   sender: Effect.succeed({ send: () => Effect.fail(error) })
 })

@@ -17,7 +17,7 @@
  */
 import { Effect, Fiber, Layer, Stream } from "effect"
 import type { LogPacket } from "../../domain/LogPacket.ts"
-import type { DrainHandle } from "../drains/DrainRunner.ts"
+import type { DrainHandle } from "../drains/DrainSink.ts"
 import { Drains } from "./Drains.ts"
 import { Ingest } from "./Ingest.ts"
 import { RateLimits } from "./RateLimits.ts"

@@ -6,7 +6,8 @@
  * drains flush, all at once, within their flush timeout.
  */
 import { Effect, Layer } from "effect"
-import * as DrainRunner from "../drains/DrainRunner.ts"
+import * as DrainSink from "../drains/DrainSink.ts"
+import { StopDeadline } from "../drains/StopDeadline.ts"
 import { Drains } from "./Drains.ts"
 import { Ingest } from "./Ingest.ts"
 import * as MemoryBudget from "../MemoryBudget.ts"
@@ -21,7 +22,7 @@ export interface Options {
   /** Full drain: drop the packet (default), or make the router wait for room. */
   readonly whenFull?: "drop" | "block" | undefined
   /** What the operator configured; the rest comes from each kind and the defaults. */
-  readonly drainSettings: Partial<DrainRunner.DrainSettings>
+  readonly drainSettings: Partial<DrainSink.DrainSettings>
   /** The memory budget for buffered log data; none bounds nothing but each drain's own limits. */
   readonly budget?: MemoryBudget.Budget | undefined
 }
@@ -32,8 +33,8 @@ export interface Options {
  */
 export const layer = <A = never, E = never>(options: Options, drainServices?: Layer.Layer<A, E>) => {
   const drains = Drains.layer.pipe(
-    Layer.provide(Layer.succeed(DrainRunner.DrainSettings, options.drainSettings)),
-    Layer.provideMerge(Layer.effect(DrainRunner.StopDeadline, DrainRunner.StopDeadline.make)),
+    Layer.provide(Layer.succeed(DrainSink.DrainSettings, options.drainSettings)),
+    Layer.provideMerge(Layer.effect(StopDeadline, StopDeadline.make)),
     Layer.provideMerge(drainServices ?? (Layer.empty as unknown as Layer.Layer<A, E>))
   )
   const core = Layer.mergeAll(
@@ -53,6 +54,6 @@ export const layer = <A = never, E = never>(options: Options, drainServices?: La
  * Marks the start of the stop when it is released: put it on top of everything, so that it is
  * released first and every drain's flush is measured from the moment the stop began.
  */
-export const stopping: Layer.Layer<never, never, DrainRunner.StopDeadline> = Layer.effectDiscard(
-  Effect.flatMap(DrainRunner.StopDeadline, (deadline) => Effect.addFinalizer(() => deadline.begin))
+export const stopping: Layer.Layer<never, never, StopDeadline> = Layer.effectDiscard(
+  Effect.flatMap(StopDeadline, (deadline) => Effect.addFinalizer(() => deadline.begin))
 )

@@ -3,28 +3,29 @@ import { Duration, Effect, Exit, Fiber, Scope } from "effect"
 import { TestClock } from "effect/testing"
 import * as LogPacket from "../../../src/domain/LogPacket.ts"
 import * as DrainRunner from "../../../src/layers/drains/DrainRunner.ts"
+import * as DrainSink from "../../../src/layers/drains/DrainSink.ts"
 import * as MemoryBudget from "../../../src/layers/MemoryBudget.ts"
 import * as MemorySink from "../../helpers/MemorySink.ts"
 
 const packet = (message: string, hostname = "app", tag = "web") =>
   LogPacket.make({ time: new Date(0), hostname, tag, message })
 
-const settings = (overrides: Partial<DrainRunner.DrainSettings>): DrainRunner.DrainSettings => ({
-  ...DrainRunner.defaultSettings,
+const settings = (overrides: Partial<DrainSink.DrainSettings>): DrainSink.DrainSettings => ({
+  ...DrainSink.defaultSettings,
   ...overrides
 })
 
 /** Runs a drain in its own scope, so tests can close it and see what closing does. */
 const open = (
   sink: MemorySink.MemorySink,
-  overrides: Partial<DrainRunner.DrainSettings> = {},
+  overrides: Partial<DrainSink.DrainSettings> = {},
   budget: MemoryBudget.Budget = MemoryBudget.unlimited()
 ) =>
   Effect.gen(function*() {
     const scope = yield* Scope.make()
     const handle = yield* DrainRunner.make({ display: "memory://", kind: "Memory", sink }).pipe(
       Scope.provide(scope),
-      Effect.provideService(DrainRunner.DrainSettings, settings(overrides)),
+      Effect.provideService(DrainSink.DrainSettings, settings(overrides)),
       Effect.provideService(MemoryBudget.MemoryBudget, budget)
     )
     return { handle, close: Scope.close(scope, Exit.void) }

@@ -6,6 +6,7 @@ import * as LogPacket from "../../../src/domain/LogPacket.ts"
 import { FrameDecoder } from "../../../src/domain/syslog/Framing.ts"
 import { DrainError } from "../../../src/layers/drains/DrainError.ts"
 import * as DrainRunner from "../../../src/layers/drains/DrainRunner.ts"
+import * as DrainSink from "../../../src/layers/drains/DrainSink.ts"
 import { Drains } from "../../../src/layers/routing/Drains.ts"
 import { masked } from "../../../src/layers/drains/registry.ts"
 import * as Stdout from "../../../src/layers/drains/stdout.ts"
@@ -57,8 +58,8 @@ describe("stdout drain", () => {
       if (Result.isFailure(url) || url.success._tag !== "Stdout") return assert.fail("stdout:// parses")
       const sink = yield* Stdout.make(url.success).pipe(Effect.provideService(Stdout.StdoutStream, broken))
       const handle = yield* DrainRunner.make({ display: "stdout://", kind: "Stdout", sink }).pipe(
-        Effect.provideService(DrainRunner.DrainSettings, {
-          ...DrainRunner.defaultSettings,
+        Effect.provideService(DrainSink.DrainSettings, {
+          ...DrainSink.defaultSettings,
           retryBaseDelay: Duration.millis(10),
           flushTimeout: Duration.millis(50)
         })
@@ -101,7 +102,7 @@ describe("every drain kind's errors, as the registry makes them", () => {
       const parsed = DrainUrl.parse(url)
       assert.isTrue(Result.isSuccess(parsed))
       if (!Result.isSuccess(parsed)) return
-      const careless: DrainRunner.DrainSink = {
+      const careless: DrainSink.DrainSink = {
         sender: Effect.succeed({
           send: (batch) =>
             batch[0]!.message === "fail"

@@ -14,7 +14,7 @@ import { Writable } from "node:stream"
 import * as DrainUrl from "../../../src/domain/DrainUrl.ts"
 import * as LogPacket from "../../../src/domain/LogPacket.ts"
 import { MemoryDatasource } from "../../../src/layers/datasources/Memory.ts"
-import * as DrainRunner from "../../../src/layers/drains/DrainRunner.ts"
+import * as DrainSink from "../../../src/layers/drains/DrainSink.ts"
 import { Drains } from "../../../src/layers/routing/Drains.ts"
 import { StdoutStream } from "../../../src/layers/drains/stdout.ts"
 import { Ingest } from "../../../src/layers/routing/Ingest.ts"
@@ -45,8 +45,8 @@ const kindOf = (scheme: string) => kinds.find((k) => k.scheme === scheme)!
 
 type Failure = "echoing refusal" | "connection refused"
 
-const settings: Partial<DrainRunner.DrainSettings> = {
-  ...DrainRunner.defaultSettings,
+const settings: Partial<DrainSink.DrainSettings> = {
+  ...DrainSink.defaultSettings,
   batchTimeout: Duration.zero,
   retryBaseDelay: Duration.millis(20),
   retryMaxDelay: Duration.millis(100),

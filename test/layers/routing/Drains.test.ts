@@ -2,7 +2,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Context, Duration, Effect, Exit, Fiber, Layer, Scope } from "effect"
 import { TestClock } from "effect/testing"
 import * as LogPacket from "../../../src/domain/LogPacket.ts"
-import * as DrainRunner from "../../../src/layers/drains/DrainRunner.ts"
+import * as DrainSink from "../../../src/layers/drains/DrainSink.ts"
 import { Drains } from "../../../src/layers/routing/Drains.ts"
 import * as MemoryDrains from "../../helpers/MemoryDrains.ts"
 
@@ -15,7 +15,7 @@ describe("Drains", () => {
       const scope = yield* Scope.make()
       const context = yield* Layer.buildWithScope(
         Drains.layer.pipe(
-          Layer.provide(Layer.succeed(DrainRunner.DrainSettings, { flushTimeout: Duration.seconds(5), retryMaxDelay: Duration.seconds(1) })),
+          Layer.provide(Layer.succeed(DrainSink.DrainSettings, { flushTimeout: Duration.seconds(5), retryMaxDelay: Duration.seconds(1) })),
           Layer.provide(memory.layer)
         ),
         scope

@@ -3,7 +3,7 @@ import { Context, Duration, Effect, Exit, Fiber, Layer, Scope } from "effect"
 import { TestClock } from "effect/testing"
 import * as LogPacket from "../../../src/domain/LogPacket.ts"
 import { MemoryDatasource } from "../../../src/layers/datasources/Memory.ts"
-import * as DrainRunner from "../../../src/layers/drains/DrainRunner.ts"
+import * as DrainSink from "../../../src/layers/drains/DrainSink.ts"
 import { Drains } from "../../../src/layers/routing/Drains.ts"
 import { Ingest } from "../../../src/layers/routing/Ingest.ts"
 import * as MemoryBudget from "../../../src/layers/MemoryBudget.ts"
@@ -21,7 +21,7 @@ const packet = (hostname: string, message: string, tag = "web") =>
 
 /** The routing core with memory drains and a memory datasource, in a scope the test can close. */
 const start = (
-  settings: Partial<DrainRunner.DrainSettings> = {},
+  settings: Partial<DrainSink.DrainSettings> = {},
   whenFull: "drop" | "block" = "drop",
   budget?: MemoryBudget.Budget
 ) =>
@@ -30,7 +30,7 @@ const start = (
     const scope = yield* Scope.make()
     const core = RouterCore.layer({
       ingestCapacity: 1000,
-      drainSettings: { ...DrainRunner.defaultSettings, ...settings },
+      drainSettings: { ...DrainSink.defaultSettings, ...settings },
       whenFull,
       budget
     }).pipe(Layer.provide(factory))

@@ -41,7 +41,9 @@ const tally = (messages: ReadonlyArray<string>, count: number) => {
     if (n < highest) reordered++
     highest = Math.max(highest, n)
   }
-  return { lost: count - seen.size, duplicates, reordered, cut }
+  const missing: Array<number> = []
+  for (let n = 0; n < count && missing.length < 10; n++) if (!seen.has(n)) missing.push(n)
+  return { lost: count - seen.size, duplicates, reordered, cut, missing }
 }
 
 type Tally = ReturnType<typeof tally>
@@ -50,7 +52,13 @@ type Tally = ReturnType<typeof tally>
 const key = (p: { readonly hostname: string; readonly message: string }) => `${p.hostname} ${p.message}`
 
 const sum = (tallies: ReadonlyArray<Tally>): Tally =>
-  tallies.reduce((a, b) => ({ lost: a.lost + b.lost, duplicates: a.duplicates + b.duplicates, reordered: a.reordered + b.reordered, cut: a.cut + b.cut }))
+  tallies.reduce((a, b) => ({
+    lost: a.lost + b.lost,
+    duplicates: a.duplicates + b.duplicates,
+    reordered: a.reordered + b.reordered,
+    cut: a.cut + b.cut,
+    missing: [...a.missing, ...b.missing]
+  }))
 
 /** A node, a receiver, and logtrain following the node's files into the receiver (started at will). */
 const setup = async (extra: Record<string, string> = {}) => {
@@ -58,10 +66,7 @@ const setup = async (extra: Record<string, string> = {}) => {
   const [http, sink] = await freePorts(2)
   const receiver = await SyslogReceiver.listen(sink!)
   const env = {
-    HTTP_PORT: String(http),
-    KUBERNETES: "true",
-    KUBERNETES_LOG_PATH: dirs.containers,
-    STATE_DIR: dirs.state,
+    ...dirs.env(http!),
     HOME: dirs.root,
     DRAIN_FLUSH_TIMEOUT: "2s",
     ROUTES: JSON.stringify({ "*": [`syslog+tcp://127.0.0.1:${sink}?framing=octet-counting`] }),
@@ -114,7 +119,8 @@ describe("container logs under faults (the bundle)", () => {
         for (const p of receiver.packets()) counts.set(key(p), (counts.get(key(p)) ?? 0) + 1)
         const ownRepeats = [...counts].filter(([k, n]) => n > 1 && !hadBeforeDying.has(k)).length
         const report = `${all} lines written: ${total.lost} lost, ${total.reordered} out of order, ${total.cut} cut, ` +
-          `${total.duplicates} twice (${ownRepeats} of them not read by the receiver before it died; it had read ${hadBeforeDying.size})`
+          `${total.duplicates} twice (${ownRepeats} of them not read by the receiver before it died; it had read ${hadBeforeDying.size})` +
+          (total.lost === 0 ? "" : `; missing: ${tallies.map((t, i) => (t.lost === 0 ? "" : `app${i} ${t.missing.join(",")}`)).filter((x) => x !== "").join("; ")}`)
         console.log(`C ${signal}: ${report}`)
         assert.strictEqual(total.lost, 0, report)
         assert.strictEqual(total.reordered, 0, report)

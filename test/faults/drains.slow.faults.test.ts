@@ -49,9 +49,7 @@ const slowReceiver = async (sources: ReadonlyArray<string>, count: number) => {
     const report = analyse(sink.lines, SyslogLoad.parser(SIZE), load.sent)
     return { report, stats, connections: sink.connections() }
   } finally {
-    const stopped = await relay.stop()
-    await sink.stop()
-    assert.strictEqual(stopped.code, 0, stopped.warnings)
+    await DrainFaults.stopBoth(relay, () => sink.stop())
   }
 }
 
@@ -106,13 +104,9 @@ describe("syslog+tcp drain, receiver slow or away (issue 21, A)", () => {
       DrainFaults.show("A receiver slowing down", numbers)
       assert.strictEqual(stats.workers, 4, numbers)
       assert.strictEqual(report.lost, 0, numbers)
-      assert.strictEqual(report.reordered, 0, numbers)
-      assert.strictEqual(report.cut, 0, numbers)
-      assert.isAtMost(report.duplicates, stats.resent, numbers)
+      DrainFaults.assertInOrder(report, stats, numbers)
     } finally {
-      const stopped = await relay.stop()
-      await sink.stop()
-      assert.strictEqual(stopped.code, 0, stopped.warnings)
+      await DrainFaults.stopBoth(relay, () => sink.stop())
     }
   }, 60_000)
 
@@ -137,9 +131,7 @@ describe("syslog+tcp drain, receiver slow or away (issue 21, A)", () => {
       assert.isAbove(stats.workers, 1, numbers)
       DrainFaults.assertEveryLine(report, stats, numbers)
     } finally {
-      const stopped = await relay.stop()
-      await sink.stop()
-      assert.strictEqual(stopped.code, 0, stopped.warnings)
+      await DrainFaults.stopBoth(relay, () => sink.stop())
     }
   }, 60_000)
 })

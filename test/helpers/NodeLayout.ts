@@ -18,6 +18,8 @@ export interface NodeLayout {
   readonly state: string
   /** A container's log file (empty), linked from the containers directory as the kubelet does. */
   container(pod: string, namespace: string, name?: string): { readonly file: string; readonly link: string }
+  /** The environment of a logtrain following this node's files, its HTTP server on port `http`. */
+  env(http: number): Record<string, string>
   remove(): void
 }
 
@@ -38,6 +40,7 @@ export const make = (): NodeLayout => {
       symlinkSync(file, link)
       return { file, link }
     },
+    env: (http) => ({ HTTP_PORT: String(http), KUBERNETES: "true", KUBERNETES_LOG_PATH: containers, STATE_DIR: join(root, "state") }),
     remove: () => rmSync(root, { recursive: true, force: true })
   }
 }

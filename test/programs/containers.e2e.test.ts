@@ -18,10 +18,7 @@ describe("logtrain with the container log input", () => {
     const receiver = await SyslogReceiver.listen(sink!)
     const { file } = dirs.container("web-5d8f7c-x2x9q", "shop")
     const env = {
-      HTTP_PORT: String(http),
-      KUBERNETES: "true",
-      KUBERNETES_LOG_PATH: dirs.containers,
-      STATE_DIR: dirs.state,
+      ...dirs.env(http!),
       HOME: dirs.root,
       ROUTES: JSON.stringify({ "web.shop": [`syslog+tcp://127.0.0.1:${sink}`] })
     }
@@ -64,11 +61,8 @@ describe("logtrain with the container log input", () => {
     fake.create("pods", { name: "web-5d8f7c-x2x9q", namespace: "shop", nodeName: "node-1", owner: { kind: "ReplicaSet", name: "web-5d8f7c" } })
     const { file } = dirs.container("web-5d8f7c-x2x9q", "shop")
     const lt = LogtrainProcess.start({
-      HTTP_PORT: String(http),
-      KUBERNETES: "true",
+      ...dirs.env(http!),
       KUBERNETES_DATASOURCE: "true",
-      KUBERNETES_LOG_PATH: dirs.containers,
-      STATE_DIR: dirs.state,
       NODE: "node-1"
     }, ["--kube-config", fake.kubeconfig])
     try {

@@ -42,11 +42,8 @@ describe("logtrain.akkeris.io/rate-limit", () => {
     const noisy = dirs.container("noisy-5d8f7c-x2x9q", "shop")
     const calm = dirs.container("calm-5d8f7c-x2x9q", "shop")
     const lt = LogtrainProcess.start({
-      HTTP_PORT: String(http),
-      KUBERNETES: "true",
+      ...dirs.env(http!),
       KUBERNETES_DATASOURCE: "true",
-      KUBERNETES_LOG_PATH: dirs.containers,
-      STATE_DIR: dirs.state,
       NODE_NAME: "node-1"
     }, ["--kube-config", fake.kubeconfig])
     try {

@@ -4,6 +4,7 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import * as Net from "node:net"
+import { follow } from "../helpers/LogtailClient.ts"
 import * as LogtrainProcess from "../helpers/LogtrainProcess.ts"
 import { freePorts } from "../helpers/ports.ts"
 import * as Postgres from "../helpers/Postgres.ts"
@@ -32,27 +33,6 @@ const rfc5424 = (host: string, i: number) => `<14>1 2026-01-01T00:00:0${i % 10}.
 const metric = async (httpPort: number, name: string) => {
   const text = await fetch(`http://127.0.0.1:${httpPort}/metrics`).then((r) => r.text(), () => "")
   return Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\d+)`, "m").exec(text)?.[1] ?? Number.NaN)
-}
-
-/** Reads a streamed response line by line as it arrives. */
-const follow = async (url: string, signal: AbortSignal) => {
-  const response = await fetch(url, { signal })
-  const lines: Array<string> = []
-  const done = (async () => {
-    let buffered = ""
-    const decoder = new TextDecoder()
-    try {
-      for await (const chunk of response.body!) {
-        buffered += decoder.decode(chunk as Uint8Array, { stream: true })
-        const parts = buffered.split("\n")
-        buffered = parts.pop()!
-        lines.push(...parts)
-      }
-    } catch {
-      // aborted
-    }
-  })()
-  return { response, lines, done }
 }
 
 describe("logtail end to end", () => {

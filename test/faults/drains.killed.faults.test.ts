@@ -1,11 +1,11 @@
 /**
  * Issue 21, row B, on the built bundle: the syslog+tcp receiver is a process of its own, SIGKILLed
  * twice while lines flow at 1000 lines/s and started again on the same port a second later. What
- * it had not read when it died (in its kernel's buffer, reset by the kill) must be written again:
- * nothing lost, repeats at most what logtrain counts as resent, `sent` only what arrived — but
- * for what TCP cannot tell: bytes the receiver's process had read from its kernel and not yet
- * handled when it was killed (at most one read, 64 KiB, per kill). Its kernel, with nothing left
- * unread, closes cleanly, so they count as sent; it happened once in some 25 runs.
+ * it had not read when it died (in its kernel's buffer, reset by the kill) must be written again,
+ * and so must what its process had read from its kernel and not yet handled (its kernel, with
+ * nothing left unread, closes cleanly: a receiver's close confirms nothing): nothing lost, repeats
+ * at most what logtrain counts as resent, `sent` only what arrived. (Until the drain stopped
+ * taking a clean close as confirmation, such lines were lost: 6 lines once in some 25 runs.)
  */
 import { assert, describe, it } from "@effect/vitest"
 import { mkdtempSync, rmSync } from "node:fs"
@@ -22,12 +22,10 @@ const bundle = Bundle.forTests()
 
 const SIZE = 1024
 const KILLS = 2
-/** The most a process reads from a socket at once (libuv's read buffer). */
-const READ = 64 * 1024
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 describe("syslog+tcp drain, receiver killed (issue 21, B)", () => {
-  it("a receiver SIGKILLed twice at 1000 lines/s and started again: nothing lost but what its process had read and not handled, in order, whole, repeats within resent", async () => {
+  it("a receiver SIGKILLed twice at 1000 lines/s and started again: nothing lost, not even what its process had read and not handled; in order, whole, repeats within resent", async () => {
     const dir = mkdtempSync(join(tmpdir(), "logtrain-killed-"))
     const sink = await SinkProcess.start(await freePort(), join(dir, "received"))
     const relay = await DrainFaults.start(bundle, `syslog+tcp://127.0.0.1:${sink.port}`)
@@ -50,12 +48,8 @@ describe("syslog+tcp drain, receiver killed (issue 21, B)", () => {
       const report = analyse(sink.lines(), parse, load.sent)
       const numbers = `${report.summary}\nmetrics ${JSON.stringify(stats)}`
       DrainFaults.show("B killed", numbers)
-      // Lost only at a kill (one run of lines per source per kill), at most one read of them.
-      assert.isAtMost(report.lost, KILLS * Math.ceil(READ / SIZE), numbers)
-      assert.isTrue(report.sources.every((source) => source.lostRuns <= KILLS), numbers)
-      DrainFaults.assertInOrder(report, stats, numbers)
-      assert.strictEqual(stats.sent, report.received + report.lost, numbers)
-      assert.strictEqual(stats.dropped, 0, numbers)
+      DrainFaults.assertEveryLine(report, stats, numbers)
+      assert.strictEqual(stats.sent, report.received, numbers)
     } finally {
       await DrainFaults.stopBoth(relay, async () => {
         await sink.kill()

@@ -8,9 +8,11 @@
  *   its end as if complete). What the receiver's kernel had already taken stays readable to it on
  *   Linux, and may end in half a frame; the reset that follows tells the receiver it is broken.
  * - Death is what shows it: a reset, an error, the receiver closing (what it sends is read and
- *   ignored, so a close is noticed at once), or TCP keepalive failing on an idle connection. A
- *   receiver that closes cleanly (FIN, and no reset for what was still on its way) had read all
- *   it was sent: a kernel closing a socket with unread data resets it. Listeners are told which.
+ *   ignored, so a close is noticed at once), or TCP keepalive failing on an idle connection.
+ *   Listeners are told whether it closed cleanly (FIN): a kernel closing a socket with unread data
+ *   resets it, so a receiver that closed cleanly had read what had arrived — but not necessarily
+ *   what was still on its way: the reset that answers that comes after the FIN, when this side
+ *   has stopped reading and does not hear it.
  * - `finish` closes gracefully: FIN, then it waits for the receiver to close its side, which it
  *   does once it has read everything — the one acknowledgement plain TCP syslog has.
  *
@@ -50,8 +52,9 @@ export interface Client {
   /** Waits until connections the receiver closed are known to have closed cleanly or not (see onDown). */
   readonly quiet: Effect.Effect<void>
   /**
-   * Called when a connection is over but for `finish`: `clean` when the receiver closed it having
-   * read everything sent on it; else (an error, a reset, given up on) some may not have arrived.
+   * Called when a connection is over but for `finish`: `clean` when the receiver closed it (FIN,
+   * having read what had arrived; what was on its way may not have); else (an error, a reset,
+   * given up on) some may not have arrived.
    */
   readonly onDown: (listener: (connection: number, clean: boolean) => void) => void
 }

@@ -93,8 +93,12 @@ export const runDrainCompliance = <R>(target: ComplianceTarget<R>) =>
       yield* Effect.sleep("300 millis")
       assert.strictEqual(receiver.received().length, 1, "nothing arrives while the receiver is down")
       yield* receiver.up
-      yield* DrainsHarness.waitUntil(() => receiver.received().length >= 30, within, () => `${receiver.received().length}/30`)
-      assert.deepStrictEqual(receiver.received(), messages(0, 30))
+      const firsts = () => [...new Set(receiver.received())]
+      yield* DrainsHarness.waitUntil(() => firsts().length >= 30, within, () => `${firsts().length}/30`)
+      // In order; a message twice only if the drain wrote it again and counts it so (a TCP
+      // receiver that goes away cannot say what it had read of what it was last sent).
+      assert.deepStrictEqual(firsts(), messages(0, 30))
+      assert.isAtMost(receiver.received().length - 30, drain.stats.resent, `${receiver.received().join(",")}`)
       assert.isTrue(drain.stats.healthy)
       yield* close
     }))

@@ -2,10 +2,12 @@
  * Issue 21, row B, on the built bundle: the syslog+tcp receiver is a process of its own, SIGKILLed
  * twice while lines flow at 1000 lines/s and started again on the same port a second later. What
  * it had not read when it died (in its kernel's buffer, reset by the kill) must be written again,
- * and so must what its process had read from its kernel and not yet handled (its kernel, with
- * nothing left unread, closes cleanly: a receiver's close confirms nothing): nothing lost, repeats
- * at most what logtrain counts as resent, `sent` only what arrived. (Until the drain stopped
- * taking a clean close as confirmation, such lines were lost: 6 lines once in some 25 runs.)
+ * and so must what its process had read and not handled when the kill closed its socket on its own
+ * (a receiver's close confirms nothing): nothing lost, repeats at most what logtrain counts as
+ * resent, `sent` only what arrived — but for what TCP cannot tell: a kill just as the receiver's
+ * process has read the end of a connection logtrain was closing gracefully (its last bytes and the
+ * FIN), before it handled them. Its kernel answers with the close logtrain waits for, so they
+ * count as sent: at most one read (64 KiB) per kill (seen under load: 51 lines of 1 KB, once).
  */
 import { assert, describe, it } from "@effect/vitest"
 import { mkdtempSync, rmSync } from "node:fs"
@@ -22,10 +24,21 @@ const bundle = Bundle.forTests()
 
 const SIZE = 1024
 const KILLS = 2
+/** The most a process reads from a socket at once (libuv's read buffer). */
+const READ = 64 * 1024
+
+/** Nothing lost but, at a kill, what TCP cannot tell (see above): at most one read, in one run per source. */
+const assertAtMostOneReadPerKill = (report: ReturnType<typeof analyse>, stats: DrainFaults.DrainCounters, numbers: string, kills: number) => {
+  assert.isAtMost(report.lost, kills * Math.ceil(READ / SIZE), numbers)
+  assert.isTrue(report.sources.every((source) => source.lostRuns <= kills), numbers)
+  DrainFaults.assertInOrder(report, stats, numbers)
+  assert.strictEqual(stats.sent, report.received + report.lost, numbers)
+  assert.strictEqual(stats.dropped, 0, numbers)
+}
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 describe("syslog+tcp drain, receiver killed (issue 21, B)", () => {
-  it("a receiver SIGKILLed twice at 1000 lines/s and started again: nothing lost, not even what its process had read and not handled; in order, whole, repeats within resent", async () => {
+  it("a receiver SIGKILLed twice at 1000 lines/s and started again: nothing lost but what TCP cannot tell, in order, whole, repeats within resent", async () => {
     const dir = mkdtempSync(join(tmpdir(), "logtrain-killed-"))
     const sink = await SinkProcess.start(await freePort(), join(dir, "received"))
     const relay = await DrainFaults.start(bundle, `syslog+tcp://127.0.0.1:${sink.port}`)
@@ -48,8 +61,7 @@ describe("syslog+tcp drain, receiver killed (issue 21, B)", () => {
       const report = analyse(sink.lines(), parse, load.sent)
       const numbers = `${report.summary}\nmetrics ${JSON.stringify(stats)}`
       DrainFaults.show("B killed", numbers)
-      DrainFaults.assertEveryLine(report, stats, numbers)
-      assert.strictEqual(stats.sent, report.received, numbers)
+      assertAtMostOneReadPerKill(report, stats, numbers, KILLS)
     } finally {
       await DrainFaults.stopBoth(relay, async () => {
         await sink.kill()
@@ -58,7 +70,7 @@ describe("syslog+tcp drain, receiver killed (issue 21, B)", () => {
     }
   }, 60_000)
 
-  it("a receiver reading 1000 lines/s of the 2000 sent (the bottleneck), SIGKILLed: what its and logtrain's kernels held is written again; nothing lost", async () => {
+  it("a receiver reading 1000 lines/s of the 2000 sent (the bottleneck), SIGKILLed: what its and logtrain's kernels held is written again; nothing lost but what TCP cannot tell", async () => {
     const dir = mkdtempSync(join(tmpdir(), "logtrain-killed-"))
     const sink = await SinkProcess.start(await freePort(), join(dir, "received"), 1000)
     const relay = await DrainFaults.start(bundle, `syslog+tcp://127.0.0.1:${sink.port}`, { DRAIN_WHEN_FULL: "block" })
@@ -76,7 +88,7 @@ describe("syslog+tcp drain, receiver killed (issue 21, B)", () => {
       const report = analyse(sink.lines(), SyslogLoad.parser(SIZE), load.sent)
       const numbers = `${report.summary}\nmetrics ${JSON.stringify(stats)}`
       DrainFaults.show("B slow receiver killed", numbers)
-      DrainFaults.assertEveryLine(report, stats, numbers)
+      assertAtMostOneReadPerKill(report, stats, numbers, 1)
     } finally {
       await DrainFaults.stopBoth(relay, async () => {
         await sink.kill()

@@ -32,7 +32,7 @@ const stalled = async (options: { readonly count: number; readonly stallMs: numb
     await sleep(options.stallMs)
     sink.resume()
     await load.done
-    await SyslogLoad.settle(() => sink.lines.length, options.count, 5000, 30_000)
+    await SyslogLoad.settle(() => new Set(sink.lines).size, options.count, 5000, 30_000)
     const stats = await relay.stats()
     const report = analyse(sink.lines, SyslogLoad.parser(SIZE), load.sent)
     const numbers = `${report.summary}\nmetrics ${JSON.stringify(stats)}, receiver connections ${sink.connections()}, ` +

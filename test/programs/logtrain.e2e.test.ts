@@ -115,9 +115,12 @@ describe("logtrain end to end", () => {
       assert.isAbove(await metric(http!, "logtrain_drain_retries_total"), 3)
       await receiver.start()
 
-      await receiver.waitFor(101, 15_000)
+      const firsts = () => [...new Set(receiver.packets().map((p) => p.message))]
+      for (let waited = 0; firsts().length < 101 && waited < 15_000; waited += 50) await sleep(50)
       await sleep(300)
-      assert.deepStrictEqual(receiver.packets().map((p) => p.message), Array.from({ length: 101 }, (_, i) => `line ${i}`))
+      assert.deepStrictEqual(firsts(), Array.from({ length: 101 }, (_, i) => `line ${i}`))
+      // Line 0 may come twice: the receiver's close did not confirm it, so it was written again (counted).
+      assert.isAtMost(receiver.packets().length - 101, await metric(http!, "logtrain_drain_resent_total"))
       input.end()
     } finally {
       assert.strictEqual(await lt.stop(), 0, lt.stderr())

@@ -25,7 +25,7 @@ import * as Request from "../../domain/otlp/Request.ts"
 import * as RequestJson from "../../domain/otlp/RequestJson.ts"
 import { Ingest } from "../routing/Ingest.ts"
 import * as Telemetry from "../Telemetry.ts"
-import { readBody } from "./HttpBody.ts"
+import { withBody } from "./HttpBody.ts"
 import * as InputStats from "./InputStats.ts"
 
 export interface Options {
@@ -98,23 +98,15 @@ export const routes = (options: Options) =>
       return true
     })
 
-    yield* router.add("POST", options.path, Effect.gen(function*() {
-      const request = yield* HttpServerRequest.HttpServerRequest
-      const encoding = encodingOf(request.headers["content-type"] ?? "")
-      if (encoding === undefined) {
-        return failure("protobuf", 415, Code.InvalidArgument, "Content-Type must be application/x-protobuf or application/json")
-      }
-      const contentEncoding = (request.headers["content-encoding"] ?? "identity").trim().toLowerCase()
-      if (contentEncoding !== "gzip" && contentEncoding !== "identity" && contentEncoding !== "") {
-        return failure(encoding, 415, Code.Unimplemented, `Content-Encoding ${contentEncoding.slice(0, 32)} is not supported (gzip is)`)
-      }
-      const raw = yield* readBody(request, options.maxBodyBytes).pipe(Effect.result)
-      if (raw._tag === "Failure") {
-        if (raw.failure.status === 413) return failure(encoding, 413, Code.ResourceExhausted, tooLarge)
-        return failure(encoding, raw.failure.status, Code.InvalidArgument, raw.failure.reason)
-      }
-      stats.bytes += raw.success.length
-      let body: Uint8Array = raw.success
+    /** What a request's body (read, within the budget) comes to: decoded, queued, answered. */
+    const handle = Effect.fnUntraced(function*(
+      raw: Buffer,
+      encoding: Answers.Encoding,
+      contentEncoding: string,
+      request: HttpServerRequest.HttpServerRequest
+    ) {
+      stats.bytes += raw.length
+      let body: Uint8Array = raw
       if (contentEncoding === "gzip") {
         const inflated = yield* Effect.result(gunzipBounded(body, options.maxBodyBytes))
         if (inflated._tag === "Failure") {
@@ -164,5 +156,22 @@ export const routes = (options: Options) =>
         200,
         Answers.encodeResponse(encoding, notes.length === 0 ? undefined : { rejected: decoded.rejected, message: notes.join("; ") })
       )
+    })
+
+    yield* router.add("POST", options.path, Effect.gen(function*() {
+      const request = yield* HttpServerRequest.HttpServerRequest
+      const encoding = encodingOf(request.headers["content-type"] ?? "")
+      if (encoding === undefined) {
+        return failure("protobuf", 415, Code.InvalidArgument, "Content-Type must be application/x-protobuf or application/json")
+      }
+      const contentEncoding = (request.headers["content-encoding"] ?? "identity").trim().toLowerCase()
+      if (contentEncoding !== "gzip" && contentEncoding !== "identity" && contentEncoding !== "") {
+        return failure(encoding, 415, Code.Unimplemented, `Content-Encoding ${contentEncoding.slice(0, 32)} is not supported (gzip is)`)
+      }
+      // Held within HTTP_MAX_BODY_MEMORY with the other HTTP inputs' bodies, until queued.
+      const handled = yield* withBody(request, options.maxBodyBytes, stats, (raw) => handle(raw, encoding, contentEncoding, request)).pipe(Effect.result)
+      if (handled._tag === "Success") return handled.success
+      if (handled.failure.status === 413) return failure(encoding, 413, Code.ResourceExhausted, tooLarge)
+      return failure(encoding, handled.failure.status, Code.InvalidArgument, handled.failure.reason)
     }))
   }))

@@ -38,17 +38,17 @@ const post = (port: number, path: string, contentType: string, body: Buffer) => 
   }
 }
 
-/** An OTLP/JSON logs request of about `size` bytes (one record, padded message). */
-const otlpJson = (size: number) => {
-  const shell = (message: string) =>
-    JSON.stringify({ resourceLogs: [{ resource: { attributes: [{ key: "service.name", value: { stringValue: "app" } }] }, scopeLogs: [{ logRecords: [{ body: { stringValue: message } }] }] }] })
-  return Buffer.from(shell("x".repeat(size - shell("").length)))
-}
+/** A body of about `size` bytes: `shell` around a message padded to fit. */
+const padded = (shell: (message: string) => string, size: number) => Buffer.from(shell("x".repeat(size - shell("").length)))
 
-const eventsJson = (size: number) => {
-  const shell = (message: string) => JSON.stringify([{ hostname: "app", message }])
-  return Buffer.from(shell("x".repeat(size - shell("").length)))
-}
+const otlpShell = (message: string) =>
+  JSON.stringify({ resourceLogs: [{ resource: { attributes: [{ key: "service.name", value: { stringValue: "app" } }] }, scopeLogs: [{ logRecords: [{ body: { stringValue: message } }] }] }] })
+
+/** An OTLP/JSON logs request of about `size` bytes (one record). */
+const otlpJson = (size: number) => padded(otlpShell, size)
+
+const eventsShell = (message: string) => JSON.stringify([{ hostname: "app", message }])
+const eventsJson = (size: number) => padded(eventsShell, size)
 
 describe("HTTP_MAX_BODY_MEMORY across the HTTP inputs", () => {
   for (const input of [

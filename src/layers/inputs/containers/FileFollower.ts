@@ -240,6 +240,9 @@ export class FileFollower implements ChunkOwner {
         }
         read += n
         if (n === CHUNK) continue
+        // Read up to the size that came with this modification time (and checked to begin as it
+        // did): a look that finds both unchanged has nothing to check.
+        if (this.reader.offset === stat.size) this.quietMtime = stat.mtimeMs
         break
       }
       // Nothing new. Written without growing (a truncation refilled to the same length)? Or, still

@@ -40,6 +40,8 @@ export interface Followed {
   /** The inode watched (a rename rotation means watching the new file). */
   watchedIno: number
   busy: boolean
+  /** When it was last looked at (a busy file is due again `pollInterval` after). */
+  lookedAt: number
   emptyLooks: number
   /** When a quiet file is next looked at; its place in the quiet queue is valid while this matches. */
   quietAt: number
@@ -69,6 +71,7 @@ export const make = Effect.fnUntraced(function*(options: PollerOptions) {
   const quietQueue = (entry: Followed) => quietQueues[entry.watcher === undefined ? 1 : 0]!
   let nudgeTimer: ReturnType<typeof setTimeout> | undefined
   const pollMs = Duration.toMillis(options.pollInterval)
+  const slackMs = pollMs / 4
 
   const nudge = (entry: Followed) => {
     if (entry.gone || entry.dirty) return
@@ -128,14 +131,13 @@ export const make = Effect.fnUntraced(function*(options: PollerOptions) {
   }
 
   const add = (follower: FileFollower): Followed => {
-    const entry: Followed = { follower, watcher: undefined, watchedIno: -1, busy: false, emptyLooks: 0, quietAt: Number.NaN, dirty: false, gone: false }
+    const entry: Followed = { follower, watcher: undefined, watchedIno: -1, busy: false, lookedAt: Number.NEGATIVE_INFINITY, emptyLooks: 0, quietAt: Number.NaN, dirty: false, gone: false }
     watch(entry)
     goBusy(entry)
     Queue.offerUnsafe(wake, undefined)
     return entry
   }
 
-  let nextBusyAt = 0
   let packets: Array<LogPacket.LogPacket> = []
   /** Files with more to read than their look took: looked at again straight away. */
   let hot: Array<Followed> = []
@@ -147,6 +149,7 @@ export const make = Effect.fnUntraced(function*(options: PollerOptions) {
   const look = (entry: Followed, now: number, checkPath: boolean): boolean => {
     if (entry.gone) return false
     entry.dirty = false
+    entry.lookedAt = now
     const before = entry.follower.reader.offset
     let result: LookResult
     try {
@@ -187,12 +190,12 @@ export const make = Effect.fnUntraced(function*(options: PollerOptions) {
     const again = hot
     hot = []
     for (const entry of again) if (look(entry, now, false)) yield* handOver
-    if (now >= nextBusyAt) {
-      nextBusyAt = now + pollMs
-      // (A look may move the file out of `busy`: deleting while iterating a Set is safe.)
-      for (const entry of busy) {
-        if (!again.includes(entry) && look(entry, now, entry.emptyLooks > 0 || entry.follower.unsettled)) yield* handOver
-      }
+    // Busy files not looked at for `pollInterval` (a write to a watched one has it looked at
+    // sooner, as a changed file: then it is not due again until `pollInterval` after that look).
+    // (A look may move the file out of `busy`: deleting while iterating a Set is safe.)
+    // Those due within a quarter of it are looked at with them: rounds stay few.
+    for (const entry of busy) {
+      if (entry.lookedAt + pollMs <= now + slackMs && look(entry, now, entry.emptyLooks > 0 || entry.follower.unsettled)) yield* handOver
     }
     if (dirty.size > 0) {
       const changed = [...dirty]
@@ -210,7 +213,8 @@ export const make = Effect.fnUntraced(function*(options: PollerOptions) {
   const pause = Effect.gen(function*() {
     if (hot.length > 0) return yield* Effect.yieldNow
     const now = yield* Clock.currentTimeMillis
-    let until = busy.size > 0 ? nextBusyAt : Number.POSITIVE_INFINITY
+    let until = Number.POSITIVE_INFINITY
+    for (const entry of busy) until = Math.min(until, entry.lookedAt + pollMs)
     for (const queue of quietQueues) until = Math.min(until, queue.next())
     const wait = Math.max(0, Math.min(until - now, WATCHED_QUIET_MS))
     yield* Effect.raceFirst(Effect.sleep(Duration.millis(wait)), Queue.take(wake))

@@ -222,6 +222,20 @@ export class FileFollower implements ChunkOwner {
         this.release()
         continue
       }
+      if (live.print.fingerprintBytes > 0 || this.reader.offset > 0) {
+        // Read first: a look at a file being written mostly finds something, and then needs no
+        // fstat (the check of its first bytes after the read still sees a truncation).
+        const n = this.readInto(live, CHUNK, now, true)
+        if (n < 0) {
+          handOver()
+          truncated(this, Fs.fstatSync(live.fd!))
+          resume = this.reader.resumeOffset
+          continue
+        }
+        read += n
+        if (n === CHUNK) continue
+        if (n > 0) break
+      }
       const stat = Fs.fstatSync(live.fd!)
       if (stat.size < this.reader.offset) {
         handOver()
@@ -296,6 +310,8 @@ export class FileFollower implements ChunkOwner {
     if (n <= 0) return 0
     const at = this.reader.offset
     const bytes = readAt(gen.fd!, n, at)
+    // Nothing there (at the end, or truncated before it: the caller's fstat tells).
+    if (bytes.length === 0) return 0
     // Truncated just before or during the read: those bytes are not the file's; read on from the copy.
     if (live && !Files.matches(gen.fd!, gen.print)) return -1
     // A print taken while the file was short grows with what was read (not read again: a

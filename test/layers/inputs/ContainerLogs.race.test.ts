@@ -10,7 +10,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { vi } from "vitest"
 import { Duration, Effect } from "effect"
-import { appendFileSync, copyFileSync, fstatSync, truncateSync } from "node:fs"
+import { appendFileSync, copyFileSync, fstatSync, statSync, truncateSync } from "node:fs"
 import * as Files from "../../../src/layers/inputs/containers/files.ts"
 import { harness, options } from "../../helpers/ContainerHarness.ts"
 import { waitUntil } from "../../helpers/eventually.ts"
@@ -18,6 +18,8 @@ import * as NodeLayout from "../../helpers/NodeLayout.ts"
 
 /** Runs once, the first time the input checks a file of at least `size` bytes, after the check. */
 let writer: { readonly size: number; readonly run: () => void } | undefined
+/** Runs once, the first time the input looks for copies of a file of at least `size` bytes, after the search. */
+let copier: { readonly size: number; readonly run: () => void } | undefined
 
 vi.mock(import("../../../src/layers/inputs/containers/files.ts"), async (importOriginal) => {
   const original = await importOriginal()
@@ -28,6 +30,15 @@ vi.mock(import("../../../src/layers/inputs/containers/files.ts"), async (importO
       if (writer !== undefined && fstatSync(fd).size >= writer.size) {
         const run = writer.run
         writer = undefined
+        run()
+      }
+      return result
+    },
+    rotatedSince: (...args: Parameters<typeof original.rotatedSince>) => {
+      const result = original.rotatedSince(...args)
+      if (copier !== undefined && (statSync(args[0], { throwIfNoEntry: false })?.size ?? 0) >= copier.size) {
+        const run = copier.run
+        copier = undefined
         run()
       }
       return result
@@ -64,6 +75,31 @@ describe("container log input, a copytruncate between two steps of a look", () =
       yield* waitUntil(() => messages("api.shop").length >= want.length, Duration.seconds(5), () => `${JSON.stringify(messages("api.shop"))}`)
       yield* Effect.sleep("300 millis")
       assert.isUndefined(writer, "the writer ran")
+      assert.deepStrictEqual(messages("api.shop"), want)
+    }), 30_000)
+
+  it.live("a file that was empty when followed, copied and truncated between the look for its copies and its first read: the copy is read first", () =>
+    Effect.gen(function*() {
+      const dirs = NodeLayout.make()
+      yield* Effect.addFinalizer(() => Effect.sync(dirs.remove))
+      const { file } = dirs.container("api-5d8f7c-x2x9q", "shop")
+      const { messages, start } = yield* harness()
+      yield* start(options(dirs))
+      yield* Effect.sleep("300 millis") // the empty file looked at: no first bytes to know it by
+      copier = {
+        size: 1,
+        run: () => {
+          // logrotate's copytruncate, then the runtime writes on, before the look reads anything.
+          copyFileSync(file, `${file}.1`)
+          truncateSync(file, 0)
+          appendFileSync(file, lines(100, 8))
+        }
+      }
+      appendFileSync(file, lines(0, 5))
+      const want = [...NodeLayout.lines(0, 5), ...NodeLayout.lines(100, 8)]
+      yield* waitUntil(() => messages("api.shop").length >= want.length, Duration.seconds(5), () => `${JSON.stringify(messages("api.shop"))}`)
+      yield* Effect.sleep("300 millis")
+      assert.isUndefined(copier, "the copier ran")
       assert.deepStrictEqual(messages("api.shop"), want)
     }), 30_000)
 })

@@ -36,6 +36,9 @@ import { CHUNK, type Generation, type Mark, readAt } from "./generations.ts"
 import { type Behind, Chunk, type ChunkOwner } from "./receipts.ts"
 import { renamed, truncated, unseenBefore } from "./rotation.ts"
 
+/** What `readInto` returns when it found generations before the live one instead of reading. */
+const UNSEEN = -2
+
 export interface FollowerOptions {
   readonly maxLineBytes: number
   /** A line whose last piece has not come after this long (ms) is sent as it is. */
@@ -226,6 +229,7 @@ export class FileFollower implements ChunkOwner {
         // Read first: a look at a file being written mostly finds something, and then needs no
         // fstat (the check of its first bytes after the read still sees a truncation).
         const n = this.readInto(live, CHUNK, now, true)
+        if (n === UNSEEN) continue
         if (n < 0) {
           handOver()
           truncated(this, Fs.fstatSync(live.fd!))
@@ -246,6 +250,7 @@ export class FileFollower implements ChunkOwner {
       if (stat.size > this.reader.offset) {
         if (live.print.fingerprintBytes === 0 && this.reader.offset === 0 && unseenBefore(this, live)) continue
         const n = this.readInto(live, Math.min(CHUNK, stat.size - this.reader.offset), now, true)
+        if (n === UNSEEN) continue
         if (n < 0) {
           handOver()
           truncated(this, Fs.fstatSync(live.fd!))
@@ -305,13 +310,22 @@ export class FileFollower implements ChunkOwner {
     this.counts.unsaved = true
   }
 
-  /** Reads `n` bytes of `gen` at the head's offset into its reader; -1 if the live file was truncated meanwhile. */
+  /**
+   * Reads `n` bytes of `gen` at the head's offset into its reader; -1 if the live file was truncated
+   * meanwhile, UNSEEN if generations that came and went before it were found (nothing read).
+   */
   private readInto(gen: Generation, n: number, now: number, live: boolean): number {
     if (n <= 0) return 0
     const at = this.reader.offset
     const bytes = readAt(gen.fd!, n, at)
     // Nothing there (at the end, or truncated before it: the caller's fstat tells).
     if (bytes.length === 0) return 0
+    // Nothing of it read yet and no first bytes to know it by: copied and truncated since its
+    // copies were looked for, these would be the next generation's bytes and the copy never read.
+    // Copies made since it began that do not begin with these bytes go first; these are read again.
+    if (live && at === 0 && gen.print.fingerprintBytes === 0) {
+      if (unseenBefore(this, gen, Buffer.from(bytes.subarray(0, Files.FINGERPRINT_BYTES)))) return UNSEEN
+    }
     // Truncated just before or during the read: those bytes are not the file's; read on from the copy.
     if (live && !Files.matches(gen.fd!, gen.print)) return -1
     // A print taken while the file was short grows with what was read (not read again: a

@@ -80,11 +80,14 @@ const known = (follower: FileFollower): Array<Files.Identity> => [...follower.ge
 /**
  * The live file was empty when it became a generation, and nothing of it was read: without first
  * bytes to tell, a truncation since then cannot be seen in it. Copies made since it began that
- * do not begin as it does now are generations that came and went before this look: they go
- * before it, read whole. Returns whether there were any.
+ * do not begin as it does now (`head`: its first bytes, or those just read of it) are generations
+ * that came and went before this look: they go before it, read whole. Returns whether there were any.
  */
-export const unseenBefore = (follower: FileFollower, live: Generation): boolean => {
-  const head = Files.headOf(follower.path, Files.FINGERPRINT_BYTES)
+export const unseenBefore = (
+  follower: FileFollower,
+  live: Generation,
+  head: Buffer = Files.headOf(follower.path, Files.FINGERPRINT_BYTES)
+): boolean => {
   const unseen = Files.rotatedSince(follower.path, live.mtimeMs, known(follower))
     .filter((file) => head.length === 0 || !Files.agree(Files.headOf(file.path, Files.FINGERPRINT_BYTES), head))
   if (unseen.length === 0) return false

@@ -57,8 +57,14 @@ const builtinsWithoutFacade: Plugin = {
       const names = Object.entries(Object.getOwnPropertyDescriptors(process.getBuiltinModule(`node:${id}`)))
         .filter(([name, d]) => (d.get === undefined || getters.has(name)) && name !== "default" && /^[A-Za-z_$][\w$]*$/.test(name))
         .map(([name]) => name)
+      // One export per name, each read in a call marked pure, so that esbuild leaves out the names
+      // nothing imports: one destructuring of them all read every property, and some load more
+      // modules when read (util's `diff` and `getCallSites` loaded worker_threads and a diff
+      // algorithm; see the README, Memory).
       return {
-        contents: `const m = process.getBuiltinModule("node:${id}")\nexport default m\nexport const { ${names.join(", ")} } = m\n`,
+        contents: `const m = process.getBuiltinModule("node:${id}")\nexport default m\n${
+          names.map((name) => `export const ${name} = /* @__PURE__ */ (() => m.${name})()\n`).join("")
+        }`,
         loader: "js"
       }
     })
@@ -76,6 +82,22 @@ const noWebSockets: Plugin = {
     b.onResolve({ filter: /^\.\/NodeWS\.js$/ }, (args) =>
       /@effect[\\/]platform-node[\\/]dist[\\/]NodeHttpServer\.js$/.test(args.importer)
         ? { path: join(root, "scripts/no-websockets.js") }
+        : undefined)
+  }
+}
+
+/**
+ * The same server's module imports NodeServices (all of Node's platform services) for the layers
+ * that add them, which logtrain and logtail do not use; its child-process spawner and terminal
+ * were evaluated at start, and loaded Node's `readline`. scripts/no-node-services.js stands in for it
+ * there (see that file).
+ */
+const noNodeServices: Plugin = {
+  name: "no-node-services",
+  setup(b) {
+    b.onResolve({ filter: /^\.\/NodeServices\.js$/ }, (args) =>
+      /@effect[\\/]platform-node[\\/]dist[\\/]NodeHttpServer\.js$/.test(args.importer)
+        ? { path: join(root, "scripts/no-node-services.js") }
         : undefined)
   }
 }
@@ -100,7 +122,7 @@ const result = await build({
   // and Lua scripts, and @redis/client (what `redis` wraps) exports the same createClient and
   // errors without them.
   alias: { redis: "@redis/client" },
-  plugins: [builtinsWithoutFacade, noWebSockets],
+  plugins: [builtinsWithoutFacade, noWebSockets, noNodeServices],
   // Bundled CommonJS code may call require(): give the ESM bundle one.
   banner: { js: "import { createRequire as __logtrainCreateRequire } from 'node:module'; const require = __logtrainCreateRequire(import.meta.url);" },
   logLevel: "warning"

@@ -28,10 +28,10 @@ const files = (dir: string): Array<string> =>
     entry.isDirectory() ? files(join(dir, entry.name)) : [join(dir, entry.name)]
   )
 
-/** A hash of the sources, the build script and the locked dependencies. */
+/** A hash of the sources, the build script and the modules it puts in place of others, and the locked dependencies. */
 const sourcesHash = (): string => {
   const hash = createHash("sha256")
-  for (const file of [...files(join(root, "src")), ...files(join(root, "bin")), join(root, "scripts/build.ts"), join(root, "package-lock.json")].toSorted()) {
+  for (const file of [...files(join(root, "src")), ...files(join(root, "bin")), ...files(join(root, "scripts")), join(root, "package-lock.json")].toSorted()) {
     hash.update(relative(root, file))
     hash.update(readFileSync(file))
   }

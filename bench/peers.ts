@@ -33,7 +33,9 @@
  *   reference  logtrain alone (the original's published claim): the fake kube-apiserver with 1500
  *              deployments and 52 pods on this node, 52 files written at 20 lines/s each, syslog
  *              TCP/UDP on, routes to a syslog+tcp sink: average and peak RSS, CPU % of one core,
- *              and each line's time from written to delivered (percentiles).
+ *              and each line's time from written to delivered (percentiles). With the memory
+ *              budget and heap logtrain takes from the DaemonSet's 128Mi limit (MEMORY_LIMIT, as
+ *              the stress scenario); --reference-limit none runs it without a container limit.
  *
  * Both relay scenarios also run the calibration relay (bench/tools/calibration-relay.ts: the least a
  * Node relay can do, no Effect), so the report shows logtrain ÷ that ceiling beside logtrain ÷ rsyslog.
@@ -50,6 +52,8 @@ import * as Net from "node:net"
 import { cpus, tmpdir } from "node:os"
 import { join } from "node:path"
 import { parseArgs } from "node:util"
+import * as MemoryBudget from "../src/layers/MemoryBudget.ts"
+import { parseBytes } from "../src/layers/MemoryLimit.ts"
 import * as FakeKubeApi from "../test/helpers/FakeKubeApi.ts"
 import * as Peers from "../test/helpers/Peers.ts"
 import { freePorts } from "../test/helpers/ports.ts"
@@ -64,6 +68,8 @@ const { values: args } = parseArgs({
     "drain-lines": { type: "string", default: "1000000" },
     "file-lines": { type: "string", default: "10000" },
     "reference-seconds": { type: "string", default: "120" },
+    /** The container limit the reference workload runs under (its MEMORY_LIMIT): 128Mi, as the DaemonSet; `none`. */
+    "reference-limit": { type: "string", default: "128Mi" },
     "stress-seconds": { type: "string", default: "180" },
     /** Environment for logtrain, `NAME=value,NAME=value`: by default the container image's. */
     "logtrain-env": { type: "string", default: "MALLOC_ARENA_MAX=2" },
@@ -530,7 +536,13 @@ const referenceScenario = async () => {
     return file
   })
   const sink = await latencySink(sinkPort!)
+  // The budget logtrain takes from a container limit (MemoryBudget.defaultLimit), given as
+  // MEMORY_LIMIT, since this machine runs it in none: it sizes V8's heap and what drains hold.
+  const containerLimit = args["reference-limit"] === "none" ? undefined : parseBytes(args["reference-limit"])
+  const memoryLimit = containerLimit === undefined ? {} : { MEMORY_LIMIT: String(MemoryBudget.defaultLimit(containerLimit)) }
+  console.log(`  ${containerLimit === undefined ? "no container limit" : `as in a ${args["reference-limit"]} container: MEMORY_LIMIT ${(MemoryBudget.defaultLimit(containerLimit) / 1048576).toFixed(1)} MiB`}`)
   const env = {
+    ...memoryLimit,
     KUBERNETES: "true",
     KUBERNETES_DATASOURCE: "true",
     NODE_NAME: "node-1",
@@ -570,6 +582,7 @@ const referenceScenario = async () => {
       scenario: "reference",
       relay: "logtrain",
       seconds,
+      containerLimit: args["reference-limit"],
       linesWritten: written,
       received: sink.received(),
       averageRssMB: Number((samples.reduce((a, b) => a + b, 0) / samples.length).toFixed(1)),

@@ -15,6 +15,17 @@ export const tuneV8 = () => {
   // collecting. Twice what is live instead: the file tail's peak RSS 138-142 -> 109-113 MB, its
   // lines/s unchanged (npm run bench -- --only relay,files --relays logtrain, 3 rounds each).
   setFlagsFromString("--heap-growing-percent=100")
+  // No Turbofan: V8's top tier, which its mid tier (Maglev) serves nearly as well here, costs
+  // memory once it runs at all — its compiler's pages of the node binary (~6 MB resident once
+  // used) and its compilations' memory. Given on the command line as --max-opt=2 (same hour,
+  // alternating): the reference workload (npm run bench -- --only reference) 89.4-89.7 MB on
+  // average and 92.8-93.4 peak against 94.9-97.6 and 99.8-101.0 (the binary's resident pages
+  // 46.7 MB against 52.1), CPU 4.5-7.3 % against 5.6-7.8 %; the TCP relay (--only relay --relays
+  // logtrain --lines 1000000, 3 rounds) 2.55-2.73 CPU-s per million lines against 2.29-2.64.
+  // Set here, after start, --max-opt=2 does not hold (V8 derives "no Turbofan" from it only when
+  // it starts: --trace-opt still showed Turbofan compiling); --no-turbofan does: the reference
+  // workload 89.6-91.0 MB on average, 93.6-94.6 peak, against 97.6-98.1 and 102.3-102.6 without.
+  setFlagsFromString("--no-turbofan")
 }
 
 /**

@@ -14,8 +14,11 @@
  * So every few seconds this looks at the process: when it is quiet (little CPU used since the
  * last look) and its resident memory is well above where it settled (its lowest since the last
  * reclaim, or since start), it runs one memory-reducing collection (`gc` with the "last-resort"
- * flavor, which also releases pooled pages). 16 MB above: with 24, a flood at the default limits
- * was left 23 MB up. A busy process is left alone — V8 collects as it allocates — and a quiet one
+ * flavor, which also releases pooled pages). 8 MB above: with 24, a flood at the default limits
+ * was left 23 MB up; with 16, the reference workload (npm run bench -- --only reference, 120 s)
+ * climbed ~10 MB in its first 30 s and stayed there, 93.9-94.5 MB on average, against 88.5-91.0
+ * with 8 (about one reclaim a 30 s, each a pause of ~0.1-0.25 s on a loaded machine: its p99 from
+ * written to delivered 50 ms in one run, 1.1 s at load 6 in the other). A busy process is left alone — V8 collects as it allocates — and a quiet one
  * whose memory has not grown is never collected again. Each reclaim is counted
  * (`logtrain_memory_reclaims_total`) and logged at debug level with what it gave back.
  */
@@ -39,7 +42,7 @@ export interface Options {
 export const defaults: Options = {
   interval: Duration.seconds(2),
   quietCpu: 0.1,
-  growthBytes: 16 * 1024 * 1024,
+  growthBytes: 8 * 1024 * 1024,
   minInterval: Duration.seconds(30)
 }
 

@@ -13,12 +13,11 @@ RUN npm run build
 FROM node:24-slim
 WORKDIR /app
 ENV NODE_ENV=production
-# A small young generation, for the 128Mi envelope: V8's default let the TCP relay's peak RSS reach
-# 284 MB (4 MB: 164 MB). 1 MB against 4 (npm run bench, same hour): the stress benchmark's peak RSS
-# 129-132 MiB against 140, the reference workload 100-101 MB on average against 103-105; the price
-# is CPU per line at full speed, whose garbage is collected more often: the TCP relay 2.3-2.6
-# CPU-s per million lines against 1.8-2.1 (2 MB: 2.3). Override NODE_OPTIONS to change it.
-ENV NODE_OPTIONS=--max-semi-space-size=1
+# A small young generation: V8's default let the TCP relay's peak RSS reach 284 MB (4 MB: 164 MB).
+# Under a memory limit (the DaemonSet's 128Mi, or MEMORY_LIMIT) logtrain starts itself again with
+# 1 MB and without Turbofan (bin/v8-flags.js: the 128Mi envelope, at a price in CPU per line).
+# Override NODE_OPTIONS to change it.
+ENV NODE_OPTIONS=--max-semi-space-size=4
 # glibc gives each thread that allocates its own arena; two are enough for Node's few threads and
 # cost ~4 MB less RSS in the reference workload (npm run bench -- --only reference).
 ENV MALLOC_ARENA_MAX=2

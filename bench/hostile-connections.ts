@@ -10,7 +10,7 @@
  *   ENTRY=<another build>/dist/bundle/logtrain.js ...      # an older build, for a before/after
  *   LOGTRAIN_ENV=SYSLOG_MAX_CONNECTIONS=6000,...            # settings for logtrain
  *
- * logtrain runs with the image's settings (NODE_OPTIONS=--max-semi-space-size=1,
+ * logtrain runs with the image's settings (NODE_OPTIONS=--max-semi-space-size=4,
  * MALLOC_ARENA_MAX=2). RSS is VmRSS from /proc; the peak is VmHWM.
  */
 import { spawn } from "node:child_process"
@@ -40,7 +40,7 @@ const child = spawn(process.execPath, [...nodeArgs, entry], {
   env: {
     PATH: process.env.PATH ?? "",
     LISTEN_ADDRESS: "127.0.0.1",
-    NODE_OPTIONS: `--max-semi-space-size=1 ${process.env.LOGTRAIN_NODE_OPTIONS ?? ""}`,
+    NODE_OPTIONS: `--max-semi-space-size=4 ${process.env.LOGTRAIN_NODE_OPTIONS ?? ""}`,
     MALLOC_ARENA_MAX: "2",
     HTTP_PORT: String(http),
     SYSLOG_TCP: "true",

@@ -41,7 +41,7 @@ const replicas: Array<ChildProcess> = hosts.map((host) =>
       LOGTAIL_REDIS_PREFIX: prefix,
       LOG_LEVEL: "warn",
       // As the image runs it.
-      NODE_OPTIONS: "--max-semi-space-size=1",
+      NODE_OPTIONS: "--max-semi-space-size=4",
       MALLOC_ARENA_MAX: "2"
     },
     stdio: ["ignore", "ignore", "inherit"]

@@ -137,7 +137,7 @@ const startLogtrain = async (env: Record<string, string>, httpPort: number, core
       HTTP_PORT: String(httpPort),
       LOG_LEVEL: "warn",
       // The container image's V8 settings (Dockerfile); LOGTRAIN_NODE_OPTIONS="…" npm run bench tries others.
-      NODE_OPTIONS: process.env.LOGTRAIN_NODE_OPTIONS ?? "--max-semi-space-size=1",
+      NODE_OPTIONS: process.env.LOGTRAIN_NODE_OPTIONS ?? "--max-semi-space-size=4",
       // As the image: Node's compile cache, kept across starts (see the reference scenario).
       NODE_COMPILE_CACHE: compileCache,
       ...extraEnv,

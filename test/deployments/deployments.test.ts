@@ -85,7 +85,7 @@ describe("deployments", () => {
     const dockerfile = readFileSync(join(root, "Dockerfile"), "utf8")
     assert.include(dockerfile, "RUN npm run build")
     assert.include(dockerfile, 'CMD ["node", "dist/bundle/logtrain.js"]')
-    assert.include(dockerfile, "ENV NODE_OPTIONS=--max-semi-space-size=1")
+    assert.include(dockerfile, "ENV NODE_OPTIONS=--max-semi-space-size=4")
     assert.include(dockerfile, "ENV MALLOC_ARENA_MAX=2")
     assert.deepStrictEqual(find("Deployment", "logtail").spec.template.spec.containers[0].command, ["node", "dist/bundle/logtail.js"])
     for (const program of ["logtrain", "logtail"]) {

@@ -29,7 +29,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 const bundle = Bundle.forTests()
 
 /** The image's settings (Dockerfile), under which memory is measured. */
-const IMAGE_ENV = { NODE_OPTIONS: "--max-semi-space-size=1", MALLOC_ARENA_MAX: "2" }
+const IMAGE_ENV = { NODE_OPTIONS: "--max-semi-space-size=4", MALLOC_ARENA_MAX: "2" }
 
 /** Starts the bundle's logtrain with `env`; its routes go to stdout (which is kept, and not read). */
 const start = async (env: Record<string, string>) => {

@@ -53,4 +53,42 @@ describe("the bundle at start", () => {
       rmSync(dir, { recursive: true, force: true })
     }
   }, 120_000)
+
+  for (const limited of [true, false]) {
+    const title = limited
+      ? "under a memory limit (MEMORY_LIMIT) starts itself again with a heap sized from it and a 1 MB young generation"
+      : "without a memory limit keeps the image's V8 settings (no heap limit of its own, NODE_OPTIONS' young generation)"
+    it(`${title}`, async () => {
+      const dir = mkdtempSync(join(tmpdir(), "logtrain-v8-"))
+      const out = join(dir, "v8.json")
+      const preload = join(dir, "preload.cjs")
+      writeFileSync(preload, `process.on("exit", () => require("node:fs").writeFileSync(${JSON.stringify(out)}, JSON.stringify({ pid: process.pid, execArgv: process.execArgv, heapLimit: require("node:v8").getHeapStatistics().heap_size_limit })))\n`)
+      const [http] = await freePorts(1)
+      const lt = LogtrainProcess.startScript(bundle.script("logtrain"), {
+        HTTP_PORT: String(http),
+        ROUTES: JSON.stringify({}),
+        NODE_OPTIONS: `--max-semi-space-size=4 --require ${preload}`,
+        ...(limited ? { MEMORY_LIMIT: "16Mi" } : {})
+      })
+      try {
+        await LogtrainProcess.ready(lt)
+        assert.strictEqual(await lt.stop(), 0)
+        const seen = JSON.parse(readFileSync(out, "utf8")) as { pid: number; execArgv: Array<string>; heapLimit: number }
+        const numbers = JSON.stringify(seen)
+        // Started again in place (execve): the same process.
+        assert.strictEqual(seen.pid, lt.child.pid, numbers)
+        if (limited) {
+          assert.include(seen.execArgv, "--max-semi-space-size=1", numbers)
+          assert.isTrue(seen.execArgv.some((flag) => flag.startsWith("--max-old-space-size=")), numbers)
+          assert.isBelow(seen.heapLimit, 128 * 1024 * 1024, numbers)
+        } else {
+          assert.isFalse(seen.execArgv.some((flag) => flag.startsWith("--max-old-space-size") || flag.startsWith("--max-semi-space-size")), numbers)
+          assert.isAbove(seen.heapLimit, 256 * 1024 * 1024, numbers)
+        }
+      } finally {
+        await lt.stop()
+        rmSync(dir, { recursive: true, force: true })
+      }
+    }, 60_000)
+  }
 })

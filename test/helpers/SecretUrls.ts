@@ -39,8 +39,13 @@ const escape = (text: string, these: string) =>
  * User info escaped as the rule asks (README, Drain URLs): `/` always, `:` in the user, and an `@`
  * that a host name and `/ ? #` follow, which would read as the end of the user info.
  */
-const escapeUserPart = (text: string, these: string) =>
-  escape(text, these).replace(/@(?=(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~%-]+)(?::[0-9]{1,5})?[/?#])/g, "%40")
+/**
+ * An `@` in user info that a host name (and port) and `/ ? #` follow would end it (README: it must
+ * be escaped). Checked across the whole user info: a host in the user name may take its port from
+ * the password (`@h.example` + `:` + `0?…`).
+ */
+const escapeHostAts = (userInfo: string) =>
+  userInfo.replace(/@(?=(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~%-]+)(?::[0-9]{1,5})?[/?#])/g, "%40")
 
 export const secretUrl = (schemes: ReadonlyArray<string>, host: fc.Arbitrary<string> = fc.constant("drain.example.net:9443")) =>
   fc.record({
@@ -57,7 +62,7 @@ export const secretUrl = (schemes: ReadonlyArray<string>, host: fc.Arbitrary<str
     // A user name ends at the first `:`; a password at the `@` a host follows — so a `/` anywhere,
     // a `:` in the user and an `@` followed by a host name and `/ ? #` must be escaped; a path segment ends at `/ ? #` (and `\`
     // for http); a query value at `& #`.
-    const userInfo = encoded ? `${e(user, "")}:${e(password, "")}` : `${escapeUserPart(user, "/:")}:${escapeUserPart(password, "/")}`
+    const userInfo = encoded ? `${e(user, "")}:${e(password, "")}` : escapeHostAts(`${escape(user, "/:")}:${escape(password, "/")}`)
     const path = `/${e(segment, "/?#\\")}/_bulk`
     const url = `${scheme}://${userInfo}@${host}${path}?token=${e(query, "&#+")}&insecure=true${scheme.startsWith("es") ? auth : ""}`
     return { url, scheme, secrets: [user, password, query, segment], user, password }

@@ -205,6 +205,12 @@ export class FileFollower implements ChunkOwner {
     const handOver = () => {
       if (this.out.length > 0) this.emit(this.out, { gen: this.gen, offset: resume, from: this.out[0]!.position }, this, packets, now)
     }
+    /** The live file was truncated (copytruncate): what was read is handed over, and reading goes on from the copy. */
+    const wasTruncated = (stat: Fs.Stats) => {
+      handOver()
+      truncated(this, stat)
+      resume = this.reader.resumeOffset
+    }
     while (read < budget) {
       const live = this.live
       if (this.gen !== live) {
@@ -231,9 +237,7 @@ export class FileFollower implements ChunkOwner {
         const n = this.readInto(live, CHUNK, now, true)
         if (n === UNSEEN) continue
         if (n < 0) {
-          handOver()
-          truncated(this, Fs.fstatSync(live.fd!))
-          resume = this.reader.resumeOffset
+          wasTruncated(Fs.fstatSync(live.fd!))
           continue
         }
         read += n
@@ -242,9 +246,7 @@ export class FileFollower implements ChunkOwner {
       }
       const stat = Fs.fstatSync(live.fd!)
       if (stat.size < this.reader.offset) {
-        handOver()
-        truncated(this, stat)
-        resume = this.reader.resumeOffset
+        wasTruncated(stat)
         continue
       }
       if (stat.size > this.reader.offset) {
@@ -252,9 +254,7 @@ export class FileFollower implements ChunkOwner {
         const n = this.readInto(live, Math.min(CHUNK, stat.size - this.reader.offset), now, true)
         if (n === UNSEEN) continue
         if (n < 0) {
-          handOver()
-          truncated(this, Fs.fstatSync(live.fd!))
-          resume = this.reader.resumeOffset
+          wasTruncated(Fs.fstatSync(live.fd!))
           continue
         }
         read += n
@@ -269,9 +269,7 @@ export class FileFollower implements ChunkOwner {
       if (stat.mtimeMs !== this.quietMtime) {
         this.quietMtime = stat.mtimeMs
         if (!Files.matches(live.fd!, live.print)) {
-          handOver()
-          truncated(this, stat)
-          resume = this.reader.resumeOffset
+          wasTruncated(stat)
           continue
         }
         if (live.print.fingerprintBytes === 0 && this.reader.offset === 0 && unseenBefore(this, live)) continue

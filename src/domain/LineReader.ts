@@ -33,9 +33,9 @@ export interface PositionedLine extends ContainerLog.Line {
 /** Lines coming out at one byte get positions this far apart. */
 export const POSITION_STEP = 1 / 4096
 
-/** What a reader reports besides lines. */
+/** What a reader reports: lines (as their fields: no object is made for one), and lines it could not read. */
 export interface ReaderSink {
-  readonly line: (line: PositionedLine) => void
+  readonly line: (stream: ContainerLog.StreamName, time: number, text: string, position: number) => void
   /** A physical line that could not be read (not CRI nor Docker json-file, or an endless json line). */
   readonly malformed: (message: string) => void
 }
@@ -94,8 +94,7 @@ export class LineReader {
     this.options = options
     this.maxPhysicalBytes = Math.max(4 * options.maxLineBytes, 256 * 1024)
     this.sink = sink
-    const out = (line: ContainerLog.Line) =>
-      this.sink.line({ stream: line.stream, time: line.time, text: line.text, position: this.end + this.k++ * POSITION_STEP })
+    const out = (line: ContainerLog.Line) => this.lineOut(line.stream, line.time, line.text)
     const multiline = options.multiline
     if (multiline === undefined) {
       this.events = undefined
@@ -119,7 +118,7 @@ export class LineReader {
           }
           position = this.flushAt + this.flushK++ * POSITION_STEP
         }
-        this.sink.line({ stream: line.stream, time: line.time, text: line.text, position })
+        this.sink.line(line.stream, line.time, line.text, position)
       })
       this.events = events
       let counted = 0
@@ -183,6 +182,11 @@ export class LineReader {
     return this.quietAt
   }
 
+  /** A line (not in an event) ending at `this.end`. */
+  private lineOut(stream: ContainerLog.StreamName, time: number, text: string): void {
+    this.sink.line(stream, time, text, this.end + this.k++ * POSITION_STEP)
+  }
+
   private at(end: number): void {
     if (end !== this.end) {
       this.end = end
@@ -195,6 +199,19 @@ export class LineReader {
     this.now = now
     const base = this.offset
     this.offset += chunk.length
+    if (this.carry !== undefined && this.long === undefined) {
+      const newline = chunk.indexOf(10)
+      if (newline >= 0) {
+        // The line begun in the chunk before ends in this one: only it is put together (not
+        // the whole chunk copied behind it), then the rest is read in place.
+        const line = Buffer.concat([this.carry, chunk.subarray(0, newline + 1)])
+        const lineStart = this.carryStart
+        this.carry = undefined
+        this.scan(line, lineStart, 0)
+        this.scan(chunk, base, newline + 1)
+        return
+      }
+    }
     const data = this.carry === undefined ? chunk : Buffer.concat([this.carry, chunk])
     const dataStart = this.carry === undefined ? base : this.carryStart
     this.carry = undefined
@@ -228,7 +245,7 @@ export class LineReader {
         if (header !== undefined && newline - start - header.length > max) {
           this.long = { start: dataStart + start, stream: header.stream, time: header.time, partial: header.partial }
           this.longText(data, dataStart, start + header.length, newline)
-        } else {
+        } else if (!this.criLine(data, dataStart, start, newline)) {
           const piece = ContainerLog.decodeLine(data.toString("utf8", start, newline))
           if (ContainerLog.isLineError(piece)) {
             this.sink.malformed(`${piece.reason}: ${JSON.stringify(piece.excerpt)}`)
@@ -260,6 +277,26 @@ export class LineReader {
     this.carry = Buffer.from(data.subarray(start))
     this.carryStart = dataStart + start
   }
+
+  /**
+   * The CRI line `data[start, newline)`, read from its bytes: the usual line — whole, no longer
+   * than a line may be, nothing being joined, no multiline rule — goes out as it is, with no
+   * object made on the way (the others go to the joiner); false when it is not plainly CRI (then
+   * it is decoded as text).
+   */
+  private criLine(data: Buffer, dataStart: number, start: number, newline: number): boolean {
+    const header = this.header
+    if (!ContainerLog.readCriHeader(data, start, newline, header)) return false
+    const time = Rfc3339.parseBytes(data, start, header.timeEnd)
+    const text = data.toString("utf8", header.textStart, newline)
+    this.at(dataStart + newline + 1)
+    const fits = newline - start <= this.options.maxLineBytes
+    if (fits && !header.partial && this.events === undefined && this.joiner.idle) this.lineOut(header.stream, time, text)
+    else this.joiner.push({ stream: header.stream, time, text, partial: header.partial }, dataStart + start, this.now)
+    return true
+  }
+
+  private readonly header: ContainerLog.CriHeader = { timeEnd: 0, textStart: 0, stream: "stdout", partial: false }
 
   /**
    * Text of the long line in `data` from `from` to its newline at `newline` (-1: not read yet):

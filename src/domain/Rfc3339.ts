@@ -76,6 +76,72 @@ const quickTimestamp = (line: string, start: number, end: number): number => {
   return lastSecondMillis + fraction + (zone === 43 /* + */ ? -offset : offset)
 }
 
+/**
+ * `parse` of the bytes `bytes[start, end)`, read as UTF-8 — without making a string of them in the
+ * usual shape (only ASCII there; anything else is decoded and parsed as text).
+ */
+export const parseBytes = (bytes: Buffer, start: number, end: number): number => {
+  const quick = quickTimestampBytes(bytes, start, end)
+  return Number.isNaN(quick) ? parse(bytes.toString("utf8", start, end)) : quick
+}
+
+const digitByte = (bytes: Uint8Array, i: number): number => {
+  const d = bytes[i]! - 48
+  return d >= 0 && d <= 9 ? d : Number.NaN
+}
+
+/**
+ * `quickTimestamp` on bytes (a container log line's, before any of it is a string), with the same
+ * remembered second: every byte it accepts is ASCII, so it reads what the text would say.
+ */
+const quickTimestampBytes = (bytes: Uint8Array, start: number, end: number): number => {
+  if (end - start < 20) return Number.NaN
+  let same = !Number.isNaN(lastSecondMillis)
+  if (same) {
+    for (let i = 18; i >= 0; i--) {
+      if (bytes[start + i] !== lastSecond[i]) {
+        same = false
+        break
+      }
+    }
+  }
+  if (!same) {
+    for (let i = 0; i < 19; i++) {
+      const c = bytes[start + i]!
+      const shaped = i === 4 || i === 7 ? c === 45 : i === 10 ? c === 84 : i === 13 || i === 16 ? c === 58 : c >= 48 && c <= 57
+      if (!shaped) return Number.NaN
+    }
+    const second = String.fromCharCode(...bytes.subarray(start, start + 19))
+    const millis = Date.parse(`${second}Z`)
+    if (Number.isNaN(millis)) return Number.NaN
+    for (let i = 0; i < 19; i++) lastSecond[i] = bytes[start + i]!
+    lastSecondMillis = millis
+  }
+  let i = start + 19
+  let fraction = 0
+  if (i < end && bytes[i] === 46 /* . */) {
+    const from = ++i
+    for (; i < end && i - from < 9; i++) {
+      const d = bytes[i]! - 48
+      if (d < 0 || d > 9) break
+      if (i - from < 3) fraction = fraction * 10 + d
+    }
+    const read = i - from
+    if (read === 0) return Number.NaN
+    if (read === 1) fraction *= 100
+    else if (read === 2) fraction *= 10
+  }
+  if (i >= end) return Number.NaN
+  const zone = bytes[i]
+  if (zone === 90 /* Z */ || zone === 122 /* z */) return i === end - 1 ? lastSecondMillis + fraction : Number.NaN
+  if ((zone !== 43 && zone !== 45) || end - i !== 6 || bytes[i + 3] !== 58) return Number.NaN
+  const hours = digitByte(bytes, i + 1) * 10 + digitByte(bytes, i + 2)
+  const minutes = digitByte(bytes, i + 4) * 10 + digitByte(bytes, i + 5)
+  if (!(hours <= 23 && minutes <= 59)) return Number.NaN
+  const offset = (hours * 60 + minutes) * 60_000
+  return lastSecondMillis + fraction + (zone === 43 /* + */ ? -offset : offset)
+}
+
 let lastDate = new Date(Number.NaN)
 let lastDateMillis = Number.NaN
 

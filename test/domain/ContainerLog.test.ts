@@ -88,6 +88,34 @@ describe("decoding lines", () => {
     assert.isNaN(C.parseTime("yesterday"))
   })
 
+  it("property: a line's bytes decode as its text does, or are left to decodeLine", () => {
+    const part = fc.oneof(
+      fc.constantFrom("2024-01-01T00:00:00.123456789Z", "2024-01-01T00:00:00Z", "2024-01-01T00:00:00.5+01:00", "yesterday", "", "{\"log\":"),
+      fc.string({ unit: "grapheme", maxLength: 8 })
+    )
+    const cri = fc.tuple(part, fc.constantFrom("stdout", "stderr", "stdin", "stdou", ""), fc.constantFrom("F", "P", "P:x", "", " "), fc.string({ unit: "grapheme", maxLength: 20 }), fc.boolean())
+      .map(([time, stream, tag, text, withText]) => Buffer.from(`${time} ${stream} ${tag}${withText ? ` ${text}` : ""}`))
+    // Anything, invalid UTF-8 included.
+    const junk = fc.uint8Array({ maxLength: 60 }).map((bytes) => Buffer.from(bytes.map((b) => (b === 10 ? 32 : b))))
+    fc.assert(fc.property(fc.oneof(cri, junk), fc.nat(3), (line, pad) => {
+      const data = Buffer.concat([Buffer.alloc(pad, 120), line, Buffer.from("\nmore")])
+      const fast = C.decodeCriBytes(data, pad, pad + line.length)
+      const text = C.decodeLine(line.toString("utf8"))
+      if (fast !== undefined) assert.deepStrictEqual(fast, text, line.toString("utf8"))
+      // Left to decodeLine only when not plainly CRI: a Docker line, or a time longer than any runtime writes.
+      else if (!C.isLineError(text)) assert.isTrue(line[0] === 123 || line.indexOf(32) >= 64, `plain CRI left to decodeLine: ${line.toString("utf8")}`)
+    }), { numRuns: 3000 })
+  })
+
+  it("CRI bytes: the text decoded as UTF-8 whatever it holds; the header must be plain", () => {
+    const bytes = Buffer.concat([Buffer.from("2024-01-01T00:00:00Z stdout F é "), Buffer.from([0xff, 0xc3, 0x28]), Buffer.from(" ✓")])
+    assert.deepStrictEqual(C.decodeCriBytes(bytes, 0, bytes.length), C.decodeLine(bytes.toString("utf8")))
+    assert.strictEqual(C.decodeCriBytes(Buffer.from("2024-01-01T00:00:00Z stdout"), 0, 27), undefined)
+    assert.strictEqual(C.decodeCriBytes(Buffer.from("2024-01-01T00:00:00Z stdout  x"), 0, 30), undefined)
+    assert.strictEqual(C.decodeCriBytes(Buffer.from("2024-01-01T00:00:00Z stdin F x"), 0, 30), undefined)
+    assert.deepStrictEqual(C.decodeCriBytes(Buffer.from("2024-01-01T00:00:00Z stdout F"), 0, 29), { stream: "stdout", time: Date.UTC(2024, 0, 1), text: "", partial: false })
+  })
+
   it("refuses broken lines with a reason and an excerpt", () => {
     for (const line of ["{\"log\": \"cut", "{\"stream\":\"stdout\"}", "[1,2]"]) {
       const decoded = C.decodeLine(line)

@@ -1,5 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import * as fc from "fast-check"
+import * as ContainerLog from "../../src/domain/ContainerLog.ts"
 import { LineReader, type PositionedLine } from "../../src/domain/LineReader.ts"
 
 const T = "2026-01-01T00:00:00.000000000Z"
@@ -9,7 +10,7 @@ const cri = (text: string, stream = "stdout", tag = "F") => `${T} ${stream} ${ta
 const read = (bytes: Buffer, chunks: ReadonlyArray<number>, maxLineBytes: number, from = 0) => {
   const lines: Array<PositionedLine> = []
   const malformed: Array<string> = []
-  const reader = new LineReader(from, { maxLineBytes }, { line: (l) => lines.push(l), malformed: (m) => malformed.push(m) })
+  const reader = new LineReader(from, { maxLineBytes }, { line: (stream, time, text, position) => lines.push({ stream, time, text, position }), malformed: (m) => malformed.push(m) })
   let at = from
   let i = 0
   while (at < bytes.length) {
@@ -74,7 +75,7 @@ describe("LineReader", () => {
       const all = read(bytes, [chunk], 64).lines
       // Read up to a chunk boundary, note the resume point and what came out.
       const first: Array<PositionedLine> = []
-      const reader = new LineReader(0, { maxLineBytes: 64 }, { line: (l) => first.push(l), malformed: () => {} })
+      const reader = new LineReader(0, { maxLineBytes: 64 }, { line: (stream, time, text, position) => first.push({ stream, time, text, position }), malformed: () => {} })
       const stop = Math.min(bytes.length, (cutAt % (Math.ceil(bytes.length / chunk) + 1)) * chunk)
       for (let at = 0; at < stop; at += chunk) reader.feed(bytes.subarray(at, Math.min(stop, at + chunk)), 0)
       const resume = reader.resumeOffset
@@ -82,5 +83,36 @@ describe("LineReader", () => {
       const again = read(bytes, [chunk], 64, resume).lines.filter((l) => l.position > last)
       assert.deepStrictEqual([...first, ...again], all)
     }), { numRuns: 300 })
+  })
+
+  it("property: lines read from their bytes come out as decoding each line as text and joining gives", () => {
+    const line = fc.oneof(
+      fc.tuple(fc.constantFrom(T, "2026-01-01T00:00:00.5+01:00", "bad"), fc.constantFrom("stdout", "stderr", "stdin"), fc.constantFrom("F", "P", "P:x", ""), fc.string({ unit: "grapheme", maxLength: 30 }))
+        .map(([time, stream, tag, text]) => Buffer.from(`${time} ${stream} ${tag} ${text.replace(/\n/g, " ")}`)),
+      fc.string({ maxLength: 20 }).map((text) => Buffer.from(`{"log":${JSON.stringify(`${text}\n`)},"stream":"stderr","time":"${T}"}`)),
+      fc.uint8Array({ maxLength: 40 }).map((bytes) => Buffer.from(bytes.map((b) => (b === 10 ? 32 : b))))
+    )
+    fc.assert(fc.property(fc.array(line, { maxLength: 30 }), fc.array(fc.integer({ min: 1, max: 90 }), { minLength: 1, maxLength: 5 }), (lines, chunks) => {
+      const bytes = Buffer.concat(lines.flatMap((l) => [l, Buffer.from("\n")]))
+      const expected: Array<PositionedLine> = []
+      let end = 0
+      let malformed = 0
+      const joiner = new ContainerLog.LineJoiner(1000, (l) => expected.push({ stream: l.stream, time: l.time, text: l.text, position: end }))
+      let offset = 0
+      for (const l of lines) {
+        const piece = ContainerLog.decodeLine(l.toString("utf8"))
+        if (l.length > 0) {
+          if (ContainerLog.isLineError(piece)) malformed++
+          else {
+            end = offset + l.length + 1
+            joiner.push(piece, offset, 0)
+          }
+        }
+        offset += l.length + 1
+      }
+      const got = read(bytes, chunks, 1000)
+      assert.deepStrictEqual(got.lines, expected)
+      assert.strictEqual(got.malformed.length, malformed)
+    }), { numRuns: 500 })
   })
 })

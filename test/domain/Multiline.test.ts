@@ -80,7 +80,7 @@ const read = (reader: LineReader, bytes: Buffer, from: number, to: number, chunk
 
 const reader = (from: number, annotation: string, out: Array<PositionedLine>, maxBytes = 64 * 1024) =>
   new LineReader(from, { maxLineBytes: 16 * 1024, multiline: { rule: rule(annotation), maxBytes } }, {
-    line: (line) => out.push(line),
+    line: (stream, time, text, position) => out.push({ stream, time, text, position }),
     malformed: (message) => assert.fail(message)
   })
 
@@ -163,7 +163,7 @@ describe("multiline joining", () => {
     const r = new LineReader(0, {
       maxLineBytes: 1024,
       multiline: { rule: rule("regex:^\\d{4}-\\d{2}-\\d{2} "), maxBytes: 40, cut: () => cut++ }
-    }, { line: (line) => out.push(line), malformed: assert.fail })
+    }, { line: (stream, time, text, position) => out.push({ stream, time, text, position }), malformed: assert.fail })
     const lines = ["2026-12-05 one", "  a", "  b", "2026-12-05 two", "  0123456789", "  0123456789", "  0123456789", "  c"]
     r.feed(Buffer.from(lines.map((text) => `${T} stdout F ${text}\n`).join("")), 0)
     // Nothing has ended the last event yet: it waits (resumeOffset stays where it began).
@@ -178,7 +178,7 @@ describe("multiline joining", () => {
   it("an event no line joins for the timeout is sent; one that a line joined since waits on", () => {
     const out: Array<PositionedLine> = []
     const r = new LineReader(0, { maxLineBytes: 1024, multiline: { rule: rule("java"), maxBytes: 65536 } }, {
-      line: (line) => out.push(line),
+      line: (stream, time, text, position) => out.push({ stream, time, text, position }),
       malformed: assert.fail
     })
     r.feed(Buffer.from(`${T} stderr F java.lang.Error: x\n`), 1000)

@@ -62,4 +62,56 @@ describe("Rfc3339.parse", () => {
       { numRuns: 2000 }
     )
   })
+
+  it("parseBytes reads a text's bytes as parse reads the text, with the same second remembered", () => {
+    const texts = [
+      "2024-01-01T00:00:00Z",
+      "2024-01-01T00:00:00.5Z",
+      "2024-01-01T00:00:00.123456789Z",
+      "2024-01-01T00:00:00.123456789z",
+      "2024-01-01T00:00:00.1234567891Z",
+      "2024-01-01T00:00:01.999+02:00",
+      "2024-01-01T00:00:01.999-11:30",
+      "2023-02-29T23:59:59Z",
+      "2024-01-01T24:00:00Z",
+      "2024-01-01T00:00:00",
+      "2024-01-01T00:00:00.Z",
+      "2024-01-01T00:00:00+2:00",
+      "2024-01-01 00:00:00Z",
+      "2024-01-01T00:00:0é.1Z",
+      "２024-01-01T00:00:00Z",
+      "2024-01-01",
+      "",
+      "garbage"
+    ]
+    for (const before of texts) {
+      for (const text of texts) {
+        Rfc3339.parseBytes(Buffer.from(before), 0, Buffer.byteLength(before))
+        const bytes = Buffer.from(`x ${text} y`)
+        assert.strictEqual(ms(Rfc3339.parseBytes(bytes, 2, 2 + Buffer.byteLength(text))), ms(Date.parse(text)), `${text} after ${before}`)
+      }
+    }
+    // A range ending early reads no further than its end.
+    const line = Buffer.from("2024-01-01T00:00:00.25Z stdout F hello")
+    for (const end of [23, 22, 21, 20, 19, 10]) {
+      Rfc3339.parseBytes(line, 0, 23)
+      assert.strictEqual(ms(Rfc3339.parseBytes(line, 0, end)), ms(Date.parse(line.toString("latin1", 0, end))), `[0, ${end})`)
+    }
+  })
+
+  it("property: parseBytes agrees with parse on any text, times or not", () => {
+    const time = fc.tuple(
+      fc.date({ min: new Date("1970-01-01T00:00:00Z"), max: new Date("2100-01-01T00:00:00Z"), noInvalidDate: true }),
+      fc.integer({ min: 0, max: 10 }),
+      fc.constantFrom("Z", "z", "+00:00", "+05:45", "-08:00", "+24:00", "")
+    ).map(([date, digits, zone]) => `${date.toISOString().slice(0, 19)}${digits === 0 ? "" : `.${"1234567890".slice(0, digits)}`}${zone}`)
+    fc.assert(
+      fc.property(fc.oneof(time, fc.string({ unit: "grapheme", maxLength: 40 })), fc.oneof(time, fc.string({ maxLength: 30 })), (text, before) => {
+        Rfc3339.parse(before)
+        const bytes = Buffer.from(text)
+        assert.strictEqual(ms(Rfc3339.parseBytes(bytes, 0, bytes.length)), ms(Rfc3339.parse(text)), text)
+      }),
+      { numRuns: 3000 }
+    )
+  })
 })

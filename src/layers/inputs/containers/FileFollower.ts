@@ -96,7 +96,14 @@ export class FileFollower implements ChunkOwner {
   restart: { readonly marks: ReadonlyMap<string, Mark>; readonly others: Mark } | undefined
   /** Where the head's routed packets have reached (drains that caught up are sure of the rest). */
   routed: { gen: Generation; from: number } | undefined = undefined
-  readonly out: Array<PositionedLine> = []
+  /**
+   * While the head reads: the chunk its lines go out in (the last of `chunks`; closed when handed
+   * over), where it starts reading again to give them, the packets they go to, and the time.
+   */
+  private open: Chunk | undefined = undefined
+  private resume = 0
+  private target: Array<LogPacket.LogPacket> = []
+  private now = 0
   private goneSince: number | undefined = undefined
   renamedSince: number | undefined = undefined
   /** Generations read and forgotten (the last few), so that a rotated file is never read twice (kept in the checkpoint). */
@@ -155,20 +162,26 @@ export class FileFollower implements ChunkOwner {
     this.restart = init.restart
     this.nextSeq = (init.gens.at(-1)?.seq ?? -1) + 1
     this.gen = init.start.gen
-    this.reader = this.readerAt(init.start.offset, this.out)
+    this.reader = this.readerAt(init.start.offset)
     this.lastPos = init.start.from - POSITION_STEP / 2
   }
 
-  readerAt(offset: number, out: Array<PositionedLine>): LineReader {
+  /**
+   * A reader from `offset`: the head's (its lines go straight into packets), or, with `out`, a
+   * drain's behind (its lines are kept there, for it to pick from).
+   */
+  readerAt(offset: number, out?: Array<PositionedLine>): LineReader {
     const rule = this.multiline
     // Events cut are counted by the head's readers only (a drain's backlog cuts them again).
     const multiline = rule === undefined ? undefined : {
       rule,
       maxBytes: this.options.multilineMaxBytes,
-      cut: out === this.out ? () => this.counts.multilineCut++ : undefined
+      cut: out === undefined ? () => this.counts.multilineCut++ : undefined
     }
     return new LineReader(offset, { maxLineBytes: this.options.maxLineBytes, multiline }, {
-      line: (line) => out.push(line),
+      line: out === undefined
+        ? (stream, time, text, position) => this.headLine(stream, time, text, position)
+        : (stream, time, text, position) => out.push({ stream, time, text, position }),
       malformed: (message) => {
         this.counts.malformed++
         this.counts.lastMalformed = { message: `${message} in ${this.path}` }
@@ -201,15 +214,15 @@ export class FileFollower implements ChunkOwner {
     if (this.paused) return "idle"
     const before = this.gens.length
     let read = 0
-    let resume = this.reader.resumeOffset
-    const handOver = () => {
-      if (this.out.length > 0) this.emit(this.out, { gen: this.gen, offset: resume, from: this.out[0]!.position }, this, packets, now)
-    }
+    this.resume = this.reader.resumeOffset
+    this.target = packets
+    this.now = now
+    const handOver = () => this.handOver()
     /** The live file was truncated (copytruncate): what was read is handed over, and reading goes on from the copy. */
     const wasTruncated = (stat: Fs.Stats) => {
       handOver()
       truncated(this, stat)
-      resume = this.reader.resumeOffset
+      this.resume = this.reader.resumeOffset
     }
     while (read < budget) {
       const live = this.live
@@ -225,9 +238,9 @@ export class FileFollower implements ChunkOwner {
         const next = this.gens[this.gens.indexOf(gen) + 1]
         if (next === undefined) return this.finish()
         this.gen = next
-        this.reader = this.readerAt(0, this.out)
+        this.reader = this.readerAt(0)
         this.lastPos = Number.NEGATIVE_INFINITY
-        resume = 0
+        this.resume = 0
         this.release()
         continue
       }
@@ -291,7 +304,7 @@ export class FileFollower implements ChunkOwner {
         if (current.size === 0 && now - this.renamedSince < this.options.rotateWait) break
         handOver()
         renamed(this)
-        resume = this.reader.resumeOffset
+        this.resume = this.reader.resumeOffset
         continue
       }
       break
@@ -299,6 +312,7 @@ export class FileFollower implements ChunkOwner {
     this.reader.flushOlderThan(now - this.options.partialTimeout)
     this.reader.flushEventsOlderThan(now - this.options.multilineTimeout)
     handOver()
+    this.target = []
     if (read > 0 || this.gens.length !== before) this.changed()
     return read >= budget ? "more" : "idle"
   }
@@ -336,17 +350,28 @@ export class FileFollower implements ChunkOwner {
     return bytes.length
   }
 
-  /** Lines as packets with one receipt, added to `packets`. */
-  private emit(lines: Array<PositionedLine>, mark: Mark, owner: ChunkOwner, packets: Array<LogPacket.LogPacket>, now: number): Chunk {
-    const chunk = new Chunk(this, owner, mark, lines.at(-1)!.position, owner === this ? lines.length : 0)
-    owner.chunks.push(chunk)
-    for (const line of lines) packets.push(this.packet(line, now, chunk))
-    if (owner === this) {
-      this.lastPos = chunk.last
-      this.counts.records += lines.length
+  /**
+   * A line the head read: a packet at once, in the open chunk (begun with the first line read
+   * since the last hand-over, from the place reading starts again to give it).
+   */
+  private headLine(stream: ContainerLog.StreamName, time: number, text: string, position: number): void {
+    let chunk = this.open
+    if (chunk === undefined) {
+      chunk = new Chunk(this, this, { gen: this.gen, offset: this.resume, from: position }, position, 0)
+      this.chunks.push(chunk)
+      this.open = chunk
     }
-    lines.length = 0
-    return chunk
+    chunk.add(position)
+    this.target.push(this.packetOf(stream, time, text, position, this.now, chunk))
+  }
+
+  /** The open chunk's packets are handed over (with the others in `packets`): the head is past them. */
+  private handOver(): void {
+    const chunk = this.open
+    if (chunk === undefined) return
+    this.open = undefined
+    this.lastPos = chunk.last
+    this.counts.records += chunk.unrouted
   }
 
   /** Deleted and read to the end: done, unless drains behind still need it. */
@@ -402,17 +427,21 @@ export class FileFollower implements ChunkOwner {
 
 
   packet(line: PositionedLine, now: number, receipt: Chunk): LogPacket.LogPacket {
+    return this.packetOf(line.stream, line.time, line.text, line.position, now, receipt)
+  }
+
+  private packetOf(stream: ContainerLog.StreamName, time: number, text: string, position: number, now: number, receipt: Chunk): LogPacket.LogPacket {
     return LogPacket.make({
-      time: Rfc3339.dateOf(Number.isNaN(line.time) ? now : line.time),
+      time: Rfc3339.dateOf(Number.isNaN(time) ? now : time),
       hostname: this.hostname,
       tag: this.tag,
-      message: line.text,
-      severity: line.stream === "stderr" ? LogPacket.Severity.Error : LogPacket.Severity.Informational,
+      message: text,
+      severity: stream === "stderr" ? LogPacket.Severity.Error : LogPacket.Severity.Informational,
       facility: LogPacket.Facility.user,
       // Namespace, pod and container, for drains that carry them (OTLP, Loki): one object per file.
       kubernetes: this.file,
       receipt,
-      position: line.position
+      position
     })
   }
 

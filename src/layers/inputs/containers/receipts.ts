@@ -30,7 +30,8 @@ export class Chunk implements Receipt {
   readonly owner: ChunkOwner
   /** Where reading starts to give these packets again, and the first one's position. */
   readonly mark: Mark
-  readonly last: number
+  /** The last packet's position. */
+  last: number
   constructor(follower: FileFollower, owner: ChunkOwner, mark: Mark, last: number, routed: number) {
     this.follower = follower
     this.owner = owner
@@ -38,6 +39,12 @@ export class Chunk implements Receipt {
     this.last = last
     this.unrouted = routed
     this.outstanding = routed
+  }
+  /** One more of the head's packets, at `position` (the chunk is being filled: nothing routed yet). */
+  add(position: number): void {
+    this.last = position
+    this.unrouted++
+    this.outstanding++
   }
   wants(endpoint: string, packet: LogPacket.LogPacket): boolean {
     return wants(this.follower, endpoint, this, packet.position!)

@@ -102,7 +102,7 @@ export const unseenBefore = (
   if (!adopted) return false
   live.seq = follower.nextSeq++
   follower.gen = follower.gens[at]!
-  follower.reader = follower.readerAt(0, follower.out)
+  follower.reader = follower.readerAt(0)
   follower.lastPos = Number.NEGATIVE_INFINITY
   return true
 }

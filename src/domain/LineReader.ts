@@ -160,7 +160,7 @@ export class LineReader {
    * a line are being joined it stays where it was (where they began).
    */
   private quiet(at: number): void {
-    if (this.joiner.pendingOffset !== undefined) return
+    if (!this.joiner.idle) return
     const events = this.events
     const pending = events?.pendingOffset
     if (pending === undefined) {
@@ -288,7 +288,8 @@ export class LineReader {
     const header = this.header
     if (!ContainerLog.readCriHeader(data, start, newline, header)) return false
     const time = Rfc3339.parseBytes(data, start, header.timeEnd)
-    const text = data.toString("utf8", header.textStart, newline)
+    // (No encoding named: UTF-8, decoded at once, without looking up an encoding by name.)
+    const text = data.toString(undefined, header.textStart, newline)
     this.at(dataStart + newline + 1)
     const fits = newline - start <= this.options.maxLineBytes
     if (fits && !header.partial && this.events === undefined && this.joiner.idle) this.lineOut(header.stream, time, text)

@@ -217,10 +217,9 @@ export class FileFollower implements ChunkOwner {
     this.resume = this.reader.resumeOffset
     this.target = packets
     this.now = now
-    const handOver = () => this.handOver()
     /** The live file was truncated (copytruncate): what was read is handed over, and reading goes on from the copy. */
     const wasTruncated = (stat: Fs.Stats) => {
-      handOver()
+      this.handOver()
       truncated(this, stat)
       this.resume = this.reader.resumeOffset
     }
@@ -234,7 +233,7 @@ export class FileFollower implements ChunkOwner {
         if (gen.fd !== undefined && this.reader.offset < gen.size! && n > 0) continue
         if (gen.fd === undefined && this.reader.offset < gen.size!) this.counts.unrecovered++
         this.reader.endOfFile()
-        handOver()
+        this.handOver()
         const next = this.gens[this.gens.indexOf(gen) + 1]
         if (next === undefined) return this.finish()
         this.gen = next
@@ -302,7 +301,7 @@ export class FileFollower implements ChunkOwner {
         this.renamedSince ??= now
         // The runtime writes to the old file until it reopens: wait for the new one to have data.
         if (current.size === 0 && now - this.renamedSince < this.options.rotateWait) break
-        handOver()
+        this.handOver()
         renamed(this)
         this.resume = this.reader.resumeOffset
         continue
@@ -311,7 +310,7 @@ export class FileFollower implements ChunkOwner {
     }
     this.reader.flushOlderThan(now - this.options.partialTimeout)
     this.reader.flushEventsOlderThan(now - this.options.multilineTimeout)
-    handOver()
+    this.handOver()
     this.target = []
     if (read > 0 || this.gens.length !== before) this.changed()
     return read >= budget ? "more" : "idle"
@@ -376,6 +375,7 @@ export class FileFollower implements ChunkOwner {
 
   /** Deleted and read to the end: done, unless drains behind still need it. */
   private finish(): LookResult {
+    this.target = []
     this.release()
     return this.behind.size === 0 ? "done" : "idle"
   }

@@ -83,6 +83,11 @@ export interface LogPacket {
    * (keeping sub-millisecond time and the sender's offset) instead of formatting the fields again.
    */
   readonly rfc5424?: string | undefined
+  /**
+   * Set only with `rfc5424`, by inputs that read it from bytes (Rfc5424Raw): those bytes, one
+   * character per byte (latin1), which syslog drains write out as they are.
+   */
+  readonly raw?: string | undefined
   /** Namespace, pod and container, for packets from Kubernetes sources that know them. */
   readonly kubernetes?: KubernetesSource | undefined
   /**
@@ -122,6 +127,7 @@ export const make = (fields: LogPacketFields): LogPacket => ({
   structuredData: fields.structuredData,
   // Same shape as the decoders' packets, so the hot path sees one object layout.
   rfc5424: undefined,
+  raw: undefined,
   kubernetes: fields.kubernetes,
   receipt: fields.receipt,
   position: fields.position
@@ -135,6 +141,8 @@ export const priority = (packet: LogPacket): number => packet.facility * 8 + pac
 
 /** A rough size in bytes, for batching limits; exact byte counts are the encoders' business. */
 export const approximateBytes = (packet: LogPacket): number =>
-  packet.rfc5424 !== undefined
+  packet.raw !== undefined
+    ? packet.raw.length
+    : packet.rfc5424 !== undefined
     ? packet.rfc5424.length
     : packet.message.length + packet.hostname.length + packet.tag.length + 40

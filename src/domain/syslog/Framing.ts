@@ -22,6 +22,17 @@ const MAX_LENGTH_DIGITS = 10
 export interface FrameDecoderOptions {
   /** Frames longer than this many bytes are truncated to it. */
   readonly maxFrameBytes: number
+  /**
+   * Frames as byte strings, one character per byte (latin1), instead of decoded from UTF-8: for
+   * an input that reads them with Rfc5424Raw and forwards their bytes.
+   */
+  readonly bytes?: boolean | undefined
+}
+
+/** Node's own slicing methods, which `toString(encoding, start, end)` dispatches to. */
+interface Slicing {
+  latin1Slice(start: number, end: number): string
+  utf8Slice(start: number, end: number): string
 }
 
 /** What kind of frame the held bytes start. */
@@ -59,13 +70,21 @@ export class FrameDecoder {
   /** Whether to skip up to the next LF: the rest of a newline-framed line that was too long. */
   private skipLine = false
 
+  private readonly bytes: boolean
+
   constructor(options: FrameDecoderOptions) {
     this.maxFrameBytes = Math.max(16, options.maxFrameBytes)
+    this.bytes = options.bytes === true
   }
 
-  /** The frames completed by this chunk, in order. */
-  decode(chunk: Uint8Array): Array<string> {
-    const frames: Array<string> = []
+  /** `buf[start, end)` as a frame: decoded, or a byte string. */
+  private text(buf: Buffer, start: number, end: number): string {
+    const b = buf as unknown as Slicing
+    return this.bytes ? b.latin1Slice(start, end) : b.utf8Slice(start, end)
+  }
+
+  /** The frames completed by this chunk, in order, added to the end of `frames`. */
+  decode(chunk: Uint8Array, frames: Array<string> = []): Array<string> {
     const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength)
     let i = 0
     if (this.held > 0) {
@@ -127,7 +146,7 @@ export class FrameDecoder {
       const lf = buf.indexOf(LF, i)
       const lineEnd = lf < 0 ? n : lf
       if (lineEnd - i > max) {
-        frames.push(buf.toString("utf8", i, utf8Cut(buf, i, i + max)))
+        frames.push(this.text(buf, i, utf8Cut(buf, i, i + max)))
         this.truncated++
         if (lf < 0) {
           this.skipLine = true
@@ -141,7 +160,7 @@ export class FrameDecoder {
         return frames
       }
       const end = lf > i && buf[lf - 1] === CR ? lf - 1 : lf
-      if (end > i) frames.push(buf.toString("utf8", i, end))
+      if (end > i) frames.push(this.text(buf, i, end))
       i = lf + 1
     }
     return frames
@@ -156,7 +175,7 @@ export class FrameDecoder {
     this.skipLine = false
     if (rest === undefined || end === 0) return []
     while (end > 0 && (rest[end - 1] === CR || rest[end - 1] === 0)) end--
-    return end > 0 ? [rest.toString("utf8", 0, end)] : []
+    return end > 0 ? [this.text(rest, 0, end)] : []
   }
 
   /** Bytes held for an unfinished frame. */
@@ -168,9 +187,9 @@ export class FrameDecoder {
   private octetFrame(buf: Buffer, start: number, length: number, frames: Array<string>): void {
     const max = this.maxFrameBytes
     if (length <= max) {
-      frames.push(buf.toString("utf8", start, start + length))
+      frames.push(this.text(buf, start, start + length))
     } else {
-      frames.push(buf.toString("utf8", start, utf8Cut(buf, start, start + max)))
+      frames.push(this.text(buf, start, utf8Cut(buf, start, start + max)))
       this.truncated++
       this.skipBytes = length - max
     }
@@ -215,7 +234,7 @@ export class FrameDecoder {
     const lineEnd = lf < 0 ? buf.length : lf
     if (this.held + lineEnd - i > max) {
       this.append(buf, i, i + max - this.held)
-      frames.push(this.store!.toString("utf8", 0, utf8Cut(this.store!, 0, max)))
+      frames.push(this.text(this.store!, 0, utf8Cut(this.store!, 0, max)))
       this.truncated++
       this.release()
       if (lf < 0) {
@@ -231,7 +250,7 @@ export class FrameDecoder {
     this.append(buf, i, lf)
     let end = this.held
     if (end > 0 && this.store![end - 1] === CR) end--
-    if (end > 0) frames.push(this.store!.toString("utf8", 0, end))
+    if (end > 0) frames.push(this.text(this.store!, 0, end))
     this.release()
     return lf + 1
   }
@@ -306,6 +325,11 @@ const oneLine = (text: string): string => (LINE_BREAK.test(text) ? text.replace(
 export const frame = (framing: Framing, message: string): string =>
   framing === "octet-counting" ? octetCounted(message) : newlineTerminated(message)
 
+/** Node's own writing method, which `write(string, offset, "latin1")` dispatches to. */
+interface Writing {
+  latin1Write(text: string, offset: number): number
+}
+
 /** Where `FrameWriter` encodes, before copying out the exact bytes; grows with the largest batch. */
 let scratch = Buffer.allocUnsafeSlow(256 * 1024)
 /** A scratch buffer grown past this is let go after use. */
@@ -349,6 +373,28 @@ export class FrameWriter {
       scratch[n++] = 32
       n += scratch.write(second, n, "utf8")
     }
+    if (newline) scratch[n++] = 10
+    this.n = n
+  }
+
+  /**
+   * A message given as its bytes, a byte string (one character per byte, see Rfc5424Raw): they
+   * are copied as they are, no encoding (CR, LF and NUL are single bytes in UTF-8, never part of
+   * another character, so newline framing turns them into spaces here as in `add`).
+   */
+  addBytes(bytes: string): void {
+    const newline = this.framing === "newline"
+    const message = newline ? oneLine(bytes) : bytes
+    const room = this.n + message.length + 12
+    if (room > scratch.length) {
+      const bigger = Buffer.allocUnsafeSlow(Math.max(room, scratch.length * 2))
+      scratch.copy(bigger, 0, 0, this.n)
+      scratch = bigger
+    }
+    const out = scratch as unknown as Writing
+    let n = this.n
+    if (!newline) n += out.latin1Write(`${message.length} `, n)
+    n += out.latin1Write(message, n)
     if (newline) scratch[n++] = 10
     this.n = n
   }

@@ -91,6 +91,7 @@ export const parse = (
     msgId: undefined,
     structuredData: undefined,
     rfc5424: undefined,
+    raw: undefined,
     kubernetes: undefined,
     receipt: undefined,
     position: undefined

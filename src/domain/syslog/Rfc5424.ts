@@ -107,6 +107,7 @@ export const parse = (line: string, receivedAt: Date): LogPacket | SyslogParseEr
     msgId: nilToUndefined(line, procEnd + 1, msgIdEnd),
     structuredData: sdEnd - sdStart <= 1 ? undefined : line.slice(sdStart, sdEnd),
     rfc5424: repaired ? undefined : line,
+    raw: undefined,
     kubernetes: undefined,
     receipt: undefined,
     position: undefined
@@ -120,7 +121,7 @@ const nilToUndefined = (line: string, start: number, end: number): string | unde
   end - start === 1 && line.charCodeAt(start) === 45 ? undefined : line.slice(start, end)
 
 /** Milliseconds since the epoch, or NaN. Requires the RFC 3339 shape `YYYY-MM-DDThh:mm:ss…`. */
-const parseTimestamp = (line: string, start: number, end: number): number => {
+export const parseTimestamp = (line: string, start: number, end: number): number => {
   if (end - start < 20 || line.charCodeAt(start + 10) !== 84 /* T */) return Number.NaN
   const last = line.charCodeAt(end - 1)
   // A zone is required: "Z" (ABNF strings ignore case: "z" too) or a numeric offset ending in a digit.

@@ -5,6 +5,7 @@
 import type { LogPacket } from "../LogPacket.ts"
 import * as Rfc3164 from "./Rfc3164.ts"
 import * as Rfc5424 from "./Rfc5424.ts"
+import * as Rfc5424Raw from "./Rfc5424Raw.ts"
 import { fail, type SyslogParseError } from "./SyslogParseError.ts"
 
 export { SyslogParseError } from "./SyslogParseError.ts"
@@ -24,3 +25,21 @@ export const parse = (line: string, receivedAt: Date, fallbackHostname = ""): Lo
 }
 
 export const isParseError = (u: LogPacket | SyslogParseError): u is SyslogParseError => "_tag" in u
+
+/**
+ * `parse` for a frame taken as a byte string (one character per byte, see Rfc5424Raw): RFC 5424
+ * is read from its bytes, and forwarded as them; anything else is decoded first.
+ */
+export const parseRaw = (raw: string, receivedAt: Date, fallbackHostname = ""): LogPacket | SyslogParseError => {
+  let end = raw.length
+  while (end > 0) {
+    const c = raw.charCodeAt(end - 1)
+    if (c !== 10 && c !== 13 && c !== 0) break
+    end--
+  }
+  if (end !== raw.length) raw = raw.slice(0, end)
+  if (raw.length === 0) return fail("Empty", raw)
+  const close = raw.indexOf(">", 1)
+  if (close > 0 && close <= 4 && Rfc5424.isRfc5424(raw, close + 1)) return Rfc5424Raw.parse(raw, receivedAt)
+  return Rfc3164.parse(Rfc5424Raw.decode(raw), receivedAt, fallbackHostname)
+}

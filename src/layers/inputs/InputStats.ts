@@ -151,3 +151,24 @@ export const parseLines = (
   }
   stats.records += out.length - before
 }
+
+/** `parseLines` for frames taken as byte strings (see Syslog.parseRaw). */
+export const parseRawLines = (
+  lines: ReadonlyArray<string>,
+  receivedAt: Date,
+  fallbackHostname: string,
+  stats: InputStats,
+  out: Array<LogPacket>
+): void => {
+  const before = out.length
+  for (let i = 0; i < lines.length; i++) {
+    const result = Syslog.parseRaw(lines[i]!, receivedAt, fallbackHostname)
+    if (Syslog.isParseError(result)) {
+      stats.malformed++
+      stats.lastMalformed = result
+    } else {
+      out.push(result)
+    }
+  }
+  stats.records += out.length - before
+}

@@ -87,10 +87,10 @@ export const layer = (options: Options): Layer.Layer<never, TransportError | Con
       Effect.gen(function*() {
         reading++
         yield* Effect.addFinalizer(() => Effect.andThen(Effect.sync(() => reading--), checkAllRead))
-        const decoder = new FrameDecoder({ maxFrameBytes: options.maxMessageBytes })
+        const decoder = new FrameDecoder({ maxFrameBytes: options.maxMessageBytes, bytes: true })
         const offer = (lines: ReadonlyArray<string>, now: number) => {
           const packets: Array<LogPacket> = []
-          InputStats.parseLines(lines, new Date(now), conn.peerAddress, stats, packets)
+          InputStats.parseRawLines(lines, new Date(now), conn.peerAddress, stats, packets)
           return ingest.offer(packets)
         }
         const read = Effect.result(conn.read)
@@ -111,7 +111,7 @@ export const layer = (options: Options): Layer.Layer<never, TransportError | Con
           const truncatedBefore = decoder.truncated
           for (const chunk of chunks.success) {
             stats.bytes += chunk.length
-            for (const line of decoder.decode(chunk)) lines.push(line)
+            decoder.decode(chunk, lines)
           }
           stats.truncated += decoder.truncated - truncatedBefore
           conn.holdingFrame(decoder.pendingBytes > 0)

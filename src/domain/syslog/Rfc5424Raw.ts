@@ -1,0 +1,203 @@
+/**
+ * RFC 5424 messages read from their bytes, for the inputs that forward most of what they get.
+ *
+ * A frame is taken as a "byte string": one character per byte (latin1), never decoded as UTF-8.
+ * Such a string is always one-byte in V8 (a UTF-8 BOM, as syslog-ng's loggen sends, or any
+ * non-ASCII character would make the decoded line a two-byte string: twice the memory, slower to
+ * scan and to encode), and written out again with a copy of its bytes. Only the header is read
+ * when the message arrives — PRI, the time and where each field ends — and only the hostname,
+ * which routes the packet, is taken out of it. The other fields are decoded from UTF-8 when first
+ * asked for (a syslog drain forwards the bytes and asks for none of them).
+ *
+ * What a packet reads is exactly what `Rfc5424.parse` reads from the decoded line: the delimiters
+ * are ASCII, and the bytes of a multi-byte UTF-8 character never are, so the fields end at the
+ * same places; each field is decoded on its own, which gives what decoding the whole line and then
+ * cutting gives (even for invalid UTF-8: a sequence cut at an ASCII byte is replaced the same way).
+ * A line whose time had to be repaired (NILVALUE, unreadable) or whose STRUCTURED-DATA is not
+ * well formed is not forwarded as is: it is decoded and parsed as before (`Rfc5424.parse`).
+ */
+import { Buffer } from "node:buffer"
+import * as Rfc3339 from "../Rfc3339.ts"
+import type { KubernetesSource, LogPacket } from "../LogPacket.ts"
+import type { Receipt } from "../Receipt.ts"
+import * as Rfc5424 from "./Rfc5424.ts"
+import { fail, type SyslogParseError } from "./SyslogParseError.ts"
+
+const SP = 32
+
+/** A byte string (one character per byte) as the text its bytes are in UTF-8. */
+export const decode = (bytes: string, start = 0, end = bytes.length): string => {
+  for (let i = start; i < end; i++) {
+    if (bytes.charCodeAt(i) > 127) return Buffer.from(bytes.slice(start, end), "latin1").toString("utf8")
+  }
+  return start === 0 && end === bytes.length ? bytes : bytes.slice(start, end)
+}
+
+const isAsciiIn = (bytes: string, start: number, end: number): boolean => {
+  for (let i = start; i < end; i++) if (bytes.charCodeAt(i) > 127) return false
+  return true
+}
+
+/**
+ * A packet read from RFC 5424 bytes. Its `raw` is the message's bytes (a byte string), which
+ * syslog drains write as they are; `rfc5424` is the same decoded, when something asks for it.
+ */
+export class Rfc5424Packet implements LogPacket {
+  readonly raw: string
+  readonly hostname: string
+  readonly severity: number
+  readonly facility: number
+  readonly kubernetes: KubernetesSource | undefined = undefined
+  readonly receipt: Receipt | undefined = undefined
+  readonly position: number | undefined = undefined
+  /** Shared by the packets of a millisecond (Rfc3339.dateOf). */
+  readonly time: Date
+  /** Where the fields after the hostname end (each before a SP). */
+  private readonly hostEnd: number
+  private readonly appEnd: number
+  private readonly procEnd: number
+  private readonly msgIdEnd: number
+  private readonly sdEnd: number
+  private cachedTag: string | undefined = undefined
+  private cachedMessage: string | undefined = undefined
+
+  constructor(
+    raw: string,
+    hostname: string,
+    pri: number,
+    time: Date,
+    hostEnd: number,
+    appEnd: number,
+    procEnd: number,
+    msgIdEnd: number,
+    sdEnd: number
+  ) {
+    this.raw = raw
+    this.hostname = hostname
+    this.severity = pri & 7
+    this.facility = pri >> 3
+    this.time = time
+    this.hostEnd = hostEnd
+    this.appEnd = appEnd
+    this.procEnd = procEnd
+    this.msgIdEnd = msgIdEnd
+    this.sdEnd = sdEnd
+  }
+
+  get tag(): string {
+    return (this.cachedTag ??= nilToEmpty(this.raw, this.hostEnd + 1, this.appEnd))
+  }
+
+  get procId(): string | undefined {
+    return nilToUndefined(this.raw, this.appEnd + 1, this.procEnd)
+  }
+
+  get msgId(): string | undefined {
+    return nilToUndefined(this.raw, this.procEnd + 1, this.msgIdEnd)
+  }
+
+  get structuredData(): string | undefined {
+    const start = this.msgIdEnd + 1
+    return this.sdEnd - start <= 1 ? undefined : decode(this.raw, start, this.sdEnd)
+  }
+
+  get message(): string {
+    if (this.cachedMessage !== undefined) return this.cachedMessage
+    const raw = this.raw
+    let message = ""
+    if (this.sdEnd < raw.length) {
+      let start = this.sdEnd + 1
+      // A UTF-8 BOM (EF BB BF) before the message is not part of it.
+      if (raw.charCodeAt(start) === 0xef && raw.charCodeAt(start + 1) === 0xbb && raw.charCodeAt(start + 2) === 0xbf) start += 3
+      message = decode(raw, start, raw.length)
+    }
+    return (this.cachedMessage = message)
+  }
+
+  get rfc5424(): string {
+    return decode(this.raw)
+  }
+}
+
+const nilToEmpty = (raw: string, start: number, end: number): string =>
+  end - start === 1 && raw.charCodeAt(start) === 45 ? "" : decode(raw, start, end)
+
+const nilToUndefined = (raw: string, start: number, end: number): string | undefined =>
+  end - start === 1 && raw.charCodeAt(start) === 45 ? undefined : decode(raw, start, end)
+
+/**
+ * Whether `raw[start, end)` is `text`: compared from the end, where lines mostly differ (V8's
+ * `startsWith` is a call into the runtime, several times slower for such short texts).
+ */
+const sameAt = (raw: string, start: number, end: number, text: string): boolean => {
+  if (end - start !== text.length) return false
+  for (let i = text.length - 1; i >= 0; i--) if (raw.charCodeAt(start + i) !== text.charCodeAt(i)) return false
+  return true
+}
+
+/**
+ * The last TIMESTAMP read, exactly, and its milliseconds: a sender's lines often share it (one
+ * that writes milliseconds, in a burst), and then it is not read again.
+ */
+let lastTime = ""
+let lastTimeMillis = Number.NaN
+/** Lines in a row whose time was not the last one kept. */
+let timeMisses = 0
+/**
+ * The last HOSTNAME, as its bytes and as the packet's field: a connection's lines mostly
+ * have the same, and the one string for all of them also spares the route table hashing a new
+ * string each time.
+ */
+let lastHostnameBytes = "-"
+let lastHostname = ""
+
+/**
+ * Parses the RFC 5424 message in the byte string `raw` (no trailing CR, LF or NUL). `receivedAt`
+ * stands in for a time that cannot be read, as in `Rfc5424.parse`.
+ */
+export const parse = (raw: string, receivedAt: Date): LogPacket | SyslogParseError => {
+  const head = Rfc5424.readPriority(raw)
+  if ("reason" in head) return failDecoded(head, raw)
+  let i = head.end
+  if (!Rfc5424.isRfc5424(raw, i)) return fail("InvalidVersion", decode(raw))
+  i += 2
+  const tsStart = i
+  const tsEnd = raw.indexOf(" ", i)
+  if (tsEnd <= tsStart) return fail("MissingField", decode(raw))
+  const hostEnd = raw.indexOf(" ", tsEnd + 1)
+  if (hostEnd <= tsEnd + 1) return fail("MissingField", decode(raw))
+  const appEnd = raw.indexOf(" ", hostEnd + 1)
+  if (appEnd <= hostEnd + 1) return fail("MissingField", decode(raw))
+  const procEnd = raw.indexOf(" ", appEnd + 1)
+  if (procEnd <= appEnd + 1) return fail("MissingField", decode(raw))
+  const msgIdEnd = raw.indexOf(" ", procEnd + 1)
+  if (msgIdEnd <= procEnd + 1) return fail("MissingField", decode(raw))
+  const sdEnd = Rfc5424.structuredDataEnd(raw, msgIdEnd + 1)
+  // Repaired lines (STRUCTURED-DATA left out or broken; no time, or one that cannot be read) are
+  // formatted anew when forwarded: parsed from their text, as any other line.
+  if (sdEnd < 0 || (sdEnd < raw.length && raw.charCodeAt(sdEnd) !== SP)) return Rfc5424.parse(decode(raw), receivedAt)
+  if (tsEnd - tsStart === 1 && raw.charCodeAt(tsStart) === 45) return Rfc5424.parse(decode(raw), receivedAt)
+  let millis = lastTimeMillis
+  if (sameAt(raw, tsStart, tsEnd, lastTime)) {
+    timeMisses = 0
+  } else {
+    // A time that is not ASCII is read decoded (Date.parse decides what it means).
+    millis = Rfc5424.parseTimestamp(raw, tsStart, tsEnd)
+    if (Number.isNaN(millis) || !isAsciiIn(raw, tsStart, tsEnd)) return Rfc5424.parse(decode(raw), receivedAt)
+    // Lines whose times all differ (microseconds) are not worth a copy each: tried now and then.
+    if (timeMisses < 4 || (timeMisses & 255) === 0) {
+      lastTime = raw.slice(tsStart, tsEnd)
+      lastTimeMillis = millis
+    }
+    timeMisses++
+  }
+  let hostname = lastHostname
+  if (!sameAt(raw, tsEnd + 1, hostEnd, lastHostnameBytes)) {
+    hostname = lastHostname = nilToEmpty(raw, tsEnd + 1, hostEnd)
+    lastHostnameBytes = raw.slice(tsEnd + 1, hostEnd)
+  }
+  return new Rfc5424Packet(raw, hostname, head.pri, Rfc3339.dateOf(millis), hostEnd, appEnd, procEnd, msgIdEnd, sdEnd)
+}
+
+/** A parse error whose example line is the decoded text, as `Rfc5424.parse` reports it. */
+const failDecoded = (error: SyslogParseError, raw: string): SyslogParseError => fail(error.reason, decode(raw))

@@ -28,7 +28,7 @@ const digit = (line: string, i: number): number => {
  * — without it: the second is parsed once for all the lines that share it, the rest by hand.
  * NaN for anything else (then Date.parse decides).
  */
-const quickTimestamp = (line: string, start: number, end: number): number => {
+export const quickTimestamp = (line: string, start: number, end: number): number => {
   if (end - start < 20) return Number.NaN
   let same = !Number.isNaN(lastSecondMillis)
   if (same) {

@@ -121,12 +121,17 @@ const nilToUndefined = (line: string, start: number, end: number): string | unde
   end - start === 1 && line.charCodeAt(start) === 45 ? undefined : line.slice(start, end)
 
 /** Milliseconds since the epoch, or NaN. Requires the RFC 3339 shape `YYYY-MM-DDThh:mm:ss…`. */
-export const parseTimestamp = (line: string, start: number, end: number): number => {
-  if (end - start < 20 || line.charCodeAt(start + 10) !== 84 /* T */) return Number.NaN
+const parseTimestamp = (line: string, start: number, end: number): number =>
+  isZoned(line, start, end) ? Rfc3339.parse(line, start, end) : Number.NaN
+
+/**
+ * Whether `line[start, end)` may be an RFC 3339 time as RFC 5424 requires it: long enough, a `T`,
+ * and a zone: "Z" (ABNF strings ignore case: "z" too) or a numeric offset ending in a digit.
+ */
+export const isZoned = (line: string, start: number, end: number): boolean => {
+  if (end - start < 20 || line.charCodeAt(start + 10) !== 84 /* T */) return false
   const last = line.charCodeAt(end - 1)
-  // A zone is required: "Z" (ABNF strings ignore case: "z" too) or a numeric offset ending in a digit.
-  if (last !== 90 /* Z */ && last !== 122 /* z */ && (last < 48 || last > 57)) return Number.NaN
-  return Rfc3339.parse(line, start, end)
+  return last === 90 /* Z */ || last === 122 /* z */ || (last >= 48 && last <= 57)
 }
 
 

@@ -268,7 +268,7 @@ export const make = Effect.fnUntraced(function*(options: {
         yield* deliver(lane, sender, batch, lane.takenBytes)
         lane.current = undefined
         if (lane.settleAfter !== undefined) lane.settleAfter -= batch.length
-        if (lane.length >= 2 * settings.batchSize && lanes.length < maxLanes && !closing) yield* split
+        if (lane.length >= 2 * settings.batchSize && lanes.length < maxLanes && !closing) yield* split(lane)
       }
     })).pipe(
       // A defect (a bug, e.g. a sender that cannot be made) ends the worker: said loudly here; its
@@ -283,12 +283,16 @@ export const make = Effect.fnUntraced(function*(options: {
       })
     )
 
-  /** Doubles the lanes; each new lane waits for its parent to be done with what it holds. */
-  const split: Effect.Effect<void> = Effect.gen(function*() {
+  /**
+   * Doubles the lanes, if that shares out the backlog of `behind`; each new lane waits for its
+   * parent to be done with what it holds.
+   */
+  const split = (behind: Lane): Effect.Effect<void> => Effect.gen(function*() {
     const now = yield* Clock.currentTimeMillis
     if (now - lastScaleAt < 1000) return
     lastScaleAt = now
     const n = lanes.length
+    if (!behind.divides(n)) return
     for (let j = 0; j < n; j++) {
       const child = new Lane()
       lanes[j]!.holdBack(child)

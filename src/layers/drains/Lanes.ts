@@ -99,6 +99,22 @@ export class Lane {
     return left
   }
 
+  /**
+   * Whether doubling the lanes would share out what this lane holds: some of its packets' sources
+   * stay and some move (`bit` is the lane count before doubling). A lane whose backlog is all one
+   * source gains nothing from a split, and pays for it: it must confirm what it wrote (a graceful
+   * close, and a new connection) while its backlog grows.
+   */
+  divides(bit: number): boolean {
+    let seen = -1
+    for (let i = this.head; i < this.items.length; i++) {
+      const moves = sourceHash(this.items[i]!) & bit
+      if (seen === -1) seen = moves
+      else if (moves !== seen) return true
+    }
+    return false
+  }
+
   /** A child lane must wait until this lane is done with everything it holds now. */
   holdBack(child: Lane): void {
     const backlog = this.length + this.pending

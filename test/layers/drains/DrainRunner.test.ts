@@ -289,4 +289,29 @@ describe("DrainRunner", () => {
         assert.deepStrictEqual(numbers, numbers.toSorted((x, y) => x - y), `order of source ${source}`)
       }
     }))
+
+  it.effect("keeps one worker for one source under pressure: a split would share nothing out", () =>
+    Effect.gen(function*() {
+      const sink = yield* MemorySink.make()
+      yield* sink.gate.close
+      const { handle } = yield* open(sink, { batchSize: 5, maxWorkers: 4, bufferSize: 100_000 })
+      let n = 0
+      const burst = (count: number) => {
+        for (let i = 0; i < count; i++) handle.offer(packet(`a:${n++}`, "a"))
+      }
+      burst(200)
+      yield* sink.gate.open
+      yield* settle
+      burst(200)
+      yield* TestClock.adjust("2 seconds")
+      burst(200)
+      yield* settle
+      yield* TestClock.adjust("2 seconds")
+      burst(200)
+      yield* settle
+      assert.strictEqual(handle.stats.lanes, 1)
+      assert.strictEqual(sink.senders, 1)
+      const numbers = sink.messages().map((m) => Number(m.split(":")[1]))
+      assert.deepStrictEqual(numbers, Array.from({ length: 800 }, (_, i) => i))
+    }))
 })

@@ -142,4 +142,15 @@ describe("reading frames as bytes and writing them out again", () => {
     assert.strictEqual(packets[0]!.message, "BOM and ünïcödé ✓")
     assert.strictEqual(Rfc5424Raw.decode(packets[1]!.raw!), messages[1])
   })
+
+  it("frames as bytes are the decoded frames' bytes, without the CR, LF and NUL at their end", () => {
+    const messages = ["<13>1 - h a - - - ✓\n", "\n", "a\r\n\0", "plain", "é\r"]
+    const octets = Buffer.concat(messages.map((m) => Buffer.from(`${Buffer.byteLength(m)} ${m}`)))
+    const lines = Buffer.from("line one\r\nline\0 two\r\r\nthree é\n")
+    for (const stream of [octets, lines]) {
+      const decoded = new FrameDecoder({ maxFrameBytes: 1024 }).decode(stream)
+      const bytes = new FrameDecoder({ maxFrameBytes: 1024, bytes: true }).decode(stream)
+      assert.deepStrictEqual(bytes.map((b) => Rfc5424Raw.decode(b)), decoded.map((d) => d.replace(/[\r\n\0]+$/, "")))
+    }
+  })
 })

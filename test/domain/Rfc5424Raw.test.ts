@@ -100,6 +100,12 @@ describe("Rfc5424Raw.parse", () => {
       "<134>1 2026-01-01T00:00:00.002Z web app 1 - - back"
     ]
     for (let round = 0; round < 3; round++) for (const line of lines) assertSame(Buffer.from(line, "utf8"))
+    // A run of lines whose times all differ, then a run sharing one, then hostnames changing alone.
+    for (let i = 0; i < 600; i++) {
+      const ms = i < 300 ? String(i % 1000).padStart(3, "0") : "999"
+      const host = i < 500 ? "web" : `web-${i % 3}`
+      assertSame(Buffer.from(`<134>1 2026-01-01T00:00:00.${ms}Z ${host} app 1 - - line ${i}`, "utf8"))
+    }
     // é as its one latin1 byte (E9): invalid UTF-8, never the hostname "wéb" kept from before.
     assertSame(Buffer.from("<134>1 2026-01-01T00:00:00.002Z w\u00e9b app 1 - - latin1", "latin1"))
   })

@@ -154,13 +154,18 @@ class Kept {
 }
 
 /**
- * The last TIMESTAMP read, exactly, and its milliseconds: a sender's lines often share it (one
- * that writes milliseconds, in a burst), and then it is not read again.
+ * The last line's TIMESTAMP SP HOSTNAME (a flat copy), and what was read from it: a sender's lines
+ * often share both (one that writes milliseconds, in a burst), and then one comparison of
+ * strings (a memcmp) replaces reading them.
  */
-const lastTime = new Kept(64)
-let lastTimeMillis = 0
-/** Lines in a row whose time was not the last one kept. */
-let timeMisses = 0
+let lastHead = ""
+let lastHeadMillis = 0
+let lastHeadHostname = ""
+/** Lines in a row whose head was not the last one kept. */
+let headMisses = 0
+/** A copy of a (sliced) string of its own: comparing with it is a memcmp, and it keeps no line alive. */
+const flat = (text: string): string => Buffer.from(text, "latin1").toString("latin1")
+
 /**
  * The last HOSTNAME, as its bytes and as the packet's field: a connection's lines mostly have
  * the same, and the one string for all of them also spares the route table hashing a new string
@@ -195,25 +200,30 @@ export const parse = (raw: string, receivedAt: Date): LogPacket | SyslogParseErr
   // formatted anew when forwarded: parsed from their text, as any other line.
   if (sdEnd < 0 || (sdEnd < raw.length && raw.charCodeAt(sdEnd) !== SP)) return Rfc5424.parse(decode(raw), receivedAt)
   if (tsEnd - tsStart === 1 && raw.charCodeAt(tsStart) === 45) return Rfc5424.parse(decode(raw), receivedAt)
-  let millis = lastTimeMillis
-  if (lastTime.is(raw, tsStart, tsEnd)) {
-    timeMisses = 0
+  // Lines whose heads all differ (microseconds) are not worth a comparison and a copy each:
+  // after a few in a row, tried now and then.
+  const tryHead = headMisses < 4 || (headMisses & 255) === 0
+  const timeAndHost = tryHead ? raw.slice(tsStart, hostEnd) : ""
+  let millis = lastHeadMillis
+  let hostname = lastHeadHostname
+  if (tryHead && timeAndHost === lastHead) {
+    headMisses = 0
   } else {
     // The usual shape, read by hand (it is all ASCII then); any other time is read from the
     // decoded line, as Rfc5424.parse reads it (Date.parse decides what it means).
     millis = Rfc5424.isZoned(raw, tsStart, tsEnd) ? Rfc3339.quickTimestamp(raw, tsStart, tsEnd) : Number.NaN
     if (Number.isNaN(millis)) return Rfc5424.parse(decode(raw), receivedAt)
-    // Lines whose times all differ (microseconds) are not worth keeping each: tried now and then.
-    if (timeMisses < 4 || (timeMisses & 255) === 0) {
-      lastTime.keep(raw, tsStart, tsEnd)
-      lastTimeMillis = millis
+    hostname = lastHostname
+    if (!lastHost.is(raw, tsEnd + 1, hostEnd)) {
+      hostname = lastHostname = nilToEmpty(raw, tsEnd + 1, hostEnd)
+      lastHost.keep(raw, tsEnd + 1, hostEnd)
     }
-    timeMisses++
-  }
-  let hostname = lastHostname
-  if (!lastHost.is(raw, tsEnd + 1, hostEnd)) {
-    hostname = lastHostname = nilToEmpty(raw, tsEnd + 1, hostEnd)
-    lastHost.keep(raw, tsEnd + 1, hostEnd)
+    if (tryHead) {
+      lastHead = flat(timeAndHost)
+      lastHeadMillis = millis
+      lastHeadHostname = hostname
+    }
+    headMisses++
   }
   return new Rfc5424Packet(raw, hostname, head.pri, Rfc3339.dateOf(millis), hostEnd, appEnd, procEnd, msgIdEnd, sdEnd)
 }

@@ -24,13 +24,20 @@ const bundle = Bundle.forTests()
 const SIZE = 1024
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
+/** The first hostname `prefix-N` whose lines go to lane `lane` of four (lanes split by the hash's low bits). */
+const inLane = (prefix: string, lane: number): string => {
+  for (let i = 0;; i++) {
+    if ((sourceHash({ hostname: `${prefix}-${i}`, tag: "app" } as Parameters<typeof sourceHash>[0]) & 3) === lane) return `${prefix}-${i}`
+  }
+}
+
 /**
  * A hostname whose lines move to the newest lane at each of the drain's first two splits (lane 0,
- * then 1, then 3): one source alone must change connections, or its test proves nothing.
+ * then 1, then 3): a source must change connections, or its test proves nothing. A lane splits
+ * only when that shares out its backlog (Lane.divides), so two more sources make both splits
+ * happen: one that goes to lane 1 with it and stays there, one that stays in lane 0.
  */
-const moving = (): string => {
-  for (let i = 0;; i++) if ((sourceHash({ hostname: `solo-${i}`, tag: "app" } as Parameters<typeof sourceHash>[0]) & 3) === 3) return `solo-${i}`
-}
+const moving = (): ReadonlyArray<string> => [inLane("solo", 3), inLane("stays", 1), inLane("stays", 0)]
 
 /** Sends `count` lines from `sources` through logtrain into a receiver read at 2000 lines/s. */
 const slowReceiver = async (sources: ReadonlyArray<string>, count: number) => {
@@ -54,8 +61,8 @@ const slowReceiver = async (sources: ReadonlyArray<string>, count: number) => {
 }
 
 describe("syslog+tcp drain, receiver slow or away (issue 21, A)", () => {
-  it("one source, 10k lines of 1 KB into a receiver read at 2000 lines/s (DRAIN_WHEN_FULL=block): all of them, in order, whole", async () => {
-    const { connections, report, stats } = await slowReceiver([moving()], 10_000)
+  it("a source that moves lanes at both splits, 10k lines of 1 KB into a receiver read at 2000 lines/s (DRAIN_WHEN_FULL=block): all of them, in order, whole", async () => {
+    const { connections, report, stats } = await slowReceiver(moving(), 10_000)
     const numbers = `${report.summary}\nmetrics ${JSON.stringify(stats)}, receiver connections ${connections}`
     DrainFaults.show("A one source", numbers)
     assert.isAbove(stats.workers, 1, numbers)

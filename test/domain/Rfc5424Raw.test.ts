@@ -119,7 +119,7 @@ describe("Rfc5424Raw.parse", () => {
     const field = fc.oneof(fc.array(piece, { minLength: 1, maxLength: 3 }).map((p) => Buffer.concat(p)), fc.uint8Array({ minLength: 1, maxLength: 4 }).map((b) => Buffer.from(b)))
     const time = fc.constantFrom("-", "2026-01-01T00:00:00Z", "2026-01-01T00:00:00.123456+02:00", "2026-01-01T00:00:00.5z", "2026-02-30T00:00:00Z", "1985-04-12T23:20:50.52Z", "2026-01-01T00:00:00")
     const sd = fc.constantFrom("-", "[a b=\"c\"]", "[a b=\"é\\]\"][x@1]", "[broken", "[a b=\"\\\"\"]")
-    const line = fc.tuple(fc.constantFrom("<134>1 ", "<0>1 ", "<191>1 ", "<01>1 "), time, field, field, field, field, sd, fc.array(piece, { maxLength: 4 }))
+    const line = fc.tuple(fc.constantFrom("<134>1 ", "<0>1 ", "<191>1 ", "<01>1 ", "<192>1 ", "<1234>1 ", "<>1 ", "<1 ", "<a>1 ", "134>1 ", "<13>2 ", "<13>1", "<009>1 "), time, field, field, field, field, sd, fc.array(piece, { maxLength: 4 }))
       .map(([pri, t, h, a, p, m, s, msg]) =>
         Buffer.concat([Buffer.from(`${pri}${t} `), h, Buffer.from(" "), a, Buffer.from(" "), p, Buffer.from(" "), m, Buffer.from(` ${s} `), ...msg])
       )

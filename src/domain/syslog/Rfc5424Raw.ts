@@ -40,21 +40,21 @@ export const decode = (bytes: string, start = 0, end = bytes.length): string => 
 export class Rfc5424Packet implements LogPacket {
   readonly raw: string
   readonly hostname: string
-  readonly severity: number
-  readonly facility: number
-  readonly kubernetes: KubernetesSource | undefined = undefined
-  readonly receipt: Receipt | undefined = undefined
-  readonly position: number | undefined = undefined
   /** Shared by the packets of a millisecond (Rfc3339.dateOf). */
   readonly time: Date
+  // Always undefined: on the prototype (below), so that each packet is smaller by as many fields.
+  declare readonly kubernetes: KubernetesSource | undefined
+  declare readonly receipt: Receipt | undefined
+  declare readonly position: number | undefined
+  private readonly pri: number
   /** Where the fields after the hostname end (each before a SP). */
   private readonly hostEnd: number
   private readonly appEnd: number
   private readonly procEnd: number
   private readonly msgIdEnd: number
   private readonly sdEnd: number
+  /** Asked for by drains with more than one lane, for each packet (Lanes.sourceHash). */
   private cachedTag: string | undefined = undefined
-  private cachedMessage: string | undefined = undefined
 
   constructor(
     raw: string,
@@ -69,14 +69,21 @@ export class Rfc5424Packet implements LogPacket {
   ) {
     this.raw = raw
     this.hostname = hostname
-    this.severity = pri & 7
-    this.facility = pri >> 3
     this.time = time
+    this.pri = pri
     this.hostEnd = hostEnd
     this.appEnd = appEnd
     this.procEnd = procEnd
     this.msgIdEnd = msgIdEnd
     this.sdEnd = sdEnd
+  }
+
+  get severity(): number {
+    return this.pri & 7
+  }
+
+  get facility(): number {
+    return this.pri >> 3
   }
 
   get tag(): string {
@@ -97,21 +104,21 @@ export class Rfc5424Packet implements LogPacket {
   }
 
   get message(): string {
-    if (this.cachedMessage !== undefined) return this.cachedMessage
     const raw = this.raw
-    let message = ""
-    if (this.sdEnd < raw.length) {
-      let start = this.sdEnd + 1
-      // A UTF-8 BOM (EF BB BF) before the message is not part of it.
-      if (raw.charCodeAt(start) === 0xef && raw.charCodeAt(start + 1) === 0xbb && raw.charCodeAt(start + 2) === 0xbf) start += 3
-      message = decode(raw, start, raw.length)
-    }
-    return (this.cachedMessage = message)
+    if (this.sdEnd >= raw.length) return ""
+    let start = this.sdEnd + 1
+    // A UTF-8 BOM (EF BB BF) before the message is not part of it.
+    if (raw.charCodeAt(start) === 0xef && raw.charCodeAt(start + 1) === 0xbb && raw.charCodeAt(start + 2) === 0xbf) start += 3
+    return decode(raw, start, raw.length)
   }
 
   get rfc5424(): string {
     return decode(this.raw)
   }
+}
+
+for (const field of ["kubernetes", "receipt", "position"]) {
+  Object.defineProperty(Rfc5424Packet.prototype, field, { value: undefined, enumerable: false, writable: false })
 }
 
 const nilToEmpty = (raw: string, start: number, end: number): string =>
@@ -179,9 +186,20 @@ let lastHostname = ""
  * stands in for a time that cannot be read, as in `Rfc5424.parse`.
  */
 export const parse = (raw: string, receivedAt: Date): LogPacket | SyslogParseError => {
-  const head = Rfc5424.readPriority(raw)
-  if ("reason" in head) return failDecoded(head, raw)
-  let i = head.end
+  // PRI as readPriority reads it, without an object for its result: `<`, 1 to 3 digits without
+  // a leading zero (but "<0>"), `>`, at most 191; anything else is reported by readPriority.
+  let pri = 0
+  let i = 1
+  for (; i <= 4; i++) {
+    const c = raw.charCodeAt(i)
+    if (c < 48 || c > 57) break
+    pri = pri * 10 + (c - 48)
+  }
+  if (raw.charCodeAt(0) !== 60 || i === 1 || i > 4 || raw.charCodeAt(i) !== 62 || pri > 191 || (i > 2 && raw.charCodeAt(1) === 48)) {
+    const head = Rfc5424.readPriority(raw)
+    return "reason" in head ? failDecoded(head, raw) : fail("InvalidPriority", decode(raw))
+  }
+  i++
   if (!Rfc5424.isRfc5424(raw, i)) return fail("InvalidVersion", decode(raw))
   i += 2
   const tsStart = i
@@ -225,7 +243,7 @@ export const parse = (raw: string, receivedAt: Date): LogPacket | SyslogParseErr
     }
     headMisses++
   }
-  return new Rfc5424Packet(raw, hostname, head.pri, Rfc3339.dateOf(millis), hostEnd, appEnd, procEnd, msgIdEnd, sdEnd)
+  return new Rfc5424Packet(raw, hostname, pri, Rfc3339.dateOf(millis), hostEnd, appEnd, procEnd, msgIdEnd, sdEnd)
 }
 
 /** A parse error whose example line is the decoded text, as `Rfc5424.parse` reports it. */

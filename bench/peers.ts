@@ -35,7 +35,9 @@
  *              TCP/UDP on, routes to a syslog+tcp sink: average and peak RSS, CPU % of one core,
  *              and each line's time from written to delivered (percentiles). With the memory
  *              budget and heap logtrain takes from the DaemonSet's 128Mi limit (MEMORY_LIMIT, as
- *              the stress scenario); --reference-limit none runs it without a container limit.
+ *              the stress scenario); --reference-limit none runs it without a container limit;
+ *              --reference-writes spread writes each file at its own moment in the 100 ms (as a
+ *              node's containers do) instead of all at once.
  *
  * Both relay scenarios also run the calibration relay (bench/tools/calibration-relay.ts: the least a
  * Node relay can do, no Effect), so the report shows logtrain ÷ that ceiling beside logtrain ÷ rsyslog.
@@ -70,6 +72,11 @@ const { values: args } = parseArgs({
     "reference-seconds": { type: "string", default: "120" },
     /** The container limit the reference workload runs under (its MEMORY_LIMIT): 128Mi, as the DaemonSet; `none`. */
     "reference-limit": { type: "string", default: "128Mi" },
+    /**
+     * How the reference workload's writes fall: `together` (all 52 files every 100 ms, at once) or
+     * `spread` (each file every 100 ms at its own moment, as a node's containers write).
+     */
+    "reference-writes": { type: "string", default: "together" },
     "stress-seconds": { type: "string", default: "180" },
     /** Environment for logtrain, `NAME=value,NAME=value`: by default the container image's. */
     "logtrain-env": { type: "string", default: "MALLOC_ARENA_MAX=2" },
@@ -562,15 +569,21 @@ const referenceScenario = async () => {
     const cpu0 = stat(relay.pid)
     const start = Date.now()
     let written = 0
-    while (Date.now() - start < seconds * 1000) {
+    const spread = args["reference-writes"] === "spread"
+    const append = (path: string) => {
       const now = new Date().toISOString()
-      // 20 lines/s per file: 2 lines each 100 ms.
-      for (const path of paths) {
-        writeFileSync(path, `${now} stdout F request ${written} served in 12ms ${"z".repeat(80)}\n${now} stderr F warning ${written}\n`, { flag: "a" })
+      writeFileSync(path, `${now} stdout F request ${written} served in 12ms ${"z".repeat(80)}\n${now} stderr F warning ${written}\n`, { flag: "a" })
+      written += 2
+    }
+    while (Date.now() - start < seconds * 1000) {
+      // 20 lines/s per file: 2 lines each 100 ms — all files at once, or each at its own moment.
+      const round = Date.now()
+      for (let i = 0; i < FILES; i++) {
+        if (spread) await sleep(round + (i * 100) / FILES - Date.now())
+        append(paths[i]!)
       }
-      written += 2 * FILES
       samples.push(status(relay.pid, "VmRSS"))
-      await sleep(100)
+      await sleep(spread ? round + 100 - Date.now() : 100)
     }
     const cpu = stat(relay.pid) - cpu0
     await sleep(2000)
@@ -583,6 +596,7 @@ const referenceScenario = async () => {
       relay: "logtrain",
       seconds,
       containerLimit: args["reference-limit"],
+      writes: args["reference-writes"],
       linesWritten: written,
       received: sink.received(),
       averageRssMB: Number((samples.reduce((a, b) => a + b, 0) / samples.length).toFixed(1)),

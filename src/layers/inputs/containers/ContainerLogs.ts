@@ -16,7 +16,7 @@
  * - this module — discovery (scan, directory watch, exclusions, resuming from checkpoints), the
  *   metrics, and the wiring.
  */
-import { Data, Duration, Effect, Fiber, Layer, Option, Queue, Schedule } from "effect"
+import { Clock, Data, Duration, Effect, Fiber, Layer, Option, Queue, Schedule } from "effect"
 import * as Fs from "node:fs"
 import { join } from "node:path"
 import { setFlagsFromString } from "node:v8"
@@ -156,7 +156,8 @@ export const layer = (options: Options): Layer.Layer<never, ContainerLogsError, 
 
     const backlogs = yield* Backlogs.make()
     const poller = yield* Poller.make({
-      pollInterval: options.pollInterval ?? Duration.millis(250),
+      // Busy files polled together 20 times a second: a line is picked up within 50 ms.
+      pollInterval: options.pollInterval ?? Duration.millis(50),
       quietInterval: options.quietInterval ?? Duration.seconds(5),
       offer: ingest.offer,
       done: (entry) => {
@@ -302,7 +303,7 @@ export const layer = (options: Options): Layer.Layer<never, ContainerLogsError, 
           return
         }
         unopened.delete(path)
-        const entry = poller.add(follower)
+        const entry = poller.add(follower, yield* Clock.currentTimeMillis)
         follower.onResume = () => poller.nudge(entry)
         followed.set(path, entry)
         counts.unsaved = true

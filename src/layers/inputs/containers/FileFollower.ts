@@ -208,9 +208,12 @@ export class FileFollower implements ChunkOwner {
   /**
    * Reads what is new, up to `budget` bytes, adding its packets to `packets`, and sees to
    * rotation, truncation and deletion. `checkPath` also looks at what the path names now (a stat:
-   * done when the file is quiet, or was said to change).
+   * done when the file is quiet, or was said to change). Without `statWhenEmpty`, a read that finds
+   * nothing new ends the look: no fstat to see a truncation not refilled past the head, nor one
+   * refilled to the same length (the poller asks for one every few empty looks of a busy file;
+   * a truncation refilled past the head is seen by the read itself, which checks the first bytes).
    */
-  look(now: number, budget: number, packets: Array<LogPacket.LogPacket>, checkPath: boolean): LookResult {
+  look(now: number, budget: number, packets: Array<LogPacket.LogPacket>, checkPath: boolean, statWhenEmpty = true): LookResult {
     if (this.paused) return "idle"
     const before = this.gens.length
     let read = 0
@@ -254,7 +257,7 @@ export class FileFollower implements ChunkOwner {
         }
         read += n
         if (n === CHUNK) continue
-        if (n > 0) break
+        if (n > 0 || (!statWhenEmpty && !checkPath)) break
       }
       const stat = Fs.fstatSync(live.fd!)
       if (stat.size < this.reader.offset) {

@@ -2,26 +2,36 @@
  * When each followed file is looked at. One fiber reads for all of them, synchronously, and
  * hands what it read to the router as one batch per round; only the Ingest queue makes it wait.
  *
- * - Busy files (read from lately) are looked at every `pollInterval`; a file with more to read
- *   than one look takes is looked at again at once, after the others' turn.
- * - Quiet files (nothing new for QUIET_AFTER looks) are looked at when they change: each has an
+ * - Busy files (read from lately) are looked at together, every `pollInterval`, on one timer; a
+ *   file with more to read than one look takes is looked at again at once, after the others' turn.
+ *   A file busy for a while (UNWATCH_AFTER) is not watched: its writes would only wake the
+ *   process once each for what the next poll finds anyway (on a node, 50 files written 20 times
+ *   a second each are a thousand wake-ups a second, against 20 polls).
+ * - Quiet files (nothing new for QUIET_AFTER) are looked at when they change: each has an
  *   inotify watch (fs.watch) that marks it dirty on a write, a rename or a deletion, and dirty
  *   files are looked at together within NUDGE_DELAY. Between changes, a watched quiet file is
  *   looked at only every WATCHED_QUIET (in case an event was lost: the kernel's queue of them
  *   can overflow), so idle CPU stays about flat in the number of files; a file that cannot be
- *   watched (the inotify limit) is looked at every `quietInterval`. A look is an fstat, and a
- *   stat of the path to see a rotation; the looks of a round are plain synchronous calls.
- * - Time is Effect's Clock (tests drive it with TestClock); the wait for the next look races a
- *   Queue.dropping(1) the watches offer to.
+ *   watched (the inotify limit) is looked at every `quietInterval`. A look reads; an fstat, and a
+ *   stat of the path to see a rotation, only when it found nothing (see FileFollower.look).
+ * - The wait for the next round is one timer, cut short by a change: no fiber per round.
  */
-import { Clock, Duration, Effect, Queue } from "effect"
+import { Clock, Duration, Effect } from "effect"
 import * as Fs from "node:fs"
 import type * as LogPacket from "../../../domain/LogPacket.ts"
 import type { FileFollower, LookResult } from "./FileFollower.ts"
 import * as Files from "./files.ts"
 
-/** Empty looks before a busy file counts as quiet. */
-const QUIET_AFTER = 4
+/** How long a busy file finds nothing before it counts as quiet (and is watched again). */
+const QUIET_AFTER_MS = 1000
+/**
+ * A file busy this long, and found with something new by this many looks since it went busy, is
+ * not watched any more (it is polled).
+ */
+const UNWATCH_AFTER_MS = 1000
+const UNWATCH_AFTER_LOOKS = 10
+/** Every how many empty looks in a row a busy file's look also takes an fstat (see FileFollower.look). */
+const STAT_EVERY = 4
 /** How long after a change a quiet file is looked at (with the others changed meanwhile). */
 const NUDGE_DELAY_MS = 20
 /**
@@ -39,8 +49,16 @@ export interface Followed {
   watcher: Fs.FSWatcher | undefined
   /** The inode watched (a rename rotation means watching the new file). */
   watchedIno: number
+  /** Whether it should be watched (not when busy for long: it is polled). */
+  watching: boolean
   busy: boolean
-  /** When it was last looked at (a busy file is due again `pollInterval` after). */
+  /** When it last went busy. */
+  busySince: number
+  /** When a look last found something (or it went busy). */
+  foundAt: number
+  /** Looks that found something since it went busy. */
+  finds: number
+  /** When it was last looked at. */
   lookedAt: number
   emptyLooks: number
   /** When a quiet file is next looked at; its place in the quiet queue is valid while this matches. */
@@ -63,7 +81,6 @@ export interface PollerOptions {
 }
 
 export const make = Effect.fnUntraced(function*(options: PollerOptions) {
-  const wake = yield* Queue.dropping<void>(1)
   const busy = new Set<Followed>()
   const dirty = new Set<Followed>()
   /** Quiet files in the order they are due: watched, and not (one interval each: appending keeps the order). */
@@ -71,7 +88,21 @@ export const make = Effect.fnUntraced(function*(options: PollerOptions) {
   const quietQueue = (entry: Followed) => quietQueues[entry.watcher === undefined ? 1 : 0]!
   let nudgeTimer: ReturnType<typeof setTimeout> | undefined
   const pollMs = Duration.toMillis(options.pollInterval)
-  const slackMs = pollMs / 4
+
+  /** The pause's resumption while it waits, and its timer; `woken` when a wake came while none waited. */
+  let resume: (() => void) | undefined
+  let waitTimer: ReturnType<typeof setTimeout> | undefined
+  let woken = false
+  const wake = () => {
+    const r = resume
+    if (r === undefined) {
+      woken = true
+      return
+    }
+    resume = undefined
+    clearTimeout(waitTimer)
+    r()
+  }
 
   const nudge = (entry: Followed) => {
     if (entry.gone || entry.dirty) return
@@ -80,7 +111,7 @@ export const make = Effect.fnUntraced(function*(options: PollerOptions) {
     if (nudgeTimer !== undefined) return
     nudgeTimer = setTimeout(() => {
       nudgeTimer = undefined
-      Queue.offerUnsafe(wake, undefined)
+      wake()
     }, NUDGE_DELAY_MS)
     nudgeTimer.unref()
   }
@@ -93,6 +124,7 @@ export const make = Effect.fnUntraced(function*(options: PollerOptions) {
   /** Watches the file the path names now. */
   const watch = (entry: Followed) => {
     unwatch(entry)
+    entry.watching = true
     const live = entry.follower.live
     if (live === undefined) return
     entry.watchedIno = live.identity.ino
@@ -112,13 +144,28 @@ export const make = Effect.fnUntraced(function*(options: PollerOptions) {
   const goQuiet = (entry: Followed, now: number) => {
     entry.busy = false
     busy.delete(entry)
+    if (!entry.watching) {
+      watch(entry)
+      // A write between its last look and the watch would wake nothing: looked at once more.
+      nudge(entry)
+    }
     quietQueue(entry).push(entry, now)
   }
 
-  const goBusy = (entry: Followed) => {
+  const goBusy = (entry: Followed, now: number) => {
     entry.emptyLooks = 0
-    if (entry.busy) return
+    entry.foundAt = now
+    entry.finds++
+    if (entry.busy) {
+      if (entry.watching && entry.finds >= UNWATCH_AFTER_LOOKS && now - entry.busySince >= UNWATCH_AFTER_MS) {
+        entry.watching = false
+        unwatch(entry)
+      }
+      return
+    }
     entry.busy = true
+    entry.busySince = now
+    entry.finds = 0
     entry.quietAt = Number.NaN
     busy.add(entry)
   }
@@ -130,11 +177,27 @@ export const make = Effect.fnUntraced(function*(options: PollerOptions) {
     dirty.delete(entry)
   }
 
-  const add = (follower: FileFollower): Followed => {
-    const entry: Followed = { follower, watcher: undefined, watchedIno: -1, busy: false, lookedAt: Number.NEGATIVE_INFINITY, emptyLooks: 0, quietAt: Number.NaN, dirty: false, gone: false }
+  const add = (follower: FileFollower, now: number): Followed => {
+    const entry: Followed = {
+      follower,
+      watcher: undefined,
+      watchedIno: -1,
+      watching: true,
+      busy: false,
+      busySince: now,
+      foundAt: now,
+      finds: 0,
+      lookedAt: Number.NEGATIVE_INFINITY,
+      emptyLooks: 0,
+      quietAt: Number.NaN,
+      dirty: false,
+      gone: false
+    }
     watch(entry)
-    goBusy(entry)
-    Queue.offerUnsafe(wake, undefined)
+    goBusy(entry, now)
+    // Looked at in the next round, not at the next poll.
+    hot.push(entry)
+    wake()
     return entry
   }
 
@@ -145,15 +208,19 @@ export const make = Effect.fnUntraced(function*(options: PollerOptions) {
   /** Files whose look failed, to be dropped (with a warning) after the round. */
   const failures: Array<readonly [Followed, unknown]> = []
 
-  /** One look at a file, synchronously; true when enough packets wait to be handed over. */
-  const look = (entry: Followed, now: number, checkPath: boolean): boolean => {
+  /**
+   * One look at a file, synchronously; true when enough packets wait to be handed over. `thorough`:
+   * a look that finds nothing also takes an fstat (else only every STAT_EVERY empty looks of a
+   * busy file), and `checkPath` a stat of the path.
+   */
+  const look = (entry: Followed, now: number, checkPath: boolean, thorough: boolean): boolean => {
     if (entry.gone) return false
     entry.dirty = false
     entry.lookedAt = now
     const before = entry.follower.reader.offset
     let result: LookResult
     try {
-      result = entry.follower.look(now, BURST, packets, checkPath)
+      result = entry.follower.look(now, BURST, packets, checkPath, thorough || entry.emptyLooks % STAT_EVERY === STAT_EVERY - 1)
     } catch (error) {
       remove(entry)
       failures.push([entry, error])
@@ -163,18 +230,19 @@ export const make = Effect.fnUntraced(function*(options: PollerOptions) {
       remove(entry)
       options.done(entry)
     } else if (result === "more") {
-      goBusy(entry)
+      goBusy(entry, now)
       hot.push(entry)
     } else if (entry.follower.reader.offset !== before || entry.follower.unsettled) {
-      goBusy(entry)
-    } else if (entry.busy && ++entry.emptyLooks >= QUIET_AFTER && !entry.follower.reader.pending) {
+      goBusy(entry, now)
+    } else if (entry.busy) {
+      entry.emptyLooks++
       // (A file with a line or an event being gathered stays busy: its timeout is looked for.)
-      goQuiet(entry, now)
-    } else if (!entry.busy) {
+      if (now - entry.foundAt >= QUIET_AFTER_MS && entry.emptyLooks >= STAT_EVERY && !entry.follower.reader.pending) goQuiet(entry, now)
+    } else {
       quietQueue(entry).push(entry, now)
     }
     const live = entry.follower.live
-    if (live !== undefined && live.identity.ino !== entry.watchedIno && !entry.gone) watch(entry)
+    if (entry.watching && live !== undefined && live.identity.ino !== entry.watchedIno && !entry.gone) watch(entry)
     return packets.length >= BATCH
   }
 
@@ -184,46 +252,63 @@ export const make = Effect.fnUntraced(function*(options: PollerOptions) {
     return batch.length === 0 ? Effect.void : options.offer(batch)
   })
 
+  /** When the busy files were last polled together: they are due again `pollInterval` after. */
+  let polledAt = Number.NEGATIVE_INFINITY
+
   /** One round: the hot files, the busy ones when due, the dirty ones, the quiet ones due. */
   const round = Effect.gen(function*() {
     const now = yield* Clock.currentTimeMillis
     const again = hot
     hot = []
-    for (const entry of again) if (look(entry, now, false)) yield* handOver
-    // Busy files not looked at for `pollInterval` (a write to a watched one has it looked at
-    // sooner, as a changed file: then it is not due again until `pollInterval` after that look).
-    // (A look may move the file out of `busy`: deleting while iterating a Set is safe.)
-    // Those due within a quarter of it are looked at with them: rounds stay few.
-    for (const entry of busy) {
-      if (entry.lookedAt + pollMs <= now + slackMs && look(entry, now, entry.emptyLooks > 0 || entry.follower.unsettled)) yield* handOver
+    for (const entry of again) if (look(entry, now, false, false)) yield* handOver
+    // The busy files, together, every `pollInterval` (a write to one still watched has it looked
+    // at sooner, as a changed file). (A look may move the file out of `busy`: deleting while
+    // iterating a Set is safe.)
+    // (Timers fire to the millisecond, the clock may read one less.)
+    if (busy.size > 0 && now + 2 >= polledAt + pollMs) {
+      polledAt = now
+      for (const entry of busy) {
+        if (entry.lookedAt !== now && look(entry, now, entry.emptyLooks > 0 || entry.follower.unsettled, false)) yield* handOver
+      }
     }
     if (dirty.size > 0) {
       const changed = [...dirty]
       dirty.clear()
-      for (const entry of changed) if (look(entry, now, true)) yield* handOver
+      for (const entry of changed) if (look(entry, now, true, true)) yield* handOver
     }
     for (const queue of quietQueues) {
-      for (let entry = queue.due(now); entry !== undefined; entry = queue.due(now)) if (look(entry, now, true)) yield* handOver
+      for (let entry = queue.due(now); entry !== undefined; entry = queue.due(now)) if (look(entry, now, true, true)) yield* handOver
     }
     yield* handOver
     for (const [entry, error] of failures.splice(0)) yield* options.failed(entry, error)
   })
 
-  /** Until the next round is due, or a file changes. */
-  const pause = Effect.gen(function*() {
-    if (hot.length > 0) return yield* Effect.yieldNow
-    const now = yield* Clock.currentTimeMillis
-    let until = Number.POSITIVE_INFINITY
-    for (const entry of busy) until = Math.min(until, entry.lookedAt + pollMs)
-    for (const queue of quietQueues) until = Math.min(until, queue.next())
-    const wait = Math.max(0, Math.min(until - now, WATCHED_QUIET_MS))
-    yield* Effect.raceFirst(Effect.sleep(Duration.millis(wait)), Queue.take(wake))
+  /** Until the next round is due, or a file changes: one timer, no fiber. */
+  const pause = Effect.suspend(() => {
+    if (hot.length > 0) return Effect.yieldNow
+    if (woken) {
+      woken = false
+      return Effect.void
+    }
+    return Effect.flatMap(Clock.currentTimeMillis, (now) =>
+      Effect.callback<void>((resume_) => {
+        let until = busy.size > 0 ? polledAt + pollMs : Number.POSITIVE_INFINITY
+        for (const queue of quietQueues) until = Math.min(until, queue.next())
+        const wait = Math.max(0, Math.min(until - now, WATCHED_QUIET_MS))
+        resume = () => resume_(Effect.void)
+        waitTimer = setTimeout(wake, wait)
+        return Effect.sync(() => {
+          resume = undefined
+          clearTimeout(waitTimer)
+        })
+      }))
   })
 
   const run = Effect.forever(Effect.andThen(round, pause))
 
   const close = Effect.sync(() => {
     clearTimeout(nudgeTimer)
+    clearTimeout(waitTimer)
     for (const entry of busy) unwatch(entry)
     for (const queue of quietQueues) queue.each(unwatch)
     for (const entry of dirty) unwatch(entry)

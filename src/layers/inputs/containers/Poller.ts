@@ -80,7 +80,7 @@ export interface PollerOptions {
   readonly watchFailed: () => void
 }
 
-export const make = Effect.fnUntraced(function*(options: PollerOptions) {
+export const make = (options: PollerOptions) => Effect.sync(() => {
   const busy = new Set<Followed>()
   const dirty = new Set<Followed>()
   /** Quiet files in the order they are due: watched, and not (one interval each: appending keeps the order). */

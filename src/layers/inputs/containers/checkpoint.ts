@@ -67,6 +67,14 @@ export const checkpointOf = (follower: FileFollower): Checkpoints.FileCheckpoint
   let first = others.gen
   for (const mark of marks.values()) if (mark.gen.seq < first.seq) first = mark.gen
   const gens = follower.gens.filter((gen) => gen.seq >= first.seq)
+  // Generations every mark has passed, not released yet (their packets were settled after the head
+  // left them: nothing releases them until the next rotation): read to their end as much as the
+  // released ones — or, after a restart, one taken for a file rotated out while logtrain was away
+  // is read again (a copytruncate's copy and the truncated file share a modification time).
+  const done = [...follower.consumed]
+  for (const gen of follower.gens) {
+    if (gen.seq < first.seq && gen.size !== undefined && gen.mtimeMs > 0) done.push({ dev: gen.identity.dev, ino: gen.identity.ino, size: gen.size, mtimeMs: gen.mtimeMs })
+  }
   const at = (mark: Mark): Checkpoints.MarkCheckpoint => ({
     generation: Math.max(0, gens.indexOf(mark.gen)),
     offset: mark.offset,
@@ -83,7 +91,7 @@ export const checkpointOf = (follower: FileFollower): Checkpoints.FileCheckpoint
     })),
     head: at(others),
     behind: Object.fromEntries([...marks].map(([key, mark]) => [key, at(mark)])),
-    ...(follower.consumed.length === 0 ? {} : { done: follower.consumed.slice(-DONE_KEPT) })
+    ...(done.length === 0 ? {} : { done: done.slice(-DONE_KEPT) })
   }
 }
 

@@ -16,7 +16,7 @@
  *   stat of the path to see a rotation, only when it found nothing (see FileFollower.look).
  * - The wait for the next round is one timer, cut short by a change: no fiber per round.
  */
-import { Clock, Duration, Effect } from "effect"
+import { Duration, Effect } from "effect"
 import * as Fs from "node:fs"
 import type * as LogPacket from "../../../domain/LogPacket.ts"
 import type { FileFollower, LookResult } from "./FileFollower.ts"
@@ -43,6 +43,11 @@ const BURST = 64 * 1024
 const BATCH = 1024
 /** How often a watched quiet file is looked at anyway. */
 const WATCHED_QUIET_MS = 30_000
+
+/** How a round looks at a file: again at once (more to read), as a busy one, as one changed or due. */
+const HOT = 0
+const BUSY = 1
+const CHANGED = 2
 
 export interface Followed {
   readonly follower: FileFollower
@@ -89,19 +94,13 @@ export const make = (options: PollerOptions) => Effect.sync(() => {
   let nudgeTimer: ReturnType<typeof setTimeout> | undefined
   const pollMs = Duration.toMillis(options.pollInterval)
 
-  /** The pause's resumption while it waits, and its timer; `woken` when a wake came while none waited. */
-  let resume: (() => void) | undefined
-  let waitTimer: ReturnType<typeof setTimeout> | undefined
+  /**
+   * A round is due now (a change, a file added): the waiting timer, if any, is cut short; if the
+   * poller is not waiting, it does not wait next time.
+   */
   let woken = false
-  const wake = () => {
-    const r = resume
-    if (r === undefined) {
-      woken = true
-      return
-    }
-    resume = undefined
-    clearTimeout(waitTimer)
-    r()
+  let wake = () => {
+    woken = true
   }
 
   const nudge = (entry: Followed) => {
@@ -255,60 +254,128 @@ export const make = (options: PollerOptions) => Effect.sync(() => {
   /** When the busy files were last polled together: they are due again `pollInterval` after. */
   let polledAt = Number.NEGATIVE_INFINITY
 
-  /** One round: the hot files, the busy ones when due, the dirty ones, the quiet ones due. */
-  const round = Effect.gen(function*() {
-    const now = yield* Clock.currentTimeMillis
-    const again = hot
+  /** The files the round under way looks at, in order, how (HOT, BUSY, CHANGED), and the next one. */
+  const todo: Array<Followed> = []
+  const how: Array<number> = []
+  let next = 0
+  let roundAt = 0
+
+  /** A round: the hot files, the busy ones when due, the dirty ones, the quiet ones due. */
+  const plan = (now: number) => {
+    roundAt = now
+    todo.length = 0
+    how.length = 0
+    next = 0
+    const add = (entry: Followed, kind: number) => {
+      todo.push(entry)
+      how.push(kind)
+    }
+    for (const entry of hot) add(entry, HOT)
     hot = []
-    for (const entry of again) if (look(entry, now, false, false)) yield* handOver
     // The busy files, together, every `pollInterval` (a write to one still watched has it looked
-    // at sooner, as a changed file). (A look may move the file out of `busy`: deleting while
-    // iterating a Set is safe.)
-    // (Timers fire to the millisecond, the clock may read one less.)
+    // at sooner, as a changed file). (Timers fire to the millisecond, the clock may read one less.)
     if (busy.size > 0 && now + 2 >= polledAt + pollMs) {
       polledAt = now
-      for (const entry of busy) {
-        if (entry.lookedAt !== now && look(entry, now, entry.emptyLooks > 0 || entry.follower.unsettled, false)) yield* handOver
-      }
+      for (const entry of busy) add(entry, BUSY)
     }
-    if (dirty.size > 0) {
-      const changed = [...dirty]
-      dirty.clear()
-      for (const entry of changed) if (look(entry, now, true, true)) yield* handOver
-    }
+    for (const entry of dirty) add(entry, CHANGED)
+    dirty.clear()
     for (const queue of quietQueues) {
-      for (let entry = queue.due(now); entry !== undefined; entry = queue.due(now)) if (look(entry, now, true, true)) yield* handOver
+      for (let entry = queue.due(now); entry !== undefined; entry = queue.due(now)) add(entry, CHANGED)
+    }
+  }
+
+  /** Looks at the round's files in turn: false when enough packets wait to be handed over first. */
+  const collect = (): boolean => {
+    while (next < todo.length) {
+      const entry = todo[next]!
+      const kind = how[next++]!
+      // (A look may move a busy file out of `busy`, or have looked at it already, as hot.)
+      if (kind === BUSY && (!entry.busy || entry.lookedAt === roundAt)) continue
+      const full = kind === HOT
+        ? look(entry, roundAt, false, false)
+        : kind === BUSY
+        ? look(entry, roundAt, entry.emptyLooks > 0 || entry.follower.unsettled, false)
+        : look(entry, roundAt, true, true)
+      if (full) return false
+    }
+    todo.length = 0
+    how.length = 0
+    return true
+  }
+
+  /** When the next round is due (ms from now; 0: at once). */
+  const untilNext = (now: number): number => {
+    if (hot.length > 0 || woken) return 0
+    let until = busy.size > 0 ? polledAt + pollMs : Number.POSITIVE_INFINITY
+    for (const queue of quietQueues) until = Math.min(until, queue.next())
+    return Math.max(0, Math.min(until - now, WATCHED_QUIET_MS))
+  }
+
+  /**
+   * Until a round has found something to hand over (or a failure to report). Rounds that find
+   * nothing — most of them, when files are written less often than they are polled — run in the
+   * timer, synchronously, and the fiber sleeps on: one timer, no fiber, no Effect per round.
+   * (The time is the wall clock's here: this is the input's hottest loop.)
+   */
+  const nextFinds = Effect.callback<void>((resume) => {
+    let timer: ReturnType<typeof setTimeout> | undefined
+    let immediate: ReturnType<typeof setImmediate> | undefined
+    const cancel = () => {
+      clearTimeout(timer)
+      if (immediate !== undefined) clearImmediate(immediate)
+      timer = undefined
+      immediate = undefined
+    }
+    const tick = () => {
+      cancel()
+      woken = false
+      let found: boolean
+      try {
+        plan(Date.now())
+        found = !collect() || packets.length > 0 || failures.length > 0
+      } catch (defect) {
+        // (A bug: the fiber dies of it, as it would have in an Effect; not the process, in a timer.)
+        return resume(Effect.die(defect))
+      }
+      if (!found) return arm()
+      wake = () => {
+        woken = true
+      }
+      resume(Effect.void)
+    }
+    const arm = () => {
+      const wait = untilNext(Date.now())
+      if (wait === 0) immediate = setImmediate(tick)
+      else timer = setTimeout(tick, wait)
+    }
+    wake = () => {
+      cancel()
+      immediate = setImmediate(tick)
+    }
+    arm()
+    return Effect.sync(() => {
+      cancel()
+      wake = () => {
+        woken = true
+      }
+    })
+  })
+
+  /** Hands over what the round found, and goes on with it where it stopped to. */
+  const finish = Effect.gen(function*() {
+    while (true) {
+      yield* handOver
+      if (todo.length === 0 || collect()) break
     }
     yield* handOver
     for (const [entry, error] of failures.splice(0)) yield* options.failed(entry, error)
   })
 
-  /** Until the next round is due, or a file changes: one timer, no fiber. */
-  const pause = Effect.suspend(() => {
-    if (hot.length > 0) return Effect.yieldNow
-    if (woken) {
-      woken = false
-      return Effect.void
-    }
-    return Effect.flatMap(Clock.currentTimeMillis, (now) =>
-      Effect.callback<void>((resume_) => {
-        let until = busy.size > 0 ? polledAt + pollMs : Number.POSITIVE_INFINITY
-        for (const queue of quietQueues) until = Math.min(until, queue.next())
-        const wait = Math.max(0, Math.min(until - now, WATCHED_QUIET_MS))
-        resume = () => resume_(Effect.void)
-        waitTimer = setTimeout(wake, wait)
-        return Effect.sync(() => {
-          resume = undefined
-          clearTimeout(waitTimer)
-        })
-      }))
-  })
-
-  const run = Effect.forever(Effect.andThen(round, pause))
+  const run = Effect.forever(Effect.andThen(nextFinds, finish))
 
   const close = Effect.sync(() => {
     clearTimeout(nudgeTimer)
-    clearTimeout(waitTimer)
     for (const entry of busy) unwatch(entry)
     for (const queue of quietQueues) queue.each(unwatch)
     for (const entry of dirty) unwatch(entry)

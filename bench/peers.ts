@@ -91,7 +91,7 @@ const extraEnv = Object.fromEntries(args["logtrain-env"].split(",").filter((kv) 
 }))
 const only = new Set(args.only.split(","))
 const root = join(import.meta.dirname, "..")
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, Math.max(0, ms)))
 const twoCores = cpus().length >= 2
 const RELAY_CORE = "0"
 if (twoCores) execFileSync("taskset", ["-a", "-p", "-c", "1", String(process.pid)], { stdio: "ignore" })

@@ -6,7 +6,7 @@
  *
  * - 4 TCP senders at full speed (two with 200 B lines, two with 16 KB lines), each a hostname
  *   routed to a live sink of its own and to 10 drains that are down the whole time (5 syslog+tcp,
- *   5 http, to ports nobody listens on);
+ *   5 http, to ports nobody listens on, below the ephemeral range so that no other process takes them);
  * - 52 container log files written at full speed (26 with 200 B lines, 26 with 16 KB lines),
  *   rotated at 10 MiB as the kubelet does;
  * - every hostname (the wildcard) routed to a second live sink.
@@ -28,7 +28,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import * as MemoryBudget from "../src/layers/MemoryBudget.ts"
 import { parseBytes } from "../src/layers/MemoryLimit.ts"
-import { freePorts } from "../test/helpers/ports.ts"
+import { deadPorts, freePorts } from "../test/helpers/ports.ts"
 import * as Sink from "./tools/sink.ts"
 
 export interface Tools {
@@ -90,10 +90,10 @@ export const stressScenario = async (tools: Tools, seconds: number) => {
     symlinkSync(file, join(containers, `app-${i}-5d8f7c-x2x9q_stress_app-${ID}.log`))
     return file
   })
-  const ports = await freePorts(4 + DEAD)
-  const [http, input, allPort, tcpPort] = ports
-  const deadPorts = ports.slice(4, 4 + DEAD)
-  const dead = deadPorts.map((port, i) => (i % 2 === 0 ? `syslog+tcp://127.0.0.1:${port}` : `http://127.0.0.1:${port}/logs`))
+  const [http, input, allPort, tcpPort] = await freePorts(4)
+  // Outside the ephemeral range: a port freePorts names may be taken by another process's listen(0)
+  // during the run, and a dead drain that comes alive breaks the count.
+  const dead = (await deadPorts(DEAD)).map((port, i) => (i % 2 === 0 ? `syslog+tcp://127.0.0.1:${port}` : `http://127.0.0.1:${port}/logs`))
   const live = `syslog+tcp://127.0.0.1:${allPort}`
   const liveTcp = `syslog+tcp://127.0.0.1:${tcpPort}`
   const hosts = Array.from({ length: TCP_SENDERS }, (_, i) => `stress-tcp-${i}`)

@@ -16,3 +16,25 @@ export const freePorts = async (n: number): Promise<Array<number>> => {
   while (ports.size < n) ports.add(await freePort())
   return [...ports]
 }
+
+/**
+ * Ports below the kernel's ephemeral range (net.ipv4.ip_local_port_range, 32768–60999 by default)
+ * that nothing listens on: for a drain that must stay down for a whole run. `freePort`'s ports come
+ * from the ephemeral range, where any other process's `listen(0)` or outgoing connection may take
+ * one a moment later; these are never handed out so.
+ */
+export const deadPorts = async (n: number): Promise<Array<number>> => {
+  const ports = new Set<number>()
+  while (ports.size < n) {
+    const port = 20000 + Math.floor(Math.random() * 12000)
+    if (!ports.has(port) && await listenable(port)) ports.add(port)
+  }
+  return [...ports]
+}
+
+const listenable = (port: number): Promise<boolean> =>
+  new Promise((resolve) => {
+    const server = Net.createServer()
+    server.once("error", () => resolve(false))
+    server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)))
+  })

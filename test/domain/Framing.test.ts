@@ -162,6 +162,29 @@ describe("frameAll", () => {
         assert.isTrue(writer.take().equals(Buffer.from(expected, "utf8")))
       }
     ))
+    // Heads repeated, as a source's packets share theirs (a repeated head is copied from where it
+    // was written): from a few, in runs, with line breaks and non-ASCII in some; ASCII bodies too.
+    fc.assert(fc.property(
+      fc.array(fc.string({ unit: "binary", maxLength: 60 }), { minLength: 1, maxLength: 4 }),
+      fc.array(fc.tuple(fc.nat(), fc.oneof(fc.string({ unit: "binary", maxLength: 200 }), fc.string({ maxLength: 200 }))), { maxLength: 40 }),
+      fc.constantFrom("newline" as const, "octet-counting" as const),
+      (heads, parts, framing) => {
+        const writer = new FrameWriter(framing)
+        // Equal heads as distinct strings too (the cache compares contents).
+        const messages = parts.map(([k, body]) => [k % 3 === 0 ? heads[k % heads.length]!.split("").join("") : heads[k % heads.length]!, body] as const)
+        for (const [head, body] of messages) writer.add(head, body)
+        const expected = messages.map(([head, body]) => frame(framing, body === "" ? head : `${head} ${body}`)).join("")
+        assert.isTrue(writer.take().equals(Buffer.from(expected, "utf8")))
+      }
+    ))
+    // One head for a whole batch past the scratch buffer's first size.
+    for (const framing of ["newline", "octet-counting"] as const) {
+      const writer = new FrameWriter(framing)
+      const head = "<14>1 2026-01-01T00:00:00.123Z app-1 app - - -"
+      for (let i = 0; i < 3000; i++) writer.add(head, `line ${i} ${"y".repeat(100)}`)
+      const expected = Array.from({ length: 3000 }, (_, i) => frame(framing, `${head} line ${i} ${"y".repeat(100)}`)).join("")
+      assert.isTrue(writer.take().equals(Buffer.from(expected, "utf8")))
+    }
     // Past the scratch buffer's first size, several times over.
     const big = Array.from({ length: 3000 }, (_, i) => `${"é✓".repeat(100)} ${i}`)
     for (const framing of ["newline", "octet-counting"] as const) {

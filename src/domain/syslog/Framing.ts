@@ -336,9 +336,10 @@ const oneLine = (text: string): string => (LINE_BREAK.test(text) ? text.replace(
 export const frame = (framing: Framing, message: string): string =>
   framing === "octet-counting" ? octetCounted(message) : newlineTerminated(message)
 
-/** Node's own writing method, which `write(string, offset, "latin1")` dispatches to. */
+/** Node's own writing methods, which `write(string, offset, encoding)` dispatches to (after checks of its arguments). */
 interface Writing {
   latin1Write(text: string, offset: number): number
+  utf8Write(text: string, offset: number): number
 }
 
 /** Where `FrameWriter` encodes, before copying out the exact bytes; grows with the largest batch. */
@@ -346,18 +347,32 @@ let scratch = Buffer.allocUnsafeSlow(256 * 1024)
 /** A scratch buffer grown past this is let go after use. */
 const SCRATCH_KEPT = 8 * 1024 * 1024
 
+/** Writes the decimal digits of `n` (a non-negative integer) at `at`; returns how many. */
+const writeDigits = (bytes: Buffer, at: number, n: number): number => {
+  let digits = 1
+  for (let rest = n; rest >= 10; rest = Math.floor(rest / 10)) digits++
+  for (let i = at + digits - 1, rest = n; i >= at; i--, rest = Math.floor(rest / 10)) bytes[i] = 48 + (rest % 10)
+  return digits
+}
+
 /**
  * Framed messages encoded into one Buffer — what `frame` gives, joined and UTF-8 encoded, but each
  * message encoded straight to bytes: no string of the whole batch is built (one of a few hundred
  * KB would be flattened and copied once more before being encoded, and land in V8's large-object
  * space, which costs major GCs; encoding this way is ~3× faster). A message may come as a head and
  * a body (`head SP body`, or `head` alone when the body is empty), so that a formatted header and
- * the message it precedes need not be joined into one more string first. Uses a shared scratch
- * buffer: one writer at a time, from its construction to `take` (synchronously).
+ * the message it precedes need not be joined into one more string first. Consecutive messages
+ * mostly share their head (a file's lines, one source's burst): a head the same as the last one
+ * is copied from where it was written, not encoded again. Uses a shared scratch buffer: one
+ * writer at a time, from its construction to `take` (synchronously).
  */
 export class FrameWriter {
   private n = 0
   private readonly framing: Framing
+  /** The last head written, and where its bytes (as written: line breaks replaced for newline framing) are in the scratch. */
+  private lastHead: string | undefined = undefined
+  private lastHeadAt = 0
+  private lastHeadBytes = 0
 
   constructor(framing: Framing) {
     this.framing = framing
@@ -365,24 +380,39 @@ export class FrameWriter {
 
   add(head: string, body = ""): void {
     const newline = this.framing === "newline"
-    const first = newline ? oneLine(head) : head
     const second = body.length === 0 ? "" : newline ? oneLine(body) : body
     // At most 3 bytes per UTF-16 unit, plus the separating space and the length prefix or newline.
-    const room = this.n + (first.length + second.length) * 3 + 25
+    const room = this.n + (head.length + second.length) * 3 + 25
     if (room > scratch.length) {
       const bigger = Buffer.allocUnsafeSlow(Math.max(room, scratch.length * 2))
       scratch.copy(bigger, 0, 0, this.n)
       scratch = bigger
     }
+    const out = scratch as unknown as Writing
     let n = this.n
+    const same = head === this.lastHead
+    let bodyBytes = 0
     if (!newline) {
-      const length = Buffer.byteLength(first, "utf8") + (second.length === 0 ? 0 : 1 + Buffer.byteLength(second, "utf8"))
-      n += scratch.write(`${length} `, n, "latin1")
+      const headBytes = same ? this.lastHeadBytes : Buffer.byteLength(head, "utf8")
+      bodyBytes = second.length === 0 ? 0 : Buffer.byteLength(second, "utf8")
+      n += writeDigits(scratch, n, headBytes + (second.length === 0 ? 0 : 1 + bodyBytes))
+      scratch[n++] = 32
     }
-    n += scratch.write(first, n, "utf8")
+    if (same) {
+      scratch.copyWithin(n, this.lastHeadAt, this.lastHeadAt + this.lastHeadBytes)
+      this.lastHeadAt = n
+      n += this.lastHeadBytes
+    } else {
+      const written = out.utf8Write(newline ? oneLine(head) : head, n)
+      this.lastHead = head
+      this.lastHeadAt = n
+      this.lastHeadBytes = written
+      n += written
+    }
     if (second.length > 0) {
       scratch[n++] = 32
-      n += scratch.write(second, n, "utf8")
+      // As many bytes as characters: ASCII, whose bytes are its characters' codes (a copy, no encoding).
+      n += bodyBytes === second.length ? out.latin1Write(second, n) : out.utf8Write(second, n)
     }
     if (newline) scratch[n++] = 10
     this.n = n
@@ -433,6 +463,7 @@ export class FrameWriter {
 
   private reset(): void {
     this.n = 0
+    this.lastHead = undefined
     if (scratch.length > SCRATCH_KEPT) scratch = Buffer.allocUnsafeSlow(256 * 1024)
   }
 }

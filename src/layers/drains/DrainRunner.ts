@@ -129,6 +129,8 @@ export const make = Effect.fnUntraced(function*(options: {
       if (!stats.healthy) return Effect.void
       stats.healthy = false
       account.healthy = false
+      // A router waiting for room with a file's packet parks it instead (see `busy`).
+      room.wakeAll()
       return Effect.flatMap(Clock.currentTimeMillis, (now) => {
         failingSince = now
         return Log.warn(
@@ -395,6 +397,8 @@ export const make = Effect.fnUntraced(function*(options: {
     kind,
     stats,
     hasRoom,
+    busy: (packet) => stats.healthy && !closing && account.fits(budgetBytes(packet)),
+    untilNotBusy: Effect.asVoid(room.untilAtMost(settings.bufferSize - 1)),
     whenRoom: (packet) => {
       const bytes = budgetBytes(packet)
       return whenRoomFor(settings.bufferSize - 1, () => bytes)

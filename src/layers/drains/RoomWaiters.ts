@@ -31,6 +31,12 @@ export class RoomWaiters {
     }
   }
 
+  /** Wakes everyone (they look again: the drain started failing). */
+  wakeAll(): void {
+    const waiters = this.waiters.splice(0)
+    for (const waiter of waiters) waiter.wake()
+  }
+
   /** Until the depth is at most `level`: true, or false if the drain closes. */
   untilAtMost(level: number): Effect.Effect<boolean> {
     return Effect.callback<boolean>((resume) => {

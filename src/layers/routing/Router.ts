@@ -117,7 +117,11 @@ export const layer = (options: Options = { whenFull: "drop" }) =>
           const drain = drains.get(url)
           if (drain === undefined) return { _tag: "Unopened", index: i, endpoints, endpoint: j, offered, url }
           if (!drain.hasRoom(packet)) {
-            if (receipt !== undefined) {
+            // A file's packet is parked on a full drain, except that with DRAIN_WHEN_FULL=block it
+            // waits for one that is only busy (sending, full because everything is read faster than
+            // it sends): parked there, the file's packets already read after it were read for
+            // nothing, and read again for the drain from disk.
+            if (receipt !== undefined && !(block && drain.busy(packet))) {
               stats.parked++
               receipt.park(url, packet, drain.feed(stillRouted(packet.hostname, url)))
               continue
@@ -143,6 +147,13 @@ export const layer = (options: Options = { whenFull: "drop" }) =>
           yield* drains.open(stop.url)
         } else {
           stats.waits++
+          // A file's packet waits while the drain is busy, then is routed again (parked, if the
+          // drain has started failing or closing meanwhile): never dropped.
+          if (chunk[stop.index]!.receipt !== undefined) {
+            yield* stop.drain.untilNotBusy
+            stop = route(chunk, stop.index, stop)
+            continue
+          }
           // A closing drain never has room: let offer count the packet as dropped, and go on.
           if (!(yield* stop.drain.whenRoom(chunk[stop.index]!))) {
             stop.drain.offer(chunk[stop.index]!)

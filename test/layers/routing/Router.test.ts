@@ -45,6 +45,9 @@ const start = (
     }
   })
 
+/** Twenty messages, numbered from `from`. */
+const lines = (from: number) => Array.from({ length: 20 }, (_, i) => `${from + i}`)
+
 const settle = Effect.gen(function*() {
   for (let i = 0; i < 30; i++) yield* Effect.yieldNow
 })
@@ -192,6 +195,46 @@ describe("Router", () => {
       yield* TestClock.adjust("2 seconds")
       for (let i = 0; i < 20; i++) yield* settle
       assert.strictEqual(t.drains.received(B).length, 20)
+    }))
+
+  it.effect("with DRAIN_WHEN_FULL=block, a file's packets wait for a busy drain rather than park on it, and are parked once it fails", () =>
+    Effect.gen(function*() {
+      const t = yield* start({ bufferSize: 5, batchSize: 5, retryBaseDelay: Duration.millis(100) }, "block")
+      const slow = yield* t.drains.sink(A)
+      yield* slow.gate.close
+      yield* t.routes.add({ hostname: "api", endpoint: A })
+      yield* t.routes.add({ hostname: "api", endpoint: B })
+      const parked: Array<string> = []
+      const receipt: Receipt = {
+        wants: () => true,
+        offered: () => {},
+        routed: () => {},
+        settle: () => {},
+        park: (_endpoint: string, parkedPacket: LogPacket.LogPacket, _feed: Feed) => void parked.push(parkedPacket.message)
+      }
+      const file = (messages: ReadonlyArray<string>) => messages.map((m) => LogPacket.make({ ...packet("api", m), receipt }))
+      yield* t.ingest.offer(file(lines(0)))
+      yield* settle
+      // Busy (sending, slowly): the router waits for it, as for a network packet.
+      assert.deepStrictEqual(parked, [])
+      assert.isBelow(t.drains.received(B).length, 20)
+      yield* slow.gate.open
+      for (let i = 0; i < 20; i++) yield* settle
+      assert.deepStrictEqual([t.drains.received(A), t.drains.received(B), parked], [lines(0), lines(0), []])
+      // Failing: what the router waits with is parked (the drain fails while it waits), and so is
+      // the rest; the other drain gets everything.
+      yield* slow.gate.close
+      slow.failNext(Number.MAX_SAFE_INTEGER)
+      yield* t.ingest.offer(file(lines(20)))
+      yield* settle
+      yield* slow.gate.open
+      for (let round = 0; round < 5; round++) {
+        for (let i = 0; i < 20; i++) yield* settle
+        yield* TestClock.adjust("1 second")
+      }
+      assert.deepStrictEqual(t.drains.received(B), [...lines(0), ...lines(20)])
+      assert.deepStrictEqual(t.drains.received(A), lines(0))
+      assert.deepStrictEqual(parked, lines(20).slice(5))
     }))
 
   it.effect("past the memory budget, a dead drain drops network packets (reason memory) but parks a file's, and the other drain gets all", () =>

@@ -146,13 +146,13 @@ export interface DrainHandle {
   /** Whether `offer` would take `packet` (any small packet, if none is given) now. */
   readonly hasRoom: (packet?: LogPacket.LogPacket) => boolean
   /**
-   * Full only because it is busy: its buffer holds `bufferSize` packets, and it is sending (not
-   * failing since its last success), not closing, and its memory budget has room for `packet`.
-   * With DRAIN_WHEN_FULL=block, a file's packet waits for such a drain (`untilNotBusy`) rather
-   * than park on it.
+   * Busy: its buffer is half full or more, and it is sending (not failing since its last
+   * success), not closing, and its memory budget has room for `packet`. With
+   * DRAIN_WHEN_FULL=block, a file's packet waits for such a drain (`untilNotBusy`) rather than
+   * fill it further or park on it.
    */
   readonly busy: (packet: LogPacket.LogPacket) => boolean
-  /** Until the buffer holds fewer than `bufferSize` packets, or the drain starts failing or closes. */
+  /** Until the buffer is less than half full, or the drain starts failing or closes. */
   readonly untilNotBusy: Effect.Effect<void>
   /**
    * Waits until the buffer has room for `packet`; false if the drain is closing (it never will).

@@ -116,12 +116,13 @@ export const layer = (options: Options = { whenFull: "drop" }) =>
           if (receipt !== undefined && !receipt.wants(url, packet)) continue
           const drain = drains.get(url)
           if (drain === undefined) return { _tag: "Unopened", index: i, endpoints, endpoint: j, offered, url }
+          // With DRAIN_WHEN_FULL=block, a file's packet waits for a drain that is only busy
+          // (sending, its buffer half full because everything is read faster than it sends): parked
+          // there, the file's packets already read after it were read for nothing, and read again
+          // for the drain from disk. On a full drain that is failing or closing, it is parked.
+          if (receipt !== undefined && block && drain.busy(packet)) return { _tag: "Full", index: i, endpoints, endpoint: j, offered, drain }
           if (!drain.hasRoom(packet)) {
-            // A file's packet is parked on a full drain, except that with DRAIN_WHEN_FULL=block it
-            // waits for one that is only busy (sending, full because everything is read faster than
-            // it sends): parked there, the file's packets already read after it were read for
-            // nothing, and read again for the drain from disk.
-            if (receipt !== undefined && !(block && drain.busy(packet))) {
+            if (receipt !== undefined) {
               stats.parked++
               receipt.park(url, packet, drain.feed(stillRouted(packet.hostname, url)))
               continue

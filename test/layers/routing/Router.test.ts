@@ -197,7 +197,7 @@ describe("Router", () => {
       assert.strictEqual(t.drains.received(B).length, 20)
     }))
 
-  it.effect("with DRAIN_WHEN_FULL=block, a file's packets wait for a busy drain rather than park on it, and are parked once it fails", () =>
+  it.effect("with DRAIN_WHEN_FULL=block, a file's packets wait for a busy drain (half full) rather than park on it, and are parked once it fails", () =>
     Effect.gen(function*() {
       const t = yield* start({ bufferSize: 5, batchSize: 5, retryBaseDelay: Duration.millis(100) }, "block")
       const slow = yield* t.drains.sink(A)
@@ -215,9 +215,11 @@ describe("Router", () => {
       const file = (messages: ReadonlyArray<string>) => messages.map((m) => LogPacket.make({ ...packet("api", m), receipt }))
       yield* t.ingest.offer(file(lines(0)))
       yield* settle
-      // Busy (sending, slowly): the router waits for it, as for a network packet.
+      // Busy (sending, slowly): the router waits for it, as for a network packet, once it holds
+      // half its buffer (a file needs no more in memory: it is the buffer).
       assert.deepStrictEqual(parked, [])
       assert.isBelow(t.drains.received(B).length, 20)
+      assert.strictEqual(t.open.get(A)!.stats.depth, 2)
       yield* slow.gate.open
       for (let i = 0; i < 20; i++) yield* settle
       assert.deepStrictEqual([t.drains.received(A), t.drains.received(B), parked], [lines(0), lines(0), []])

@@ -69,7 +69,11 @@ best("read frames as bytes + parse header", 1_000_000 / (10 * 20_000), () => {
   for (let r = 0; r < 10; r++) {
     const decoder = new Framing.FrameDecoder({ maxFrameBytes: 65536, bytes: true })
     rawPackets = []
-    for (const chunk of chunks) InputStats.parseRawLines(decoder.decode(chunk), new Date(), "", stats, rawPackets)
+    for (const chunk of chunks) {
+      // Returns the packets (older sources, SRC=…, push them to the array given instead).
+      const packets: unknown = InputStats.parseRawLines(decoder.decode(chunk), new Date(), "", stats, rawPackets)
+      if (Array.isArray(packets)) for (const packet of packets) rawPackets.push(packet)
+    }
   }
 })
 const rawBatches = Array.from({ length: Math.ceil(rawPackets.length / 500) }, (_, b) => rawPackets.slice(b * 500, (b + 1) * 500))

@@ -16,7 +16,6 @@
  * at most 2 s), since a TCP sender counts what it wrote as delivered.
  */
 import { Clock, Config, Deferred, Duration, Effect, Layer, Option } from "effect"
-import type { LogPacket } from "../../domain/LogPacket.ts"
 import { FrameDecoder } from "../../domain/syslog/Framing.ts"
 import { Ingest } from "../routing/Ingest.ts"
 import { Readiness } from "../Readiness.ts"
@@ -88,11 +87,7 @@ export const layer = (options: Options): Layer.Layer<never, TransportError | Con
         reading++
         yield* Effect.addFinalizer(() => Effect.andThen(Effect.sync(() => reading--), checkAllRead))
         const decoder = new FrameDecoder({ maxFrameBytes: options.maxMessageBytes, bytes: true })
-        const offer = (lines: ReadonlyArray<string>, now: number) => {
-          const packets: Array<LogPacket> = []
-          InputStats.parseRawLines(lines, new Date(now), conn.peerAddress, stats, packets)
-          return ingest.offer(packets)
-        }
+        const offer = (lines: Array<string>, now: number) => ingest.offer(InputStats.parseRawLines(lines, new Date(now), conn.peerAddress, stats))
         const read = Effect.result(conn.read)
         const next = Effect.suspend(() =>
           draining

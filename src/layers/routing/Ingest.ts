@@ -11,8 +11,13 @@
  * its bytes, `offer` waits too and `offerOrDrop` drops; both are counted
  * (`logtrain_memory_limited_total{holder="ingest"}`). An offer is let in while the queue is under
  * its bytes, so each producer may overshoot by one offer (one read).
+ *
+ * The queue holds the arrays offered, not their packets one by one: an offer that fits is queued
+ * as it is (the offerer gives it up), and the router takes it as its chunk — or, for small offers
+ * (a UDP datagram's), several joined into one. (An Effect Queue of packets copied each packet in
+ * and out again, ~30 bytes of garbage and a few % of the relay's CPU per line.)
  */
-import { Cause, Context, Effect, Layer, Queue, Stream } from "effect"
+import { Cause, Context, Effect, Layer, Stream } from "effect"
 import type { NonEmptyReadonlyArray } from "effect/Array"
 import { approximateBytes, type LogPacket } from "../../domain/LogPacket.ts"
 import { MemoryBudget } from "../MemoryBudget.ts"
@@ -37,14 +42,26 @@ const bytesOf = (packets: ReadonlyArray<LogPacket>, from = 0, to = packets.lengt
   return n
 }
 
+/** One offer's packets (or the part of it that fitted), and their bytes. */
+interface Entry {
+  readonly packets: ReadonlyArray<LogPacket>
+  readonly bytes: number
+}
+
+/** An offer at least this large is handed to the router as it is; smaller ones are joined. */
+const JOIN_BELOW = 64
+
 export class Ingest extends Context.Service<Ingest, {
-  /** Enqueues packets, waiting for room. */
+  /**
+   * Enqueues packets, waiting for room. The array is the queue's once offered: not to be changed
+   * by the offerer afterwards.
+   */
   readonly offer: (packets: ReadonlyArray<LogPacket>) => Effect.Effect<void>
   /** Enqueues what fits without waiting; returns the number of packets that did not fit. */
   readonly offerOrDrop: (packets: ReadonlyArray<LogPacket>) => number
   /** Everything offered, in chunks of at most 1024, until `end`. */
   readonly packets: Stream.Stream<LogPacket>
-  /** No more packets: the stream ends once what is queued has been taken. */
+  /** No more packets: the stream ends once what is queued, and what waits to be, has been taken. */
   readonly end: Effect.Effect<void>
   readonly capacity: number
 }>()("logtrain/Ingest") {
@@ -52,23 +69,27 @@ export class Ingest extends Context.Service<Ingest, {
     Layer.effect(
       Ingest,
       Effect.gen(function*() {
-        const queue = yield* Queue.bounded<LogPacket, Cause.Done>(options.capacity)
+        const capacity = options.capacity
         const maxBytes = options.maxBytes ?? (yield* MemoryBudget).ingest
         const counted = Number.isFinite(maxBytes)
+        /** The offers queued, oldest first from `head`; the first may be partly taken (`offset`). */
+        let entries: Array<Entry | undefined> = []
+        let head = 0
+        let offset = 0
+        /** Packets and bytes queued. */
+        let size = 0
         let bytes = 0
+        let ended = false
+        /** Offers not done yet (some of their packets still to be queued). */
+        let offering = 0
         const limited = { wait: 0, drop: 0 }
-        /** Offers waiting for the queue to fall under its bytes. */
+        /** Offers waiting for room (in packets or bytes); woken all at once when the router takes. */
         const waiting = new Set<() => void>()
-        const roomForBytes = Effect.callback<void>((resume) => {
-          if (bytes < maxBytes) return resume(Effect.void)
-          const wake = () => resume(Effect.void)
-          waiting.add(wake)
-          return Effect.sync(() => void waiting.delete(wake))
-        })
-        yield* Telemetry.gauge("logtrain_ingest_depth", "Packets waiting for the router.", {}, () =>
-          Queue.sizeUnsafe(queue))
-        yield* Telemetry.gauge("logtrain_ingest_capacity", "Packets the ingest queue holds.", {}, () =>
-          options.capacity)
+        /** The router (whoever takes), waiting for packets. */
+        let takers: Array<() => void> = []
+
+        yield* Telemetry.gauge("logtrain_ingest_depth", "Packets waiting for the router.", {}, () => size)
+        yield* Telemetry.gauge("logtrain_ingest_capacity", "Packets the ingest queue holds.", {}, () => capacity)
         if (counted) {
           yield* Telemetry.gauge("logtrain_memory_held_bytes", "Bytes of log data held, by holder (approximate).", { holder: "ingest" }, () =>
             bytes)
@@ -81,45 +102,144 @@ export class Ingest extends Context.Service<Ingest, {
             )
           }
         }
-        const put = (packets: ReadonlyArray<LogPacket>): Effect.Effect<void> =>
+
+        /**
+         * Wakes the router in a microtask, not right here: offers made meanwhile (the rest of a
+         * socket callback's) are taken with this one.
+         */
+        const wakeTaker = () => {
+          if (takers.length === 0) return
+          const woken = takers
+          takers = []
+          for (const wake of woken) queueMicrotask(wake)
+        }
+
+        /** Queues `packets[from, from + n)`. */
+        const enqueue = (packets: ReadonlyArray<LogPacket>, from: number, n: number) => {
+          const part = from === 0 && n === packets.length ? packets : packets.slice(from, from + n)
+          const partBytes = counted ? bytesOf(part) : 0
+          entries.push({ packets: part, bytes: partBytes })
+          size += n
+          bytes += partBytes
+          wakeTaker()
+        }
+
+        /** Until the router has taken something (or the wait is interrupted). */
+        const untilTaken = Effect.callback<void>((resume) => {
+          const wake = () => resume(Effect.void)
+          waiting.add(wake)
+          return Effect.sync(() => void waiting.delete(wake))
+        })
+
+        /** Offers `packets` from `from` on; whatever does not fit waits for the router to take. */
+        const put = (packets: ReadonlyArray<LogPacket>, from: number): Effect.Effect<void> =>
           Effect.suspend(() => {
-            if (bytes >= maxBytes) {
+            if (counted && bytes >= maxBytes) {
               limited.wait++
-              return Effect.andThen(roomForBytes, put(packets))
+              return Effect.andThen(untilTaken, put(packets, from))
             }
-            bytes += bytesOf(packets)
-            return Effect.asVoid(Queue.offerAll(queue, packets))
+            const n = Math.min(capacity - size, packets.length - from)
+            if (n <= 0) return Effect.andThen(untilTaken, put(packets, from))
+            enqueue(packets, from, n)
+            return from + n === packets.length ? Effect.void : Effect.andThen(untilTaken, put(packets, from + n))
           })
-        const take = Queue.takeBetween(queue, 1, CHUNK) as unknown as Effect.Effect<NonEmptyReadonlyArray<LogPacket>, Cause.Done>
+
+        /** Up to CHUNK packets off the front: an offer as it is when it is large enough, else joined. */
+        const takeNow = (): ReadonlyArray<LogPacket> => {
+          const first = entries[head]!
+          let chunk: ReadonlyArray<LogPacket>
+          if (offset === 0 && first.packets.length <= CHUNK && (first.packets.length >= JOIN_BELOW || size === first.packets.length)) {
+            entries[head++] = undefined
+            size -= first.packets.length
+            bytes -= first.bytes
+            chunk = first.packets
+          } else {
+            // Joined, or cut: CHUNK at most, copied once into an array of its size.
+            const parts: Array<ReadonlyArray<LogPacket>> = []
+            let n = 0
+            while (n < CHUNK && size > 0) {
+              const entry = entries[head]!
+              const k = Math.min(CHUNK - n, entry.packets.length - offset)
+              if (offset === 0 && k === entry.packets.length) {
+                parts.push(entry.packets)
+                bytes -= entry.bytes
+                entries[head++] = undefined
+              } else {
+                parts.push(entry.packets.slice(offset, offset + k))
+                if (counted) bytes -= bytesOf(entry.packets, offset, offset + k)
+                offset += k
+                if (offset === entry.packets.length) {
+                  entries[head++] = undefined
+                  offset = 0
+                }
+              }
+              n += k
+              size -= k
+            }
+            chunk = parts.length === 1 ? parts[0]! : parts[0]!.concat(...parts.slice(1))
+          }
+          if (head === entries.length) {
+            entries = []
+            head = 0
+          } else if (head >= 1024 && head * 2 >= entries.length) {
+            entries = entries.slice(head)
+            head = 0
+          }
+          if (waiting.size > 0) {
+            const woken = [...waiting]
+            waiting.clear()
+            for (const wake of woken) wake()
+          }
+          return chunk
+        }
+
+        /** An offer that had to wait is done (queued all, or interrupted): the end may come now. */
+        const offerDone = Effect.sync(() => {
+          offering--
+          if (ended && offering === 0) wakeTaker()
+        })
+
+        const done = Cause.done()
+        /** The next chunk; Done once the queue has ended and everything in it (and waiting for it) is taken. */
+        const pull: Effect.Effect<NonEmptyReadonlyArray<LogPacket>, Cause.Done> = Effect.callback((resume) => {
+          if (size > 0) return resume(Effect.succeed(takeNow() as NonEmptyReadonlyArray<LogPacket>))
+          if (ended && offering === 0) return resume(done)
+          const wake = () => resume(pull)
+          takers.push(wake)
+          return Effect.sync(() => {
+            takers = takers.filter((taker) => taker !== wake)
+          })
+        })
+
         return Ingest.of({
-          offer: (packets) => packets.length === 0 ? Effect.void : counted ? put(packets) : Effect.asVoid(Queue.offerAll(queue, packets)),
+          offer: (packets) =>
+            Effect.suspend(() => {
+              if (packets.length === 0 || ended) return Effect.void
+              // Taken as it is, when it fits: no Effect more than that.
+              if (!(counted && bytes >= maxBytes) && capacity - size >= packets.length) {
+                enqueue(packets, 0, packets.length)
+                return Effect.void
+              }
+              offering++
+              return Effect.ensuring(put(packets, 0), offerDone)
+            }),
           offerOrDrop: (packets) => {
             if (packets.length === 0) return 0
-            if (!counted) return Queue.offerAllUnsafe(queue, packets).length
-            if (bytes >= maxBytes) {
+            if (ended) return packets.length
+            if (counted && bytes >= maxBytes) {
               limited.drop += packets.length
               return packets.length
             }
-            const rest = Queue.offerAllUnsafe(queue, packets).length
-            bytes += bytesOf(packets, 0, packets.length - rest)
-            return rest
+            const n = Math.min(capacity - size, packets.length)
+            if (n > 0) enqueue(packets, 0, n)
+            return packets.length - Math.max(0, n)
           },
-          // takeBetween with a minimum of 1 never yields an empty array; its type just does not say so.
-          packets: Stream.fromPull(Effect.succeed(
-            counted
-              ? Effect.map(take, (chunk) => {
-                bytes -= bytesOf(chunk)
-                if (waiting.size > 0 && bytes < maxBytes) {
-                  const woken = [...waiting]
-                  waiting.clear()
-                  for (const wake of woken) wake()
-                }
-                return chunk
-              })
-              : take
-          )),
-          end: Effect.asVoid(Queue.end(queue)),
-          capacity: options.capacity
+          packets: Stream.fromPull(Effect.succeed(pull)),
+          end: Effect.sync(() => {
+            ended = true
+            wakeTaker()
+          }),
+          capacity
         })
       })
     )

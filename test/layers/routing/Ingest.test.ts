@@ -91,4 +91,17 @@ describe("Ingest", () => {
         yield* Fiber.join(waiting)
         assert.deepStrictEqual((yield* take(ingest)).map((p) => p.message.split(" ")[0]), ["5"])
       }), 80 * 1024))
+
+  it.effect("small offers (a datagram's) are joined into chunks, large ones cut to 1024; all in order, once", () =>
+    withIngest(10_000, (ingest) =>
+      Effect.gen(function*() {
+        for (let i = 0; i < 300; i++) assert.strictEqual(ingest.offerOrDrop(packets(i, 1)), 0)
+        yield* ingest.offer(packets(300, 2500))
+        yield* ingest.offer(packets(2800, 10))
+        const taken: Array<ReadonlyArray<LogPacket.LogPacket>> = []
+        while (taken.reduce((n, c) => n + c.length, 0) < 2810) taken.push(yield* take(ingest))
+        for (const chunk of taken) assert.isAtMost(chunk.length, 1024)
+        assert.isAtLeast(taken[0]!.length, 300, "the datagrams in one chunk, not one each")
+        assert.deepStrictEqual(messages(taken), Array.from({ length: 2810 }, (_, i) => i))
+      })))
 })

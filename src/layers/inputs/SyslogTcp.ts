@@ -54,6 +54,8 @@ export const limitsConfig: Config.Config<Tcp.ServerLimits> = Config.all({
 
 /** How long a connection must be quiet, during shutdown, to be considered done. */
 const DRAIN_IDLE = Duration.millis(100)
+/** How often shutdown looks for connections that have gone idle. */
+const DRAIN_CHECK = Duration.millis(20)
 /** The longest shutdown waits for connections to finish sending. */
 const DRAIN_DEADLINE = Duration.seconds(2)
 
@@ -71,34 +73,29 @@ export const layer = (options: Options): Layer.Layer<never, TransportError | Con
       () => server?.connections() ?? 0
     )
     /** Connections being read (the server's count also has TLS handshakes). */
-    let reading = 0
+    const reading = new Set<Tcp.InboundConnection>()
 
     // On shutdown, connections are not cut at once: what a sender has already sent (its write is
-    // done, so it counts the lines as delivered) is read first — until the connection has been
-    // idle for DRAIN_IDLE, for at most DRAIN_DEADLINE in all.
-    let draining = false
-    const drainStarted = yield* Deferred.make<void>()
+    // done, so it counts the lines as delivered) is read first — each connection is closed once
+    // its read has waited DRAIN_IDLE for more (counted from the start of the shutdown), and
+    // shutdown waits for that at most DRAIN_DEADLINE in all. (Each read is a plain read: racing
+    // every read against the start of the shutdown forked two fibers per read.)
+    let drainingSince = 0
     /** Done once draining has begun and no connection is being read. */
     const allRead = yield* Deferred.make<void>()
-    const checkAllRead = Effect.suspend(() => (draining && reading === 0 ? Deferred.succeed(allRead, undefined) : Effect.void))
+    const checkAllRead = Effect.suspend(() => (drainingSince > 0 && reading.size === 0 ? Deferred.succeed(allRead, undefined) : Effect.void))
 
     const connection = (conn: Tcp.InboundConnection) =>
       Effect.gen(function*() {
-        reading++
-        yield* Effect.addFinalizer(() => Effect.andThen(Effect.sync(() => reading--), checkAllRead))
+        reading.add(conn)
+        yield* Effect.addFinalizer(() => Effect.andThen(Effect.sync(() => reading.delete(conn)), checkAllRead))
         const decoder = new FrameDecoder({ maxFrameBytes: options.maxMessageBytes, bytes: true })
         const offer = (lines: Array<string>, now: number) => ingest.offer(InputStats.parseRawLines(lines, new Date(now), conn.peerAddress, stats))
         const read = Effect.result(conn.read)
-        const next = Effect.suspend(() =>
-          draining
-            ? Effect.map(Effect.timeoutOption(read, DRAIN_IDLE), (o) => (Option.isNone(o) ? "idle" as const : o.value))
-            : Effect.raceFirst(read, Effect.as(Deferred.await(drainStarted), "draining" as const))
-        )
         while (true) {
-          const chunks = yield* next
-          if (chunks === "draining") continue
+          const chunks = yield* read
           const now = yield* Clock.currentTimeMillis
-          if (chunks === "idle" || chunks._tag === "Failure") {
+          if (chunks._tag === "Failure") {
             yield* Effect.uninterruptible(offer(decoder.end(), now))
             return
           }
@@ -113,6 +110,16 @@ export const layer = (options: Options): Layer.Layer<never, TransportError | Con
           yield* Effect.uninterruptible(offer(lines, now))
         }
       }).pipe(Effect.scoped)
+
+    /** Closes the connections whose read has waited DRAIN_IDLE since the shutdown began, or longer. */
+    const closeIdle = Effect.sync(() => {
+      // Wall-clock time, as the server's `waitingSince` is.
+      const now = Date.now()
+      for (const conn of reading) {
+        const since = conn.waitingSince()
+        if (since > 0 && now - Math.max(since, drainingSince) >= Duration.toMillis(DRAIN_IDLE)) conn.close()
+      }
+    })
 
     server = yield* Tcp.serve(
       { host: options.host, port: options.port, tls: options.tls, limits },
@@ -130,12 +137,14 @@ export const layer = (options: Options): Layer.Layer<never, TransportError | Con
     // Added after the server, so it runs first on shutdown, while connections are still open.
     yield* Effect.addFinalizer(() =>
       Effect.gen(function*() {
-        draining = true
-        yield* Deferred.succeed(drainStarted, undefined)
+        drainingSince = Date.now()
         yield* checkAllRead
-        const ended = yield* Deferred.await(allRead).pipe(Effect.timeoutOption(DRAIN_DEADLINE))
+        const ended = yield* Deferred.await(allRead).pipe(
+          Effect.raceFirst(Effect.forever(Effect.andThen(Effect.sleep(DRAIN_CHECK), closeIdle))),
+          Effect.timeoutOption(DRAIN_DEADLINE)
+        )
         if (Option.isNone(ended)) {
-          yield* Log.warn("input closed with connections still sending", { input, connections: reading })
+          yield* Log.warn("input closed with connections still sending", { input, connections: reading.size })
         }
       })
     )

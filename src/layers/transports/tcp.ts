@@ -74,6 +74,10 @@ export interface InboundConnection {
    * the next frame.
    */
   readonly holdingFrame: (holding: boolean) => void
+  /** Since when (Date.now()) a read has been waiting for the peer; 0 while none waits. */
+  readonly waitingSince: () => number
+  /** Closes the connection (not counted as a limit): a read waiting fails with `Closed`. */
+  readonly close: () => void
 }
 
 export interface Server {
@@ -165,7 +169,9 @@ export const serve = <R>(
           holdingFrame: (holding) => {
             connection.holdingFrame = holding
             if (!holding) connection.frameWaited = 0
-          }
+          },
+          waitingSince: () => connection.waitingSince,
+          close: () => connection.raw.destroy()
         })
       })).pipe(Effect.catchCause(() => Effect.void)))
     }

@@ -106,6 +106,11 @@ describe("Rfc5424Raw.parse", () => {
       const host = i < 500 ? "web" : `web-${i % 3}`
       assertSame(Buffer.from(`<134>1 2026-01-01T00:00:00.${ms}Z ${host} app 1 - - line ${i}`, "utf8"))
     }
+    // Once a head is kept (a run of lines sharing it), lines that start with it and go on otherwise.
+    for (const after of ["s app 1 - - one letter more", "", " ", "  1 - - empty app", " app", " app 1 - [broken", "app 1 - - one field fewer"]) {
+      for (let i = 0; i < 300; i++) assertSame(Buffer.from(`<134>1 2026-01-01T00:00:00.002Z web app 1 - - line ${i}`, "utf8"))
+      assertSame(Buffer.from(`<134>1 2026-01-01T00:00:00.002Z web${after}`, "utf8"))
+    }
     // é as its one latin1 byte (E9): invalid UTF-8, never the hostname "wéb" kept from before.
     assertSame(Buffer.from("<134>1 2026-01-01T00:00:00.002Z w\u00e9b app 1 - - latin1", "latin1"))
   })

@@ -145,6 +145,15 @@ class Kept {
     return true
   }
 
+  /** Whether the text kept is at `start` in `raw`, followed by a SP. */
+  isAt(raw: string, start: number): boolean {
+    const n = this.length
+    if (n < 0 || raw.charCodeAt(start + n) !== SP) return false
+    const bytes = this.bytes
+    for (let i = n - 1; i >= 0; i--) if (raw.charCodeAt(start + i) !== bytes[i]) return false
+    return true
+  }
+
   /** Keeps `raw[start, end)`, if it is short enough. */
   keep(raw: string, start: number, end: number): void {
     const n = end - start
@@ -164,6 +173,9 @@ class Kept {
  * of garbage a line.)
  */
 const lastHead = new Kept(512)
+/** Where, in the head kept, the time ends (its SP) and the hostname ends. */
+let lastHeadTimeLength = 0
+let lastHeadLength = 0
 let lastHeadMillis = 0
 let lastHeadHostname = ""
 /** Lines in a row whose head was not the last one kept. */
@@ -199,10 +211,19 @@ export const parse = (raw: string, receivedAt: Date): LogPacket | SyslogParseErr
   if (!Rfc5424.isRfc5424(raw, i)) return fail("InvalidVersion", decode(raw))
   i += 2
   const tsStart = i
-  const tsEnd = raw.indexOf(" ", i)
-  if (tsEnd <= tsStart) return fail("MissingField", decode(raw))
-  const hostEnd = raw.indexOf(" ", tsEnd + 1)
-  if (hostEnd <= tsEnd + 1) return fail("MissingField", decode(raw))
+  // Lines whose heads all differ (microseconds) are not worth a comparison and a copy each:
+  // after a few in a row, tried now and then. The head kept has one SP, between a time and a
+  // hostname that are not empty: found again here, followed by a SP, it ends where it ended.
+  const tryHead = headMisses < 4 || (headMisses & 255) === 0
+  const hit = tryHead && lastHead.isAt(raw, tsStart)
+  let tsEnd = tsStart + lastHeadTimeLength
+  let hostEnd = tsStart + lastHeadLength
+  if (!hit) {
+    tsEnd = raw.indexOf(" ", i)
+    if (tsEnd <= tsStart) return fail("MissingField", decode(raw))
+    hostEnd = raw.indexOf(" ", tsEnd + 1)
+    if (hostEnd <= tsEnd + 1) return fail("MissingField", decode(raw))
+  }
   const appEnd = raw.indexOf(" ", hostEnd + 1)
   if (appEnd <= hostEnd + 1) return fail("MissingField", decode(raw))
   const procEnd = raw.indexOf(" ", appEnd + 1)
@@ -214,12 +235,9 @@ export const parse = (raw: string, receivedAt: Date): LogPacket | SyslogParseErr
   // formatted anew when forwarded: parsed from their text, as any other line.
   if (sdEnd < 0 || (sdEnd < raw.length && raw.charCodeAt(sdEnd) !== SP)) return Rfc5424.parse(decode(raw), receivedAt)
   if (tsEnd - tsStart === 1 && raw.charCodeAt(tsStart) === 45) return Rfc5424.parse(decode(raw), receivedAt)
-  // Lines whose heads all differ (microseconds) are not worth a comparison and a copy each:
-  // after a few in a row, tried now and then.
-  const tryHead = headMisses < 4 || (headMisses & 255) === 0
   let millis = lastHeadMillis
   let hostname = lastHeadHostname
-  if (tryHead && lastHead.is(raw, tsStart, hostEnd)) {
+  if (hit) {
     headMisses = 0
   } else {
     // The usual shape, read by hand (it is all ASCII then); any other time is read from the
@@ -233,6 +251,8 @@ export const parse = (raw: string, receivedAt: Date): LogPacket | SyslogParseErr
     }
     if (tryHead) {
       lastHead.keep(raw, tsStart, hostEnd)
+      lastHeadTimeLength = tsEnd - tsStart
+      lastHeadLength = hostEnd - tsStart
       lastHeadMillis = millis
       lastHeadHostname = hostname
     }

@@ -135,6 +135,12 @@ export interface DrainSink {
    * connect, it is tried every PROBE_INTERVAL, and a success ends the backoff's wait.
    */
   readonly probe?: Effect.Effect<boolean> | undefined
+  /**
+   * Writes of this kind cost a syscall each (a TCP connection): a worker sending batch after
+   * batch lets a small one gather for a moment (DrainRunner's COALESCE_MS) so that fewer, larger
+   * writes go out.
+   */
+  readonly coalesce?: boolean | undefined
 }
 
 export interface DrainHandle {

@@ -83,6 +83,9 @@ export class Lane {
     queueMicrotask(wake)
   }
 
+  /** When (Date.now()) the worker last took a batch. */
+  takenAt = Number.NEGATIVE_INFINITY
+
   /** The approximate bytes of what the last `take` took. */
   takenBytes = 0
 

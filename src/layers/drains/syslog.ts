@@ -271,6 +271,7 @@ export const make = (url: SyslogDrainUrl): Effect.Effect<DrainSink, DrainError> 
         const stallTimeout = configured.stallTimeout ?? defaultSettings.stallTimeout
         const holdBytes = holdBytesFor(budget.drains.bytes)
         return {
+          coalesce: true,
           probe: TcpClient.probe({ host: url.host, port: url.port, timeout: PROBE_TIMEOUT }),
           sender: Effect.map(
             TcpClient.client({

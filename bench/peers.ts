@@ -74,7 +74,8 @@ const { values: args } = parseArgs({
     "reference-limit": { type: "string", default: "128Mi" },
     /**
      * How the reference workload's writes fall: `together` (all 52 files every 100 ms, at once) or
-     * `spread` (each file every 100 ms at its own moment, as a node's containers write).
+     * `spread` (each file every 100 ms at its own moment, as a node's containers write), or `none`
+     * (nothing written: the floor — what the kube watch, metrics, timers and the rest cost idle).
      */
     "reference-writes": { type: "string", default: "together" },
     "stress-seconds": { type: "string", default: "180" },
@@ -578,7 +579,7 @@ const referenceScenario = async () => {
     while (Date.now() - start < seconds * 1000) {
       // 20 lines/s per file: 2 lines each 100 ms — all files at once, or each at its own moment.
       const round = Date.now()
-      for (let i = 0; i < FILES; i++) {
+      for (let i = 0; i < FILES && args["reference-writes"] !== "none"; i++) {
         if (spread) await sleep(round + (i * 100) / FILES - Date.now())
         append(paths[i]!)
       }

@@ -281,6 +281,8 @@ export class LineJoiner {
 
   /** Sends the lines that have waited for their last piece since before `deadline`. */
   flushOlderThan(deadline: number): void {
+    // (Called after every look at a file: most find nothing being joined, and make no iterator.)
+    if (this.pending.size === 0) return
     for (const [stream, group] of this.pending) {
       if (group.since > deadline) continue
       this.pending.delete(stream)

@@ -220,12 +220,6 @@ export class FileFollower implements ChunkOwner {
     this.resume = this.reader.resumeOffset
     this.target = packets
     this.now = now
-    /** The live file was truncated (copytruncate): what was read is handed over, and reading goes on from the copy. */
-    const wasTruncated = (stat: Fs.Stats) => {
-      this.handOver()
-      truncated(this, stat)
-      this.resume = this.reader.resumeOffset
-    }
     while (read < budget) {
       const live = this.live
       if (this.gen !== live) {
@@ -252,7 +246,7 @@ export class FileFollower implements ChunkOwner {
         const n = this.readInto(live, CHUNK, now, true)
         if (n === UNSEEN) continue
         if (n < 0) {
-          wasTruncated(Fs.fstatSync(live.fd!))
+          this.wasTruncated(Fs.fstatSync(live.fd!))
           continue
         }
         read += n
@@ -261,7 +255,7 @@ export class FileFollower implements ChunkOwner {
       }
       const stat = Fs.fstatSync(live.fd!)
       if (stat.size < this.reader.offset) {
-        wasTruncated(stat)
+        this.wasTruncated(stat)
         continue
       }
       if (stat.size > this.reader.offset) {
@@ -269,7 +263,7 @@ export class FileFollower implements ChunkOwner {
         const n = this.readInto(live, Math.min(CHUNK, stat.size - this.reader.offset), now, true)
         if (n === UNSEEN) continue
         if (n < 0) {
-          wasTruncated(Fs.fstatSync(live.fd!))
+          this.wasTruncated(Fs.fstatSync(live.fd!))
           continue
         }
         read += n
@@ -284,7 +278,7 @@ export class FileFollower implements ChunkOwner {
       if (stat.mtimeMs !== this.quietMtime) {
         this.quietMtime = stat.mtimeMs
         if (!Files.matches(live.fd!, live.print)) {
-          wasTruncated(stat)
+          this.wasTruncated(stat)
           continue
         }
         if (live.print.fingerprintBytes === 0 && this.reader.offset === 0 && unseenBefore(this, live)) continue
@@ -317,6 +311,13 @@ export class FileFollower implements ChunkOwner {
     this.target = []
     if (read > 0 || this.gens.length !== before) this.changed()
     return read >= budget ? "more" : "idle"
+  }
+
+  /** The live file was truncated (copytruncate): what was read is handed over, and reading goes on from the copy. */
+  private wasTruncated(stat: Fs.Stats): void {
+    this.handOver()
+    truncated(this, stat)
+    this.resume = this.reader.resumeOffset
   }
 
   /** Its checkpoint may say something else now. */

@@ -254,40 +254,51 @@ export const make = (options: PollerOptions) => Effect.sync(() => {
   /** When the busy files were last polled together: they are due again `pollInterval` after. */
   let polledAt = Number.NEGATIVE_INFINITY
 
-  /** The files the round under way looks at, in order, how (HOT, BUSY, CHANGED), and the next one. */
-  const todo: Array<Followed> = []
+  /**
+   * The files the round under way looks at, in order, how (HOT, BUSY, CHANGED), how many, and the
+   * next one. (The arrays are kept from round to round, 20 a second: no allocation per round.)
+   */
+  const todo: Array<Followed | undefined> = []
   const how: Array<number> = []
+  let planned = 0
   let next = 0
   let roundAt = 0
+
+  const addTodo = (entry: Followed, kind: number) => {
+    todo[planned] = entry
+    how[planned++] = kind
+  }
+  const addBusy = (entry: Followed) => addTodo(entry, BUSY)
+  const addChanged = (entry: Followed) => addTodo(entry, CHANGED)
 
   /** A round: the hot files, the busy ones when due, the dirty ones, the quiet ones due. */
   const plan = (now: number) => {
     roundAt = now
-    todo.length = 0
-    how.length = 0
+    planned = 0
     next = 0
-    const add = (entry: Followed, kind: number) => {
-      todo.push(entry)
-      how.push(kind)
+    if (hot.length > 0) {
+      for (let i = 0; i < hot.length; i++) addTodo(hot[i]!, HOT)
+      hot = []
     }
-    for (const entry of hot) add(entry, HOT)
-    hot = []
     // The busy files, together, every `pollInterval` (a write to one still watched has it looked
     // at sooner, as a changed file). (Timers fire to the millisecond, the clock may read one less.)
     if (busy.size > 0 && now + 2 >= polledAt + pollMs) {
       polledAt = now
-      for (const entry of busy) add(entry, BUSY)
+      busy.forEach(addBusy)
     }
-    for (const entry of dirty) add(entry, CHANGED)
-    dirty.clear()
-    for (const queue of quietQueues) {
-      for (let entry = queue.due(now); entry !== undefined; entry = queue.due(now)) add(entry, CHANGED)
+    if (dirty.size > 0) {
+      dirty.forEach(addChanged)
+      dirty.clear()
+    }
+    for (let q = 0; q < quietQueues.length; q++) {
+      const queue = quietQueues[q]!
+      for (let entry = queue.due(now); entry !== undefined; entry = queue.due(now)) addTodo(entry, CHANGED)
     }
   }
 
   /** Looks at the round's files in turn: false when enough packets wait to be handed over first. */
   const collect = (): boolean => {
-    while (next < todo.length) {
+    while (next < planned) {
       const entry = todo[next]!
       const kind = how[next++]!
       // (A look may move a busy file out of `busy`, or have looked at it already, as hot.)
@@ -299,8 +310,10 @@ export const make = (options: PollerOptions) => Effect.sync(() => {
         : look(entry, roundAt, true, true)
       if (full) return false
     }
-    todo.length = 0
-    how.length = 0
+    // (Files removed since are not kept alive by the list.)
+    todo.fill(undefined, 0, planned)
+    planned = 0
+    next = 0
     return true
   }
 
@@ -366,7 +379,7 @@ export const make = (options: PollerOptions) => Effect.sync(() => {
   const finish = Effect.gen(function*() {
     while (true) {
       yield* handOver
-      if (todo.length === 0 || collect()) break
+      if (planned === 0 || collect()) break
     }
     yield* handOver
     for (const [entry, error] of failures.splice(0)) yield* options.failed(entry, error)

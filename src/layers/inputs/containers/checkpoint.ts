@@ -17,7 +17,8 @@ import type { Behind } from "./receipts.ts"
 
 /** Where the head is: the oldest chunk not routed yet, or where it reads. */
 const headMark = (follower: FileFollower): Mark => {
-  for (const chunk of follower.chunks) if (chunk.unrouted > 0) return chunk.mark
+  const chunks = follower.chunks
+  for (let i = 0; i < chunks.length; i++) if (chunks[i]!.unrouted > 0) return chunks[i]!.mark
   return { gen: follower.gen, offset: follower.reader.resumeOffset, from: Math.max(follower.reader.resumeOffset, follower.lastPos + POSITION_STEP / 2) }
 }
 
@@ -41,16 +42,24 @@ const later = (a: Mark, b: Mark) => (earlier(a, b) ? b : a)
 export const checkpointOf = (follower: FileFollower): Checkpoints.FileCheckpoint => {
   const head = headMark(follower)
   // Each drain's own place where it is behind the head: packets of it not settled, a backlog
-  // it reads, or (just after a restart) a place the head has not reached yet.
-  const marks = new Map<string, Mark>()
+  // it reads, or (just after a restart) a place the head has not reached yet. (Saved every second
+  // for every file that moved: indexed loops, and no map unless some drain has a place of its own.)
+  let marks: Map<string, Mark> | undefined
   const lower = (key: string, mark: Mark) => {
+    marks ??= new Map()
     const had = marks.get(key)
     if (had === undefined || earlier(mark, had)) marks.set(key, mark)
   }
-  for (const chunk of follower.chunks) for (const [endpoint] of chunk.owed) lower(follower.keyOf(endpoint), chunk.mark)
-  for (const b of follower.behind.values()) {
-    const mark = behindMark(b)
-    if (mark !== undefined) lower(follower.keyOf(b.endpoint), mark)
+  const chunks = follower.chunks
+  for (let i = 0; i < chunks.length; i++) {
+    const chunk = chunks[i]!
+    for (let j = 0; j < chunk.owed.length; j++) lower(follower.keyOf(chunk.owed[j]![0]), chunk.mark)
+  }
+  if (follower.behind.size > 0) {
+    for (const b of follower.behind.values()) {
+      const mark = behindMark(b)
+      if (mark !== undefined) lower(follower.keyOf(b.endpoint), mark)
+    }
   }
   let others = head
   if (follower.restart !== undefined) {
@@ -65,32 +74,44 @@ export const checkpointOf = (follower: FileFollower): Checkpoints.FileCheckpoint
     }
   }
   let first = others.gen
-  for (const mark of marks.values()) if (mark.gen.seq < first.seq) first = mark.gen
-  const gens = follower.gens.filter((gen) => gen.seq >= first.seq)
+  if (marks !== undefined) for (const mark of marks.values()) if (mark.gen.seq < first.seq) first = mark.gen
+  const all = follower.gens
+  const gens = all[0] !== undefined && all[0].seq >= first.seq ? all : all.filter((gen) => gen.seq >= first.seq)
   // Generations every mark has passed, not released yet (their packets were settled after the head
   // left them: nothing releases them until the next rotation): read to their end as much as the
   // released ones — or, after a restart, one taken for a file rotated out while logtrain was away
   // is read again (a copytruncate's copy and the truncated file share a modification time).
-  const done = [...follower.consumed]
-  for (const gen of follower.gens) {
-    if (gen.seq < first.seq && gen.size !== undefined && gen.mtimeMs > 0) done.push({ dev: gen.identity.dev, ino: gen.identity.ino, size: gen.size, mtimeMs: gen.mtimeMs })
+  let done: Array<Checkpoints.DoneCheckpoint> | undefined
+  for (let i = 0; i < all.length; i++) {
+    const gen = all[i]!
+    if (gen.seq < first.seq && gen.size !== undefined && gen.mtimeMs > 0) {
+      done ??= [...follower.consumed]
+      done.push({ dev: gen.identity.dev, ino: gen.identity.ino, size: gen.size, mtimeMs: gen.mtimeMs })
+    }
   }
+  done ??= follower.consumed
   const at = (mark: Mark): Checkpoints.MarkCheckpoint => ({
     generation: Math.max(0, gens.indexOf(mark.gen)),
     offset: mark.offset,
     from: Number.isFinite(mark.from) ? Math.max(mark.from, mark.offset) : mark.offset
   })
-  return {
-    path: follower.path,
-    generations: gens.map((gen) => ({
+  const generations: Array<Checkpoints.GenerationCheckpoint> = []
+  for (let i = 0; i < gens.length; i++) {
+    const gen = gens[i]!
+    generations.push({
       dev: gen.identity.dev,
       ino: gen.identity.ino,
       fingerprint: gen.print.fingerprint,
       fingerprintBytes: gen.print.fingerprintBytes,
       ...(gen === follower.live ? {} : { size: gen.size ?? 0 })
-    })),
+    })
+  }
+  const behind = marks === undefined ? {} : Object.fromEntries([...marks].map(([key, mark]) => [key, at(mark)]))
+  return {
+    path: follower.path,
+    generations,
     head: at(others),
-    behind: Object.fromEntries([...marks].map(([key, mark]) => [key, at(mark)])),
+    behind,
     ...(done.length === 0 ? {} : { done: done.slice(-DONE_KEPT) })
   }
 }

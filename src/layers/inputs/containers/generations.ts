@@ -13,8 +13,13 @@ export const CHUNK = 64 * 1024
 const buffer = Buffer.allocUnsafeSlow(CHUNK)
 
 /** Reads up to `n` bytes (at most CHUNK) of `fd` at `position` into the shared buffer; a view of what was read, valid until the next read. */
-export const readAt = (fd: number, n: number, position: number): Buffer =>
-  buffer.subarray(0, Fs.readSync(fd, buffer, 0, n, position))
+export const readAt = (fd: number, n: number, position: number): Buffer => {
+  const got = Fs.readSync(fd, buffer, 0, n, position)
+  // (Most looks at a busy file polled between its writes find nothing: no view made for them.)
+  return got === 0 ? EMPTY : buffer.subarray(0, got)
+}
+
+const EMPTY = Buffer.alloc(0)
 
 export class Generation {
   /** Open while something may read it; undefined once closed, or when it could not be found. */

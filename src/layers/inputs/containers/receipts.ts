@@ -52,13 +52,16 @@ export class Chunk implements Receipt {
   offered(endpoint: string): void {
     this.outstanding++
     this.offers++
-    for (const pair of this.owed) {
+    // (Once per packet and drain: an indexed loop makes no iterator.)
+    const owed = this.owed
+    for (let i = 0; i < owed.length; i++) {
+      const pair = owed[i]!
       if (pair[0] === endpoint) {
         pair[1]++
         return
       }
     }
-    this.owed.push([endpoint, 1])
+    owed.push([endpoint, 1])
   }
   routed(endpoints: ReadonlyArray<string> | undefined): void {
     this.follower.changed()
@@ -126,8 +129,10 @@ export const routedUpTo = (follower: FileFollower, chunk: Chunk): void => {
   // A generation the head has left may now be closed (no packet of it can be parked any more).
   if (chunk.mark.gen !== follower.gen || follower.ended) follower.release()
   // Drains that caught up have no use for their entry once everything before it was routed.
-  for (const [endpoint, b] of follower.behind) {
-    if (b.rejoinAt !== undefined && b.chunks.length === 0 && !earlier(follower.routed, b.rejoinAt)) follower.behind.delete(endpoint)
+  if (follower.behind.size > 0) {
+    for (const [endpoint, b] of follower.behind) {
+      if (b.rejoinAt !== undefined && b.chunks.length === 0 && !earlier(follower.routed, b.rejoinAt)) follower.behind.delete(endpoint)
+    }
   }
   if (follower.restart !== undefined && passedRestartMarks(follower)) follower.restart = undefined
 }

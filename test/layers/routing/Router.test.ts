@@ -45,6 +45,26 @@ const start = (
     }
   })
 
+/** Blocking routing of "api" to A and B, A's receiver held (its gate closed): the drain of A and the harness. */
+const blockedOnA = (settings: Partial<DrainSink.DrainSettings>) =>
+  Effect.gen(function*() {
+    const t = yield* start(settings, "block")
+    const held = yield* t.drains.sink(A)
+    yield* held.gate.close
+    yield* t.routes.add({ hostname: "api", endpoint: A })
+    yield* t.routes.add({ hostname: "api", endpoint: B })
+    return { t, held }
+  })
+
+/** A file's receipt that wants every drain and tells `parked` of each park. */
+const parkingReceipt = (parked: (endpoint: string, packet: LogPacket.LogPacket) => void): Receipt => ({
+  wants: () => true,
+  offered: () => {},
+  routed: () => {},
+  settle: () => {},
+  park: (endpoint: string, packet: LogPacket.LogPacket, _feed: Feed) => void parked(endpoint, packet)
+})
+
 /** Twenty messages, numbered from `from`. */
 const lines = (from: number) => Array.from({ length: 20 }, (_, i) => `${from + i}`)
 
@@ -162,11 +182,7 @@ describe("Router", () => {
 
   it.effect("with DRAIN_WHEN_FULL=block, waits for a full drain instead of dropping, keeping every drain's order", () =>
     Effect.gen(function*() {
-      const t = yield* start({ bufferSize: 50, batchSize: 10 }, "block")
-      const slow = yield* t.drains.sink(A)
-      yield* slow.gate.close
-      yield* t.routes.add({ hostname: "api", endpoint: A })
-      yield* t.routes.add({ hostname: "api", endpoint: B })
+      const { held: slow, t } = yield* blockedOnA({ bufferSize: 50, batchSize: 10 })
       const messages = Array.from({ length: 300 }, (_, i) => `m${i}`)
       const offering = yield* Effect.forkChild(t.ingest.offer(messages.map((m) => packet("api", m))))
       yield* settle
@@ -182,11 +198,7 @@ describe("Router", () => {
 
   it.effect("with DRAIN_WHEN_FULL=block, a drain that is closing does not hold the router", () =>
     Effect.gen(function*() {
-      const t = yield* start({ bufferSize: 5, batchSize: 5, flushTimeout: Duration.seconds(1) }, "block")
-      const stuck = yield* t.drains.sink(A)
-      yield* stuck.gate.close
-      yield* t.routes.add({ hostname: "api", endpoint: A })
-      yield* t.routes.add({ hostname: "api", endpoint: B })
+      const { t } = yield* blockedOnA({ bufferSize: 5, batchSize: 5, flushTimeout: Duration.seconds(1) })
       yield* t.ingest.offer(Array.from({ length: 20 }, (_, i) => packet("api", `m${i}`)))
       yield* settle
       // The route goes: its drain closes (giving up after its flush timeout), and the router goes on.
@@ -199,19 +211,9 @@ describe("Router", () => {
 
   it.effect("with DRAIN_WHEN_FULL=block, a file's packets wait for a busy drain (half full) rather than park on it, and are parked once it fails", () =>
     Effect.gen(function*() {
-      const t = yield* start({ bufferSize: 5, batchSize: 5, retryBaseDelay: Duration.millis(100) }, "block")
-      const slow = yield* t.drains.sink(A)
-      yield* slow.gate.close
-      yield* t.routes.add({ hostname: "api", endpoint: A })
-      yield* t.routes.add({ hostname: "api", endpoint: B })
+      const { held: slow, t } = yield* blockedOnA({ bufferSize: 5, batchSize: 5, retryBaseDelay: Duration.millis(100) })
       const parked: Array<string> = []
-      const receipt: Receipt = {
-        wants: () => true,
-        offered: () => {},
-        routed: () => {},
-        settle: () => {},
-        park: (_endpoint: string, parkedPacket: LogPacket.LogPacket, _feed: Feed) => void parked.push(parkedPacket.message)
-      }
+      const receipt = parkingReceipt((_endpoint, parkedPacket) => parked.push(parkedPacket.message))
       const file = (messages: ReadonlyArray<string>) => messages.map((m) => LogPacket.make({ ...packet("api", m), receipt }))
       yield* t.ingest.offer(file(lines(0)))
       yield* settle
@@ -260,13 +262,7 @@ describe("Router", () => {
       assert.isAtMost(budget.drains.total, budget.drains.bytes)
       // A file's packets (with a receipt) are parked on the full drain, not dropped.
       const parked: Array<string> = []
-      const receipt: Receipt = {
-        wants: () => true,
-        offered: () => {},
-        routed: () => {},
-        settle: () => {},
-        park: (endpoint: string, _packet: LogPacket.LogPacket, _feed: Feed) => void parked.push(endpoint)
-      }
+      const receipt = parkingReceipt((endpoint) => parked.push(endpoint))
       const dropped = a.stats.dropped.memory
       const depth = a.stats.depth
       yield* t.ingest.offer(Array.from({ length: 5 }, (_, i) => LogPacket.make({ ...packet("api", `file ${i} ${line}`), receipt })))

@@ -48,6 +48,11 @@ interface Entry {
   readonly bytes: number
 }
 
+/** An offer in line (see `line`), and how to wake it while it waits. */
+interface Offerer {
+  wake: (() => void) | undefined
+}
+
 /** An offer at least this large is handed to the router as it is; smaller ones are joined. */
 const JOIN_BELOW = 64
 
@@ -80,11 +85,14 @@ export class Ingest extends Context.Service<Ingest, {
         let size = 0
         let bytes = 0
         let ended = false
-        /** Offers not done yet (some of their packets still to be queued). */
-        let offering = 0
         const limited = { wait: 0, drop: 0 }
-        /** Offers waiting for room (in packets or bytes); woken all at once when the router takes. */
-        const waiting = new Set<() => void>()
+        /**
+         * Offers not done yet (some of their packets still to be queued), oldest first. Only the
+         * first queues; the others wait their turn, and a new offer queues at once only when none
+         * waits: a producer whose offer waits is not overtaken, again and again, by others whose
+         * offers happen to come when there is room (the router wakes one offer per chunk taken).
+         */
+        const line: Array<Offerer> = []
         /** The router (whoever takes), waiting for packets. */
         let takers: Array<() => void> = []
 
@@ -124,24 +132,36 @@ export class Ingest extends Context.Service<Ingest, {
           wakeTaker()
         }
 
-        /** Until the router has taken something (or the wait is interrupted). */
-        const untilTaken = Effect.callback<void>((resume) => {
-          const wake = () => resume(Effect.void)
-          waiting.add(wake)
-          return Effect.sync(() => void waiting.delete(wake))
-        })
+        /** Wakes the first offer in line, if it waits. */
+        const wakeFirst = () => {
+          const first = line[0]
+          if (first?.wake === undefined) return
+          const wake = first.wake
+          first.wake = undefined
+          wake()
+        }
 
-        /** Offers `packets` from `from` on; whatever does not fit waits for the router to take. */
-        const put = (packets: ReadonlyArray<LogPacket>, from: number): Effect.Effect<void> =>
+        /** Until `me` is woken: first in line, and the router has taken something (or the wait is interrupted). */
+        const wait = (me: Offerer) =>
+          Effect.callback<void>((resume) => {
+            me.wake = () => resume(Effect.void)
+            return Effect.sync(() => {
+              me.wake = undefined
+            })
+          })
+
+        /** Offers `packets` from `from` on, in its turn; whatever does not fit waits for the router to take. */
+        const put = (me: Offerer, packets: ReadonlyArray<LogPacket>, from: number): Effect.Effect<void> =>
           Effect.suspend(() => {
+            if (line[0] !== me) return Effect.andThen(wait(me), put(me, packets, from))
             if (counted && bytes >= maxBytes) {
               limited.wait++
-              return Effect.andThen(untilTaken, put(packets, from))
+              return Effect.andThen(wait(me), put(me, packets, from))
             }
             const n = Math.min(capacity - size, packets.length - from)
-            if (n <= 0) return Effect.andThen(untilTaken, put(packets, from))
+            if (n <= 0) return Effect.andThen(wait(me), put(me, packets, from))
             enqueue(packets, from, n)
-            return from + n === packets.length ? Effect.void : Effect.andThen(untilTaken, put(packets, from + n))
+            return from + n === packets.length ? Effect.void : Effect.andThen(wait(me), put(me, packets, from + n))
           })
 
         /** Up to CHUNK packets off the front: an offer as it is when it is large enough, else joined. */
@@ -185,25 +205,24 @@ export class Ingest extends Context.Service<Ingest, {
             entries = entries.slice(head)
             head = 0
           }
-          if (waiting.size > 0) {
-            const woken = [...waiting]
-            waiting.clear()
-            for (const wake of woken) wake()
-          }
+          wakeFirst()
           return chunk
         }
 
-        /** An offer that had to wait is done (queued all, or interrupted): the end may come now. */
-        const offerDone = Effect.sync(() => {
-          offering--
-          if (ended && offering === 0) wakeTaker()
-        })
+        /** An offer that had to wait is done (queued all, or interrupted): the next in line goes on, and the end may come now. */
+        const offerDone = (me: Offerer) =>
+          Effect.sync(() => {
+            const at = line.indexOf(me)
+            if (at >= 0) line.splice(at, 1)
+            wakeFirst()
+            if (ended && line.length === 0) wakeTaker()
+          })
 
         const done = Cause.done()
         /** The next chunk; Done once the queue has ended and everything in it (and waiting for it) is taken. */
         const pull: Effect.Effect<NonEmptyReadonlyArray<LogPacket>, Cause.Done> = Effect.callback((resume) => {
           if (size > 0) return resume(Effect.succeed(takeNow() as NonEmptyReadonlyArray<LogPacket>))
-          if (ended && offering === 0) return resume(done)
+          if (ended && line.length === 0) return resume(done)
           const wake = () => resume(pull)
           takers.push(wake)
           return Effect.sync(() => {
@@ -215,13 +234,14 @@ export class Ingest extends Context.Service<Ingest, {
           offer: (packets) =>
             Effect.suspend(() => {
               if (packets.length === 0 || ended) return Effect.void
-              // Taken as it is, when it fits: no Effect more than that.
-              if (!(counted && bytes >= maxBytes) && capacity - size >= packets.length) {
+              // Taken as it is, when it fits and no offer waits: no Effect more than that.
+              if (line.length === 0 && !(counted && bytes >= maxBytes) && capacity - size >= packets.length) {
                 enqueue(packets, 0, packets.length)
                 return Effect.void
               }
-              offering++
-              return Effect.ensuring(put(packets, 0), offerDone)
+              const me: Offerer = { wake: undefined }
+              line.push(me)
+              return Effect.ensuring(put(me, packets, 0), offerDone(me))
             }),
           offerOrDrop: (packets) => {
             if (packets.length === 0) return 0

@@ -44,6 +44,30 @@ describe("Ingest", () => {
         }
       })))
 
+  it.effect("an offer that waits is queued before offers made after it, even those that would fit (no producer starves)", () =>
+    withIngest(10, (ingest) =>
+      Effect.gen(function*() {
+        yield* ingest.offer(packets(0, 10))
+        // A waits for room.
+        const a = yield* Effect.forkChild(ingest.offer(packets(100, 10)))
+        yield* Effect.yieldNow
+        // The router takes; B offers right then, before A has run again (as another connection's
+        // read would, between the router's take and A's turn).
+        const taken: Array<ReadonlyArray<LogPacket.LogPacket>> = []
+        const offers: Array<Fiber.Fiber<void>> = []
+        const router = yield* Effect.forkChild(ingest.packets.pipe(Stream.runForEachArray((chunk) =>
+          Effect.sync(() => {
+            taken.push(chunk)
+            if (taken.length === 1) offers.push(Effect.runFork(ingest.offer(packets(200, 5))))
+          })
+        )))
+        while (taken.reduce((n, c) => n + c.length, 0) < 25) yield* Effect.yieldNow
+        yield* Fiber.join(a)
+        yield* Fiber.join(offers[0]!)
+        yield* Fiber.interrupt(router)
+        assert.deepStrictEqual(messages(taken).slice(10), [100, 101, 102, 103, 104, 105, 106, 107, 108, 109, 200, 201, 202, 203, 204])
+      })))
+
   it.effect("offerOrDrop takes what fits and says how many did not", () =>
     withIngest(10, (ingest) =>
       Effect.gen(function*() {

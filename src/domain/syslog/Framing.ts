@@ -383,11 +383,7 @@ export class FrameWriter {
     const second = body.length === 0 ? "" : newline ? oneLine(body) : body
     // At most 3 bytes per UTF-16 unit, plus the separating space and the length prefix or newline.
     const room = this.n + (head.length + second.length) * 3 + 25
-    if (room > scratch.length) {
-      const bigger = Buffer.allocUnsafeSlow(Math.max(room, scratch.length * 2))
-      scratch.copy(bigger, 0, 0, this.n)
-      scratch = bigger
-    }
+    this.reserve(room)
     const out = scratch as unknown as Writing
     let n = this.n
     const same = head === this.lastHead
@@ -427,11 +423,7 @@ export class FrameWriter {
     const newline = this.framing === "newline"
     const message = newline ? oneLine(bytes) : bytes
     const room = this.n + message.length + 12
-    if (room > scratch.length) {
-      const bigger = Buffer.allocUnsafeSlow(Math.max(room, scratch.length * 2))
-      scratch.copy(bigger, 0, 0, this.n)
-      scratch = bigger
-    }
+    this.reserve(room)
     const out = scratch as unknown as Writing
     let n = this.n
     if (!newline) n += out.latin1Write(`${message.length} `, n)
@@ -459,6 +451,14 @@ export class FrameWriter {
     const view = target.subarray(at, at + this.n)
     this.reset()
     return view
+  }
+
+  /** Grows the scratch buffer, keeping what is written, to hold at least `room` bytes. */
+  private reserve(room: number): void {
+    if (room <= scratch.length) return
+    const bigger = Buffer.allocUnsafeSlow(Math.max(room, scratch.length * 2))
+    scratch.copy(bigger, 0, 0, this.n)
+    scratch = bigger
   }
 
   private reset(): void {

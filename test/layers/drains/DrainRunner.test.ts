@@ -36,6 +36,24 @@ const settle = Effect.gen(function*() {
   for (let i = 0; i < 20; i++) yield* Effect.yieldNow
 })
 
+/**
+ * Bursts of 200 packets into a drain whose receiver opens after the first, with time for its lanes
+ * to split (a second apart at most) between the others: 800 in all.
+ */
+const underPressure = (sink: { readonly gate: { readonly open: Effect.Effect<void> } }, burst: (count: number) => void) =>
+  Effect.gen(function*() {
+    burst(200)
+    yield* sink.gate.open
+    yield* settle
+    burst(200)
+    yield* TestClock.adjust("2 seconds")
+    burst(200)
+    yield* settle
+    yield* TestClock.adjust("2 seconds")
+    burst(200)
+    yield* settle
+  })
+
 describe("DrainRunner", () => {
   it.effect("delivers every packet in order, in batches no larger than batchSize", () =>
     Effect.gen(function*() {
@@ -269,16 +287,7 @@ describe("DrainRunner", () => {
           handle.offer(packet(`${source}:${n++}`, source))
         }
       }
-      burst(200)
-      yield* sink.gate.open
-      yield* settle
-      burst(200)
-      yield* TestClock.adjust("2 seconds")
-      burst(200)
-      yield* settle
-      yield* TestClock.adjust("2 seconds")
-      burst(200)
-      yield* settle
+      yield* underPressure(sink, burst)
       assert.isAbove(handle.stats.lanes, 1)
       assert.isAtMost(handle.stats.lanes, 4)
       assert.strictEqual(sink.senders, handle.stats.lanes)
@@ -299,16 +308,7 @@ describe("DrainRunner", () => {
       const burst = (count: number) => {
         for (let i = 0; i < count; i++) handle.offer(packet(`a:${n++}`, "a"))
       }
-      burst(200)
-      yield* sink.gate.open
-      yield* settle
-      burst(200)
-      yield* TestClock.adjust("2 seconds")
-      burst(200)
-      yield* settle
-      yield* TestClock.adjust("2 seconds")
-      burst(200)
-      yield* settle
+      yield* underPressure(sink, burst)
       assert.strictEqual(handle.stats.lanes, 1)
       assert.strictEqual(sink.senders, 1)
       const numbers = sink.messages().map((m) => Number(m.split(":")[1]))

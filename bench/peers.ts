@@ -58,7 +58,7 @@ import * as MemoryBudget from "../src/layers/MemoryBudget.ts"
 import { parseBytes } from "../src/layers/MemoryLimit.ts"
 import * as FakeKubeApi from "../test/helpers/FakeKubeApi.ts"
 import * as Peers from "../test/helpers/Peers.ts"
-import { freePorts } from "../test/helpers/ports.ts"
+import { privatePorts } from "../test/helpers/ports.ts"
 import * as Sink from "./tools/sink.ts"
 
 const { values: args } = parseArgs({
@@ -148,8 +148,10 @@ const startLogtrain = async (env: Record<string, string>, httpPort: number, core
       NODE_OPTIONS: process.env.LOGTRAIN_NODE_OPTIONS ?? "--max-semi-space-size=4",
       // As the image: Node's compile cache, kept across starts (see the reference scenario).
       NODE_COMPILE_CACHE: compileCache,
-      ...extraEnv,
-      ...env
+      // --logtrain-env last: it overrides a scenario's own settings (e.g. the files scenario's
+      // DRAIN_WHEN_FULL=block), which is what trying a setting means.
+      ...env,
+      ...extraEnv
     },
     // LOGTRAIN_STDOUT=file keeps what logtrain prints on stdout (e.g. V8's --trace-gc), appended.
     stdio: ["ignore", process.env.LOGTRAIN_STDOUT === undefined ? "ignore" : openSync(process.env.LOGTRAIN_STDOUT, "a"), "pipe"]
@@ -322,7 +324,7 @@ const relayThrough = async (
   pinnedRun: boolean
 ): Promise<Result> => {
   const cores = pinnedRun ? RELAY_CORE : ALL_CORES
-  const [http, input, sinkPort] = await freePorts(3)
+  const [http, input, sinkPort] = await privatePorts(3)
   const sink = pinnedRun ? await startSink(sinkPort!) : await Sink.startSink(sinkPort!, twoCores ? ALL_CORES : undefined)
   let relay: Relay | undefined
   try {
@@ -437,7 +439,7 @@ const filesScenario = async (relayName: string): Promise<Result> => {
   })
   // The kubelet's layout for logtrain; the peers follow the files themselves (no symlinks to chase).
   paths.forEach((file, i) => symlinkSync(file, join(containers, `app-${i}-5d8f7c-x2x9q_bench_app-${ID}.log`)))
-  const [http, sinkPort] = await freePorts(2)
+  const [http, sinkPort] = await privatePorts(2)
   const sink = await startSink(sinkPort!)
   let relay: Relay | undefined
   try {
@@ -553,7 +555,7 @@ const referenceScenario = async () => {
       ...(i < FILES ? { annotations: { "logtrain.akkeris.io/drains": "SINK" } } : {})
     })
   }
-  const [http, tcp, udp, sinkPort] = await freePorts(4)
+  const [http, tcp, udp, sinkPort] = await privatePorts(4)
   for (let i = 0; i < FILES; i++) {
     const ns = `space-${i % 40}`
     fake.create("replicasets", { name: `app-${i}-5d8f7c`, namespace: ns, owner: { kind: "Deployment", name: `app-${i}` } })
@@ -655,7 +657,7 @@ const DRAIN_KINDS = ["syslog+tcp", "otlp+http", "loki+http", "http", "es+http"] 
 
 const drainScenario = async (kind: string): Promise<Result> => {
   const total = Number(args["drain-lines"])
-  const [http, input, sinkPort] = await freePorts(3)
+  const [http, input, sinkPort] = await privatePorts(3)
   const core = twoCores ? "1" : undefined
   const sink = kind === "es+http"
     ? await Sink.startSink(sinkPort!, core, undefined, "elasticsearch-sink.ts")

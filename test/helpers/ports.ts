@@ -19,11 +19,12 @@ export const freePorts = async (n: number): Promise<Array<number>> => {
 
 /**
  * Ports below the kernel's ephemeral range (net.ipv4.ip_local_port_range, 32768–60999 by default)
- * that nothing listens on: for a drain that must stay down for a whole run. `freePort`'s ports come
- * from the ephemeral range, where any other process's `listen(0)` or outgoing connection may take
- * one a moment later; these are never handed out so.
+ * that nothing listens on right now. `freePort`'s ports come from the ephemeral range, where any
+ * other process's `listen(0)` or outgoing connection may take one a moment later (two benchmarks
+ * running at once each "lost" every line that way: one's sink took the other's port); these are
+ * never handed out so, and picked at random among 12,000.
  */
-export const deadPorts = async (n: number): Promise<Array<number>> => {
+export const privatePorts = async (n: number): Promise<Array<number>> => {
   const ports = new Set<number>()
   while (ports.size < n) {
     const port = 20000 + Math.floor(Math.random() * 12000)
@@ -31,6 +32,9 @@ export const deadPorts = async (n: number): Promise<Array<number>> => {
   }
   return [...ports]
 }
+
+/** Ports for a drain that must stay down for a whole run: `privatePorts`, which nobody else is handed. */
+export const deadPorts = privatePorts
 
 const listenable = (port: number): Promise<boolean> =>
   new Promise((resolve) => {

@@ -416,6 +416,16 @@ export const make = Effect.fnUntraced(function*(options: {
    * took ~20 % more CPU per line (npm run bench -- --only files).
    */
   const filesLevel = Math.max(1, feedLevel)
+  /**
+   * How much of the buffer network packets fill when they wait for a drain that is sending
+   * (DRAIN_WHEN_FULL=block): half, as files, but at least three batches, since a lane splits only
+   * once it still holds two batches after taking one (a batch in flight counts in the depth): at
+   * half, a small buffer (DRAIN_BUFFER_SIZE=200, DRAIN_BATCH_SIZE=50) never split past two lanes.
+   * A sender is slowed as much as before (the router waits either way); the drain holds fewer
+   * packets the garbage collector must move while they wait (npm run bench -- --only relay).
+   */
+  const networkLevel = Math.min(settings.bufferSize, Math.max(filesLevel, 3 * settings.batchSize))
+  const busyLevel = (packet: LogPacket.LogPacket) => (packet.receipt === undefined ? networkLevel : filesLevel)
 
   /**
    * Waits until the buffer holds at most `level` packets and the budget lets it take `bytes()`
@@ -433,8 +443,8 @@ export const make = Effect.fnUntraced(function*(options: {
     kind,
     stats,
     hasRoom,
-    busy: (packet) => stats.depth >= filesLevel && stats.healthy && !closing && account.fits(budgetBytes(packet)),
-    untilNotBusy: Effect.asVoid(room.untilAtMost(filesLevel - 1)),
+    busy: (packet) => stats.depth >= busyLevel(packet) && stats.healthy && !closing && account.fits(budgetBytes(packet)),
+    untilNotBusy: (packet) => Effect.asVoid(room.untilAtMost(busyLevel(packet) - 1)),
     whenRoom: (packet) => {
       const bytes = budgetBytes(packet)
       return whenRoomFor(settings.bufferSize - 1, () => bytes)

@@ -152,14 +152,14 @@ export interface DrainHandle {
   /** Whether `offer` would take `packet` (any small packet, if none is given) now. */
   readonly hasRoom: (packet?: LogPacket.LogPacket) => boolean
   /**
-   * Busy: its buffer is half full or more, and it is sending (not failing since its last
-   * success), not closing, and its memory budget has room for `packet`. With
-   * DRAIN_WHEN_FULL=block, a file's packet waits for such a drain (`untilNotBusy`) rather than
-   * fill it further or park on it.
+   * Busy: its buffer is half full or more (for a network packet, also at least three batches),
+   * and it is sending (not failing since its last success), not closing, and its memory budget
+   * has room for `packet`. With DRAIN_WHEN_FULL=block, a packet waits for such a drain
+   * (`untilNotBusy`) rather than fill it further (or, a file's, park on it).
    */
   readonly busy: (packet: LogPacket.LogPacket) => boolean
-  /** Until the buffer is less than half full, or the drain starts failing or closes. */
-  readonly untilNotBusy: Effect.Effect<void>
+  /** Until the buffer is below `packet`'s busy level, or the drain starts failing or closes. */
+  readonly untilNotBusy: (packet: LogPacket.LogPacket) => Effect.Effect<void>
   /**
    * Waits until the buffer has room for `packet`; false if the drain is closing (it never will).
    * For routers that wait rather than drop (DRAIN_WHEN_FULL=block).

@@ -73,7 +73,7 @@ export const layer = (options: Options = { whenFull: "drop" }) =>
       stats.dead)
     yield* Telemetry.counter("logtrain_routed_packets_total", "Packets handed to a drain (once per drain).", {}, () =>
       stats.routed)
-    yield* Telemetry.counter("logtrain_router_waits_total", "Times the router waited for a full drain (DRAIN_WHEN_FULL=block).", {}, () =>
+    yield* Telemetry.counter("logtrain_router_waits_total", "Times the router waited for a full or busy drain (DRAIN_WHEN_FULL=block).", {}, () =>
       stats.waits)
     yield* Telemetry.counter(
       "logtrain_router_parked_total",
@@ -116,11 +116,12 @@ export const layer = (options: Options = { whenFull: "drop" }) =>
           if (receipt !== undefined && !receipt.wants(url, packet)) continue
           const drain = drains.get(url)
           if (drain === undefined) return { _tag: "Unopened", index: i, endpoints, endpoint: j, offered, url }
-          // With DRAIN_WHEN_FULL=block, a file's packet waits for a drain that is only busy
-          // (sending, its buffer half full because everything is read faster than it sends): parked
-          // there, the file's packets already read after it were read for nothing, and read again
-          // for the drain from disk. On a full drain that is failing or closing, it is parked.
-          if (receipt !== undefined && block && drain.busy(packet)) return { _tag: "Full", index: i, endpoints, endpoint: j, offered, drain }
+          // With DRAIN_WHEN_FULL=block, a packet waits for a drain that is only busy (sending, its
+          // buffer half full because everything is read faster than it sends): a file's, parked
+          // there, would leave the file's packets already read after it read for nothing, and read
+          // again for the drain from disk; a network packet need not fill the buffer to the brim
+          // to slow its sender. On a full drain that is failing or closing, a file's is parked.
+          if (block && drain.busy(packet)) return { _tag: "Full", index: i, endpoints, endpoint: j, offered, drain }
           if (!drain.hasRoom(packet)) {
             if (receipt !== undefined) {
               stats.parked++
@@ -148,10 +149,13 @@ export const layer = (options: Options = { whenFull: "drop" }) =>
           yield* drains.open(stop.url)
         } else {
           stats.waits++
-          // A file's packet waits while the drain is busy, then is routed again (parked, if the
-          // drain has started failing or closing meanwhile): never dropped.
-          if (chunk[stop.index]!.receipt !== undefined) {
-            yield* stop.drain.untilNotBusy
+          // A packet waits while the drain is busy, then is routed again (a file's is parked if
+          // the drain has started failing or closing meanwhile: never dropped). A file's packet
+          // stops only at a busy drain; a network packet also at a full one (failing, or its
+          // memory share full), which it waits for below.
+          const packet = chunk[stop.index]!
+          if (packet.receipt !== undefined || stop.drain.busy(packet)) {
+            yield* stop.drain.untilNotBusy(packet)
             stop = route(chunk, stop.index, stop)
             continue
           }

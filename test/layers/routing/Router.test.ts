@@ -196,6 +196,25 @@ describe("Router", () => {
       assert.strictEqual(t.open.get(A)!.stats.dropped.buffer_full, 0)
     }))
 
+  it.effect("with DRAIN_WHEN_FULL=block, network packets wait for a busy drain once it holds half its buffer or three batches, and fill it once it fails", () =>
+    Effect.gen(function*() {
+      const { held: slow, t } = yield* blockedOnA({ bufferSize: 50, batchSize: 10, retryBaseDelay: Duration.millis(100) })
+      yield* Effect.forkChild(t.ingest.offer(Array.from({ length: 300 }, (_, i) => packet("api", `m${i}`))))
+      yield* settle
+      // Sending (slowly): three batches, one of them in flight (more than half of 50), so that a
+      // lane still holds two batches after taking one, and may split.
+      assert.strictEqual(t.open.get(A)!.stats.depth, 30)
+      // Failing: the router waits for a full buffer, as before.
+      slow.failNext(Number.MAX_SAFE_INTEGER)
+      yield* slow.gate.open
+      for (let round = 0; round < 3; round++) {
+        for (let i = 0; i < 20; i++) yield* settle
+        yield* TestClock.adjust("1 second")
+      }
+      assert.strictEqual(t.open.get(A)!.stats.depth, 50)
+      assert.strictEqual(t.open.get(A)!.stats.dropped.buffer_full, 0)
+    }))
+
   it.effect("with DRAIN_WHEN_FULL=block, a drain that is closing does not hold the router", () =>
     Effect.gen(function*() {
       const { t } = yield* blockedOnA({ bufferSize: 5, batchSize: 5, flushTimeout: Duration.seconds(1) })

@@ -177,12 +177,36 @@ describe("frameAll", () => {
         assert.isTrue(writer.take().equals(Buffer.from(expected, "utf8")))
       }
     ))
-    // One head for a whole batch past the scratch buffer's first size.
+    // Messages as bytes (byte strings, one character per byte: CR, LF and NUL among them) between
+    // messages as text: each framed as it would be alone.
+    const byteString = fc.array(fc.oneof(fc.constantFrom(0, 10, 13, 32, 0xc3, 0xa9), fc.integer({ min: 0, max: 255 })), { maxLength: 200 })
+      .map((codes) => String.fromCharCode(...codes))
+    fc.assert(fc.property(
+      fc.array(fc.oneof(byteString.map((bytes) => ({ bytes })), fc.string({ unit: "binary", maxLength: 100 }).map((text) => ({ text }))), { maxLength: 40 }),
+      fc.constantFrom("newline" as const, "octet-counting" as const),
+      (messages, framing) => {
+        const writer = new FrameWriter(framing)
+        for (const m of messages) {
+          if ("bytes" in m) writer.addBytes(m.bytes)
+          else writer.add(m.text)
+        }
+        const expected = messages.map((m) =>
+          "text" in m
+            ? Buffer.from(frame(framing, m.text), "utf8")
+            : framing === "newline"
+            ? Buffer.from(`${m.bytes.replace(/[\r\n\0]/g, " ")}\n`, "latin1")
+            : Buffer.from(`${m.bytes.length} ${m.bytes}`, "latin1")
+        )
+        assert.isTrue(writer.take().equals(Buffer.concat(expected)))
+      }
+    ))
+    // One head for a whole batch past the scratch buffer's first size (and past the first size of
+    // where newline framing keeps its LFs' places).
     for (const framing of ["newline", "octet-counting"] as const) {
       const writer = new FrameWriter(framing)
       const head = "<14>1 2026-01-01T00:00:00.123Z app-1 app - - -"
-      for (let i = 0; i < 3000; i++) writer.add(head, `line ${i} ${"y".repeat(100)}`)
-      const expected = Array.from({ length: 3000 }, (_, i) => frame(framing, `${head} line ${i} ${"y".repeat(100)}`)).join("")
+      for (let i = 0; i < 5000; i++) writer.add(head, `line ${i} ${"y".repeat(100)}`)
+      const expected = Array.from({ length: 5000 }, (_, i) => frame(framing, `${head} line ${i} ${"y".repeat(100)}`)).join("")
       assert.isTrue(writer.take().equals(Buffer.from(expected, "utf8")))
     }
     // Past the scratch buffer's first size, several times over.

@@ -329,6 +329,8 @@ export const octetCounted = (message: string): string => `${Buffer.byteLength(me
 export const newlineTerminated = (message: string): string => `${oneLine(message)}\n`
 
 const LINE_BREAK = /[\r\n\0]/
+/** CR, LF and NUL as bytes. */
+const LINE_BREAK_BYTES = [CR, LF, 0] as const
 const LINE_BREAKS = /[\r\n\0]/g
 /** CR, LF and NUL turned into spaces, for newline framing. */
 const oneLine = (text: string): string => (LINE_BREAK.test(text) ? text.replace(LINE_BREAKS, " ") : text)
@@ -344,6 +346,8 @@ interface Writing {
 
 /** Where `FrameWriter` encodes, before copying out the exact bytes; grows with the largest batch. */
 let scratch = Buffer.allocUnsafeSlow(256 * 1024)
+/** Where, in the scratch, newline framing's LFs go (see `FrameWriter.finish`); grows with the largest batch. */
+let lineEnds = new Int32Array(4096)
 /** A scratch buffer grown past this is let go after use. */
 const SCRATCH_KEPT = 8 * 1024 * 1024
 
@@ -365,14 +369,23 @@ const writeDigits = (bytes: Buffer, at: number, n: number): number => {
  * mostly share their head (a file's lines, one source's burst): a head the same as the last one
  * is copied from where it was written, not encoded again. Uses a shared scratch buffer: one
  * writer at a time, from its construction to `take` (synchronously).
+ *
+ * Newline framing turns CR, LF and NUL in a message into spaces: in the bytes, once per batch
+ * (`finish`), not in each message's text. They are single bytes in UTF-8 (never part of another
+ * character) and in a byte string, so the bytes come out the same; searching a batch's bytes for
+ * them takes three native searches (~14 ns a message of 200 bytes), where testing each message
+ * with a regular expression took ~25-75 ns (node /tmp/relay3/mb.mjs). The LF ending each message
+ * is written once that is done: until then its place holds a space.
  */
 export class FrameWriter {
   private n = 0
   private readonly framing: Framing
-  /** The last head written, and where its bytes (as written: line breaks replaced for newline framing) are in the scratch. */
+  /** The last head written, and where its bytes (as written) are in the scratch. */
   private lastHead: string | undefined = undefined
   private lastHeadAt = 0
   private lastHeadBytes = 0
+  /** Messages written with newline framing: their LFs' places are `lineEnds[0, lines)`. */
+  private lines = 0
 
   constructor(framing: Framing) {
     this.framing = framing
@@ -380,7 +393,7 @@ export class FrameWriter {
 
   add(head: string, body = ""): void {
     const newline = this.framing === "newline"
-    const second = body.length === 0 ? "" : newline ? oneLine(body) : body
+    const second = body
     // At most 3 bytes per UTF-16 unit, plus the separating space and the length prefix or newline.
     const room = this.n + (head.length + second.length) * 3 + 25
     this.reserve(room)
@@ -399,7 +412,7 @@ export class FrameWriter {
       this.lastHeadAt = n
       n += this.lastHeadBytes
     } else {
-      const written = out.utf8Write(newline ? oneLine(head) : head, n)
+      const written = out.utf8Write(head, n)
       this.lastHead = head
       this.lastHeadAt = n
       this.lastHeadBytes = written
@@ -410,7 +423,7 @@ export class FrameWriter {
       // As many bytes as characters: ASCII, whose bytes are its characters' codes (a copy, no encoding).
       n += bodyBytes === second.length ? out.latin1Write(second, n) : out.utf8Write(second, n)
     }
-    if (newline) scratch[n++] = 10
+    if (newline) n = this.lineEnd(n)
     this.n = n
   }
 
@@ -421,15 +434,40 @@ export class FrameWriter {
    */
   addBytes(bytes: string): void {
     const newline = this.framing === "newline"
-    const message = newline ? oneLine(bytes) : bytes
-    const room = this.n + message.length + 12
+    const room = this.n + bytes.length + 12
     this.reserve(room)
     const out = scratch as unknown as Writing
     let n = this.n
-    if (!newline) n += out.latin1Write(`${message.length} `, n)
-    n += out.latin1Write(message, n)
-    if (newline) scratch[n++] = 10
+    if (!newline) {
+      // The length as digits, as `add` writes it (not a string made for each message).
+      n += writeDigits(scratch, n, bytes.length)
+      scratch[n++] = 32
+    }
+    n += out.latin1Write(bytes, n)
+    if (newline) n = this.lineEnd(n)
     this.n = n
+  }
+
+  /** Keeps the place of a message's LF at `n` (a space until `finish`); returns the byte after it. */
+  private lineEnd(n: number): number {
+    if (this.lines === lineEnds.length) {
+      const bigger = new Int32Array(lineEnds.length * 2)
+      bigger.set(lineEnds)
+      lineEnds = bigger
+    }
+    lineEnds[this.lines++] = n
+    scratch[n] = 32
+    return n + 1
+  }
+
+  /** Newline framing: CR, LF and NUL in the messages become spaces, then each message gets its LF. */
+  private finish(): void {
+    if (this.lines === 0) return
+    const bytes = scratch.subarray(0, this.n)
+    for (const c of LINE_BREAK_BYTES) {
+      for (let at = bytes.indexOf(c); at >= 0; at = bytes.indexOf(c, at + 1)) bytes[at] = 32
+    }
+    for (let k = 0; k < this.lines; k++) bytes[lineEnds[k]!] = 10
   }
 
   /** Bytes written so far. */
@@ -439,6 +477,7 @@ export class FrameWriter {
 
   /** The bytes written, copied out of the scratch buffer. */
   take(): Buffer {
+    this.finish()
     const bytes = Buffer.allocUnsafe(this.n)
     scratch.copy(bytes, 0, 0, this.n)
     this.reset()
@@ -447,6 +486,7 @@ export class FrameWriter {
 
   /** The bytes written, copied into `target` at `at` (which has room for them); returns that view of it. */
   copyTo(target: Buffer, at: number): Buffer {
+    this.finish()
     scratch.copy(target, at, 0, this.n)
     const view = target.subarray(at, at + this.n)
     this.reset()
@@ -463,8 +503,10 @@ export class FrameWriter {
 
   private reset(): void {
     this.n = 0
+    this.lines = 0
     this.lastHead = undefined
     if (scratch.length > SCRATCH_KEPT) scratch = Buffer.allocUnsafeSlow(256 * 1024)
+    if (lineEnds.length > 65536) lineEnds = new Int32Array(4096)
   }
 }
 

@@ -131,6 +131,8 @@ const nilToUndefined = (raw: string, start: number, end: number): string | undef
 class Kept {
   private readonly bytes: Uint8Array
   private length = -1
+  /** The same, as a string (a slice of the line it was kept from). */
+  private text = ""
 
   constructor(max: number) {
     this.bytes = new Uint8Array(max)
@@ -145,13 +147,15 @@ class Kept {
     return true
   }
 
-  /** Whether the text kept is at `start` in `raw`, followed by a SP. */
+  /**
+   * Whether the text kept is at `start` in `raw`, followed by a SP. Searched for as a string (a
+   * builtin), not compared character by character: a line's head (~40 characters) took ~130 ns
+   * that way, ~70 ns this way (node /tmp/relay3/cmp.mjs); a line without it is searched to its
+   * end, but such lines are looked at only now and then (see `headMisses`).
+   */
   isAt(raw: string, start: number): boolean {
     const n = this.length
-    if (n < 0 || raw.charCodeAt(start + n) !== SP) return false
-    const bytes = this.bytes
-    for (let i = n - 1; i >= 0; i--) if (raw.charCodeAt(start + i) !== bytes[i]) return false
-    return true
+    return n >= 0 && raw.charCodeAt(start + n) === SP && raw.indexOf(this.text, start) === start
   }
 
   /** Keeps `raw[start, end)`, if it is short enough. */
@@ -163,6 +167,7 @@ class Kept {
     }
     for (let i = 0; i < n; i++) this.bytes[i] = raw.charCodeAt(start + i)
     this.length = n
+    this.text = raw.slice(start, end)
   }
 }
 

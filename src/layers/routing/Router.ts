@@ -95,6 +95,14 @@ export const layer = (options: Options = { whenFull: "drop" }) =>
       // Rate limits: a clock read per chunk, a map lookup per packet, nothing while none is set.
       const limited = limits.active()
       const now = limited ? Date.now() : 0
+      // The last hostname's endpoints and the last endpoint's drain: a chunk mostly holds runs of
+      // one source (a socket read's), so two map lookups a packet become two string compares
+      // (the same string, mostly). Nothing changes the route table or the drains while a chunk is
+      // routed (synchronously).
+      let lastHostname: string | undefined = undefined
+      let lastEndpoints: ReadonlyArray<string> | undefined = undefined
+      let lastUrl: string | undefined = undefined
+      let lastDrain: DrainHandle | undefined = undefined
       for (let i = index; i < chunk.length; i++) {
         const packet = chunk[i]!
         const resumed = i === index && resume !== undefined
@@ -104,7 +112,13 @@ export const layer = (options: Options = { whenFull: "drop" }) =>
           receipt?.routed([])
           continue
         }
-        const endpoints = resumed ? resume.endpoints : table.lookup(packet.hostname)
+        let endpoints = lastEndpoints
+        if (resumed) {
+          endpoints = resume.endpoints
+        } else if (packet.hostname !== lastHostname) {
+          lastHostname = packet.hostname
+          endpoints = lastEndpoints = table.lookup(lastHostname)
+        }
         if (endpoints === undefined) {
           stats.dead++
           receipt?.routed(undefined)
@@ -114,7 +128,11 @@ export const layer = (options: Options = { whenFull: "drop" }) =>
         for (let j = resumed ? resume.endpoint : 0; j < endpoints.length; j++) {
           const url = endpoints[j]!
           if (receipt !== undefined && !receipt.wants(url, packet)) continue
-          const drain = drains.get(url)
+          if (url !== lastUrl) {
+            lastUrl = url
+            lastDrain = drains.get(url)
+          }
+          const drain = lastDrain
           if (drain === undefined) return { _tag: "Unopened", index: i, endpoints, endpoint: j, offered, url }
           // With DRAIN_WHEN_FULL=block, a packet waits for a drain that is only busy (sending, its
           // buffer half full because everything is read faster than it sends): a file's, parked

@@ -54,8 +54,14 @@ export class Rfc5424Packet implements LogPacket {
    */
   private readonly hostEnd: number
   private readonly sdEnd: number
-  /** Asked for by drains with more than one lane, for each packet (Lanes.sourceHash). */
-  private cachedTag: string | undefined = undefined
+  /**
+   * Asked for by drains with more than one lane, for each packet (Lanes.sourceHash). Defined as
+   * null, then set to undefined by the constructor: a field V8 has seen written only once is taken
+   * as constant by optimized code, and the first packet whose tag was asked for (when a drain's
+   * lanes first split, or look whether to) threw away the optimized parser and this constructor
+   * ("dependent field type constness changed", --trace-deopt), to be compiled again.
+   */
+  private cachedTag: string | undefined | null = null
 
   constructor(raw: string, hostname: string, pri: number, time: Date, hostEnd: number, sdEnd: number) {
     this.raw = raw
@@ -64,6 +70,7 @@ export class Rfc5424Packet implements LogPacket {
     this.pri = pri
     this.hostEnd = hostEnd
     this.sdEnd = sdEnd
+    this.cachedTag = undefined
   }
 
   /** Where APP-NAME, PROCID and MSGID end: the next three SPs after HOSTNAME (parse found them). */

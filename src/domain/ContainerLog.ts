@@ -147,9 +147,18 @@ export const readCriHeader = (data: Buffer, start: number, end: number, header: 
   const limit = Math.min(end, start + CRI_TIME_MAX)
   let first = start
   while (first < limit && data[first] !== 32) first++
+  return first < limit && readCriRest(data, first, end, header)
+}
+
+/**
+ * `readCriHeader` past the time, which ends at `first`, the line's first space (no further than
+ * CRI_TIME_MAX from its start): for a reader that found it otherwise (LineReader: where the last
+ * line's time ended, before a time read whole).
+ */
+export const readCriRest = (data: Buffer, first: number, end: number, header: CriHeader): boolean => {
   // `<time> stdout <tag>`: the second space right after the stream, a tag after it.
   const tag = first + 8
-  if (first >= limit || tag >= end || data[tag - 1] !== 32 || data[tag] === 32) return false
+  if (tag >= end || data[tag - 1] !== 32 || data[tag] === 32) return false
   const stream = streamAt(data, first + 1)
   if (stream === undefined) return false
   let third = tag + 1

@@ -286,8 +286,19 @@ export class LineReader {
    */
   private criLine(data: Buffer, dataStart: number, start: number, newline: number): boolean {
     const header = this.header
-    if (!ContainerLog.readCriHeader(data, start, newline, header)) return false
-    const time = Rfc3339.parseBytes(data, start, header.timeEnd)
+    // A file's lines mostly have times of one length: a space where the last line's time ended, and
+    // a time before it that the quick parse reads (which makes sure there is no space in it), and
+    // that space is the first, found without looking at each byte before it (~30 of them: a third
+    // of reading the header, ~4 % of the file tail's CPU).
+    const guess = start + this.timeLength
+    let time = guess < newline && data[guess] === 32 ? Rfc3339.quickTimestampBytes(data, start, guess) : Number.NaN
+    if (!Number.isNaN(time)) {
+      if (!ContainerLog.readCriRest(data, guess, newline, header)) return false
+    } else {
+      if (!ContainerLog.readCriHeader(data, start, newline, header)) return false
+      time = Rfc3339.parseBytes(data, start, header.timeEnd)
+      this.timeLength = header.timeEnd - start
+    }
     // (No encoding named: UTF-8, decoded at once, without looking up an encoding by name.)
     const text = data.toString(undefined, header.textStart, newline)
     this.at(dataStart + newline + 1)
@@ -298,6 +309,8 @@ export class LineReader {
   }
 
   private readonly header: ContainerLog.CriHeader = { timeEnd: 0, textStart: 0, stream: "stdout", partial: false }
+  /** How long the last CRI line's time was (bytes up to its first space); 0 before one is read. */
+  private timeLength = 0
 
   /**
    * Text of the long line in `data` from `from` to its newline at `newline` (-1: not read yet):

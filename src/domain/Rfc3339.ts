@@ -92,9 +92,11 @@ const digitByte = (bytes: Uint8Array, i: number): number => {
 
 /**
  * `quickTimestamp` on bytes (a container log line's, before any of it is a string), with the same
- * remembered second: every byte it accepts is ASCII, so it reads what the text would say.
+ * remembered second: every byte it accepts is ASCII, so it reads what the text would say. Where it
+ * gives a time (not NaN), every byte of `bytes[start, end)` is a digit, `-`, `T`, `:`, `.`, `+` or
+ * `Z`/`z`: none is a space.
  */
-const quickTimestampBytes = (bytes: Uint8Array, start: number, end: number): number => {
+export const quickTimestampBytes = (bytes: Uint8Array, start: number, end: number): number => {
   if (end - start < 20) return Number.NaN
   let same = !Number.isNaN(lastSecondMillis)
   if (same) {

@@ -87,7 +87,7 @@ describe("LineReader", () => {
 
   it("property: lines read from their bytes come out as decoding each line as text and joining gives", () => {
     const line = fc.oneof(
-      fc.tuple(fc.constantFrom(T, "2026-01-01T00:00:00.5+01:00", "bad"), fc.constantFrom("stdout", "stderr", "stdin"), fc.constantFrom("F", "P", "P:x", ""), fc.string({ unit: "grapheme", maxLength: 30 }))
+      fc.tuple(fc.constantFrom(T, "2026-01-01T00:00:00.5+01:00", "bad", "2026-01-01T00:00:01.25Z", "2026-01-01T00:00:00 000000000Z", "2026-01-01T00:00:00.000000000Z1"), fc.constantFrom("stdout", "stderr", "stdin"), fc.constantFrom("F", "P", "P:x", ""), fc.string({ unit: "grapheme", maxLength: 30 }))
         .map(([time, stream, tag, text]) => Buffer.from(`${time} ${stream} ${tag} ${text.replace(/\n/g, " ")}`)),
       fc.string({ maxLength: 20 }).map((text) => Buffer.from(`{"log":${JSON.stringify(`${text}\n`)},"stream":"stderr","time":"${T}"}`)),
       fc.uint8Array({ maxLength: 40 }).map((bytes) => Buffer.from(bytes.map((b) => (b === 10 ? 32 : b))))

@@ -407,7 +407,9 @@ export class LineReader {
       this.sink.malformed(`an unfinished line at the end of a rotated file was dropped`)
     }
     this.carry = undefined
-    this.skipping = false
+    // (Only when it was: storing to a field only ever initialized makes V8 throw away the code
+    // that took it for a constant — scan's, at the first rotation.)
+    if (this.skipping) this.skipping = false
     this.at(this.offset)
     this.joiner.flushOlderThan(Number.POSITIVE_INFINITY)
     if (this.events !== undefined) this.flushEvents(this.offset, (events) => events.flushOlderThan(Number.POSITIVE_INFINITY))

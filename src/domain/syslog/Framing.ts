@@ -381,7 +381,9 @@ export class FrameWriter {
   private n = 0
   private readonly framing: Framing
   /** The last head written, and where its bytes (as written) are in the scratch. */
-  private lastHead: string | undefined = undefined
+  // ("" when none: a head written first is never equal to it unless empty, and an empty head has no bytes to copy;
+  // with undefined, comparing heads was compiled for strings and thrown away at each batch's first.)
+  private lastHead = ""
   private lastHeadAt = 0
   private lastHeadBytes = 0
   /** Messages written with newline framing: their LFs' places are `lineEnds[0, lines)`. */
@@ -504,7 +506,7 @@ export class FrameWriter {
   private reset(): void {
     this.n = 0
     this.lines = 0
-    this.lastHead = undefined
+    this.lastHead = ""
     if (scratch.length > SCRATCH_KEPT) scratch = Buffer.allocUnsafeSlow(256 * 1024)
     if (lineEnds.length > 65536) lineEnds = new Int32Array(4096)
   }

@@ -33,7 +33,7 @@ import * as Rfc3339 from "../../../domain/Rfc3339.ts"
 import type * as Checkpoints from "../../storage/Checkpoints.ts"
 import * as Files from "./files.ts"
 import { CHUNK, type Generation, type Mark, readAt } from "./generations.ts"
-import { type Behind, Chunk, type ChunkOwner } from "./receipts.ts"
+import { type Behind, Chunk, type ChunkOwner, objects } from "./receipts.ts"
 import { renamed, truncated, unseenBefore } from "./rotation.ts"
 
 /** What `readInto` returns when it found generations before the live one instead of reading. */
@@ -90,7 +90,7 @@ export class FileFollower implements ChunkOwner {
   gen: Generation
   reader: LineReader
   lastPos = Number.NEGATIVE_INFINITY
-  readonly chunks: Array<Chunk> = []
+  readonly chunks: Array<Chunk> = objects()
   readonly behind = new Map<string, Behind>()
   /** After a restart: where each drain (by endpoint hash) resumes, and where the others do. */
   restart: { readonly marks: ReadonlyMap<string, Mark>; readonly others: Mark } | undefined

@@ -21,6 +21,7 @@ import * as Fs from "node:fs"
 import type * as LogPacket from "../../../domain/LogPacket.ts"
 import type { FileFollower, LookResult } from "./FileFollower.ts"
 import * as Files from "./files.ts"
+import { objects } from "./receipts.ts"
 
 /** How long a busy file finds nothing before it counts as quiet (and is watched again). */
 const QUIET_AFTER_MS = 1000
@@ -200,7 +201,7 @@ export const make = (options: PollerOptions) => Effect.sync(() => {
     return entry
   }
 
-  let packets: Array<LogPacket.LogPacket> = []
+  let packets: Array<LogPacket.LogPacket> = objects()
   /** Files with more to read than their look took: looked at again straight away. */
   let hot: Array<Followed> = []
 
@@ -247,7 +248,7 @@ export const make = (options: PollerOptions) => Effect.sync(() => {
 
   const handOver = Effect.suspend(() => {
     const batch = packets
-    packets = []
+    packets = objects()
     return batch.length === 0 ? Effect.void : options.offer(batch)
   })
 

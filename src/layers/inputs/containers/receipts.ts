@@ -11,6 +11,21 @@ import type { Feed, Receipt } from "../../../domain/Receipt.ts"
 import type { FileFollower } from "./FileFollower.ts"
 import { earlier, type Generation, type Mark } from "./generations.ts"
 
+/**
+ * An empty array that holds objects from the start. An empty literal is an array of small
+ * integers until its first push makes it one of objects (another map), and code optimized while
+ * the arrays it saw had all changed was thrown away when a new one came: `headLine` (and the
+ * reader's code it is inlined in) when a file's first chunk was pushed, or a packet to the
+ * poller's new array of packets, and `route` when a chunk's first drain was (--trace-deopt, files
+ * scenario: "not a Smi", then "wrong map"; each time compiled again, ~15-40 ms of Turbofan on the
+ * core that reads).
+ */
+export const objects = <A>(): Array<A> => {
+  const array: Array<A | undefined> = [undefined]
+  array.pop()
+  return array as Array<A>
+}
+
 /** Who reads a generation: the head, or a drain behind. Chunks settle to their reader. */
 export interface ChunkOwner {
   readonly chunks: Array<Chunk>
@@ -23,7 +38,7 @@ export class Chunk implements Receipt {
   /** Packets not routed yet, plus offers not settled yet. */
   outstanding: number
   /** Offers not settled yet, by drain (a few pairs: a packet goes to a few drains). */
-  readonly owed: Array<[endpoint: string, offers: number]> = []
+  readonly owed: Array<[endpoint: string, offers: number]> = objects()
   /** Offers made (settled or not). */
   offers = 0
   readonly follower: FileFollower
@@ -102,7 +117,7 @@ export class Behind implements ChunkOwner {
   /** Its reader while it reads the backlog; undefined while it waits for room. */
   reader: LineReader | undefined = undefined
   readonly out: Array<PositionedLine> = []
-  readonly chunks: Array<Chunk> = []
+  readonly chunks: Array<Chunk> = objects()
   /** Once caught up: the head's packets after this go to it again. */
   rejoinAt: { readonly gen: Generation; readonly from: number } | undefined = undefined
   constructor(endpoint: string, feed: Feed, mark: Mark) {

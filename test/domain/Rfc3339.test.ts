@@ -91,6 +91,18 @@ describe("Rfc3339.parse", () => {
         assert.strictEqual(ms(Rfc3339.parseBytes(bytes, 2, 2 + Buffer.byteLength(text))), ms(Date.parse(text)), `${text} after ${before}`)
       }
     }
+    // A second that differs from the one before in one character only, wherever it is (the second
+    // is compared a word at a time); fractions of nine digits with one not a digit.
+    const base = "2024-01-01T00:00:00.123456789Z"
+    const variants = [base, "2024-01-01T00:00:00.12345678xZ", "2024-01-01T00:00:00.1234x6789Z", "2024-01-01T00:00:00.x23456789Z"]
+    for (let i = 0; i < 19; i++) {
+      const c = base.charCodeAt(i)
+      if (c >= 48 && c <= 57) variants.push(`${base.slice(0, i)}${c === 57 ? 1 : c - 47}${base.slice(i + 1)}`)
+    }
+    for (const text of variants) {
+      Rfc3339.parseBytes(Buffer.from(base), 0, base.length)
+      assert.strictEqual(ms(Rfc3339.parseBytes(Buffer.from(`x ${text} y`), 2, 2 + text.length)), ms(Date.parse(text)), `${text} after ${base}`)
+    }
     // A range ending early reads no further than its end.
     const line = Buffer.from("2024-01-01T00:00:00.25Z stdout F hello")
     for (const end of [23, 22, 21, 20, 19, 10]) {

@@ -11,7 +11,8 @@
  *   `routed(endpoints)` once it is done with the packet, with the endpoints its hostname is routed
  *   to (none: a dead packet, counted as such);
  * - each drain the packet was offered to calls `settle(endpoint)` once, when the packet was
- *   delivered or dropped for a counted reason (refused for good by the receiver). A packet a drain
+ *   delivered or dropped for a counted reason (refused for good by the receiver) — or, for
+ *   `packets` of them with the same receipt at once, `settle(endpoint, packets)`. A packet a drain
  *   holds when logtrain stops is never settled: the source reads it again after the restart, for
  *   that drain;
  * - when a drain is full, the router calls `park(endpoint, packet, feed)` instead of offering:
@@ -27,7 +28,7 @@ export interface Receipt {
   readonly wants: (endpoint: string, packet: LogPacket) => boolean
   readonly offered: (endpoint: string) => void
   readonly routed: (endpoints: ReadonlyArray<string> | undefined) => void
-  readonly settle: (endpoint: string) => void
+  readonly settle: (endpoint: string, packets?: number) => void
   readonly park: (endpoint: string, packet: LogPacket, feed: Feed) => void
 }
 

@@ -85,13 +85,15 @@ export class Chunk implements Receipt {
     if (this.unrouted === 0) routedUpTo(this.follower, this)
     if (--this.outstanding === 0) settled(this.follower, this.owner)
   }
-  settle(endpoint: string): void {
+  /** `packets` of its offers to `endpoint` settled (no more than it owes: as many single settles would). */
+  settle(endpoint: string, packets = 1): void {
     this.follower.changed()
     for (let i = 0; i < this.owed.length; i++) {
       const pair = this.owed[i]!
       if (pair[0] !== endpoint) continue
-      if (--pair[1] === 0) this.owed.splice(i, 1)
-      if (--this.outstanding === 0) settled(this.follower, this.owner)
+      const n = Math.min(packets, pair[1])
+      if ((pair[1] -= n) === 0) this.owed.splice(i, 1)
+      if ((this.outstanding -= n) === 0) settled(this.follower, this.owner)
       return
     }
   }

@@ -116,7 +116,8 @@ const digitByte = (bytes: Uint8Array, i: number): number => {
  * `Z`/`z`: none is a space. `view` is a DataView of `bytes` (the same bytes at the same indices).
  */
 export const quickTimestampBytes = (bytes: Uint8Array, start: number, end: number, view: DataView): number => {
-  if (end - start < 20) return Number.NaN
+  // (A range past the bytes' end reads nothing past it: a DataView would throw there.)
+  if (end - start < 20 || end > bytes.length) return Number.NaN
   const same = !Number.isNaN(lastSecondMillis) &&
     view.getInt32(start + 12) === lastWords[3] && view.getUint16(start + 16) === lastPair && bytes[start + 18] === lastSecond[18] &&
     view.getInt32(start + 8) === lastWords[2] && view.getInt32(start + 4) === lastWords[1] && view.getInt32(start) === lastWords[0]

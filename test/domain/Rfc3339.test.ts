@@ -103,6 +103,10 @@ describe("Rfc3339.parse", () => {
       Rfc3339.parseBytes(Buffer.from(base), 0, base.length)
       assert.strictEqual(ms(Rfc3339.parseBytes(Buffer.from(`x ${text} y`), 2, 2 + text.length)), ms(Date.parse(text)), `${text} after ${base}`)
     }
+    // A range past the end of the bytes (here in the middle of the second remembered): as the text they hold says.
+    const short = Buffer.from("2024-01-01T00:00:")
+    Rfc3339.parseBytes(Buffer.from(base), 0, base.length)
+    assert.strictEqual(ms(Rfc3339.parseBytes(short, 0, short.length + 4)), ms(Date.parse(short.toString("latin1"))))
     // A range ending early reads no further than its end.
     const line = Buffer.from("2024-01-01T00:00:00.25Z stdout F hello")
     for (const end of [23, 22, 21, 20, 19, 10]) {

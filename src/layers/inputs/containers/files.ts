@@ -36,6 +36,8 @@ const hash = (bytes: Buffer) => createHash("sha1").update(bytes).digest("base64"
 
 /** Where first bytes are read to be compared (one buffer: reads are synchronous). */
 const scratch = Buffer.alloc(FINGERPRINT_BYTES)
+/** `scratch` as readvSync takes it (less garbage per read than readSync: see generations.ts, readAt). */
+const scratches = [scratch]
 
 /** The first `bytes` bytes of an open file, in `scratch` (valid until the next call), or undefined if shorter. */
 const firstBytes = (fd: number, bytes: number): Buffer | undefined => {
@@ -74,11 +76,13 @@ export const matches = (fd: number, print: Fingerprint): boolean => {
   const n = print.fingerprintBytes
   if (n === 0) return true
   // (After every read of a live file: compared in place, no view of `scratch` made.)
-  if (Fs.readSync(fd, scratch, 0, n, 0) < n) return false
+  if ((n === FINGERPRINT_BYTES ? Fs.readvSync(fd, scratches, 0) : Fs.readSync(fd, scratch, 0, n, 0)) < n) return false
   if (!("prefix" in print)) return hash(scratch.subarray(0, n)) === print.fingerprint
   const prefix = (print as LiveFingerprint).prefix
-  for (let i = 0; i < n; i++) if (prefix[i] !== scratch[i]) return false
-  return true
+  // Compared natively (memcmp): a loop over the 256 bytes took ~1 µs without Turbofan (as under a
+  // memory limit), `equals` ~0.14 µs, and this runs after every read that finds lines (~500 a
+  // second in the reference workload).
+  return n === scratch.length ? prefix.equals(scratch) : scratch.compare(prefix, 0, n, 0, n) === 0
 }
 
 /**

@@ -195,7 +195,9 @@ export class FileFollower implements ChunkOwner {
   }
 
   get live(): Generation | undefined {
-    return this.ended ? undefined : this.gens.at(-1)
+    // (Indexed, not `at(-1)`: without Turbofan that is a call into a builtin, and this is read a few
+    // times per look — 1.5 % of the reference workload's samples.)
+    return this.ended ? undefined : this.gens[this.gens.length - 1]
   }
 
   /** Lines cut at the size limit by the head (a drain's backlog cuts them again: not counted twice). */
@@ -434,19 +436,29 @@ export class FileFollower implements ChunkOwner {
     return this.packetOf(line.stream, line.time, line.text, line.position, now, receipt)
   }
 
+  /**
+   * The packet, made as a literal of LogPacket.make's shape (the decoders' too): through `make`, the
+   * object of fields passed to it was garbage too, ~110 bytes a line without Turbofan (a sampling
+   * heap profile of the reference workload: 114 KB/s of its 2.4 MB/s).
+   */
   private packetOf(stream: ContainerLog.StreamName, time: number, text: string, position: number, now: number, receipt: Chunk): LogPacket.LogPacket {
-    return LogPacket.make({
+    return {
       time: Rfc3339.dateOf(Number.isNaN(time) ? now : time),
       hostname: this.hostname,
       tag: this.tag,
       message: text,
       severity: stream === "stderr" ? LogPacket.Severity.Error : LogPacket.Severity.Informational,
       facility: LogPacket.Facility.user,
+      procId: undefined,
+      msgId: undefined,
+      structuredData: undefined,
+      rfc5424: undefined,
+      raw: undefined,
       // Namespace, pod and container, for drains that carry them (OTLP, Loki): one object per file.
       kubernetes: this.file,
       receipt,
       position
-    })
+    }
   }
 
 }

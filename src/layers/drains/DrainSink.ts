@@ -73,8 +73,11 @@ export interface Held {
 export const held = (packets: ReadonlyArray<LogPacket.LogPacket>): Held => {
   const receipts: Array<[Receipt, number]> = []
   let last: [Receipt, number] | undefined
-  for (const packet of packets) {
-    const receipt = packet.receipt
+  // (Once per batch, over every packet: an indexed loop makes no iterator objects, which without
+  // Turbofan are real garbage, as here and in frameBatch and settleHeld: ~87 KB/s of the reference
+  // workload's 2.4 MB/s.)
+  for (let i = 0; i < packets.length; i++) {
+    const receipt = packets[i]!.receipt
     if (receipt === undefined) continue
     if (last !== undefined && last[0] === receipt) last[1]++
     else receipts.push(last = [receipt, 1])

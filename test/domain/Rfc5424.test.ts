@@ -1,6 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import * as fc from "fast-check"
 import * as LogPacket from "../../src/domain/LogPacket.ts"
+import type { Receipt } from "../../src/domain/Receipt.ts"
 import * as Rfc5424 from "../../src/domain/syslog/Rfc5424.ts"
 import * as Syslog from "../../src/domain/syslog/Syslog.ts"
 
@@ -64,7 +65,7 @@ describe("Rfc5424.format", () => {
     assert.strictEqual(Rfc5424.format(packet), "<14>1 2024-03-01T12:00:00.000Z h t - - -")
   })
 
-  it("property: a packet formats the same whatever was formatted before it (the last header is reused)", () => {
+  it("property: a packet formats the same whatever was formatted before it (the last header is reused, a file's tail is cached)", () => {
     // Few values per field, so that consecutive packets often share some fields and not others.
     const packetOf = fc.record({
       millis: fc.constantFrom(0, 1, 1000, 1_709_294_400_123, Number.NaN),
@@ -75,8 +76,13 @@ describe("Rfc5424.format", () => {
       structuredData: fc.constantFrom(undefined, "", "[a b=\"1\"]", "[oops"),
       severity: fc.constantFrom(3, 6),
       facility: fc.constantFrom(1, 16),
-      message: fc.constantFrom("m", "", "two words")
-    }).map((f) => ({ ...LogPacket.make({ ...f, time: new Date(f.millis) }), structuredData: f.structuredData }))
+      message: fc.constantFrom("m", "", "two words"),
+      // A file's packets (with a receipt) have their tail cached by hostname; others do not.
+      fromFile: fc.boolean()
+    }).map((f) => ({
+      ...LogPacket.make({ ...f, time: new Date(f.millis), receipt: f.fromFile ? ({} as Receipt) : undefined }),
+      structuredData: f.structuredData
+    }))
     fc.assert(fc.property(fc.array(packetOf, { minLength: 2, maxLength: 20 }), (packets) => {
       for (const packet of packets) assert.strictEqual(Rfc5424.format(packet), formattedByHand(packet))
     }))

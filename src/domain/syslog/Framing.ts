@@ -395,9 +395,8 @@ export class FrameWriter {
 
   add(head: string, body = ""): void {
     const newline = this.framing === "newline"
-    const second = body
     // At most 3 bytes per UTF-16 unit, plus the separating space and the length prefix or newline.
-    const room = this.n + (head.length + second.length) * 3 + 25
+    const room = this.n + (head.length + body.length) * 3 + 25
     this.reserve(room)
     const out = scratch as unknown as Writing
     let n = this.n
@@ -405,8 +404,8 @@ export class FrameWriter {
     let bodyBytes = 0
     if (!newline) {
       const headBytes = same ? this.lastHeadBytes : Buffer.byteLength(head, "utf8")
-      bodyBytes = second.length === 0 ? 0 : Buffer.byteLength(second, "utf8")
-      n += writeDigits(scratch, n, headBytes + (second.length === 0 ? 0 : 1 + bodyBytes))
+      bodyBytes = body.length === 0 ? 0 : Buffer.byteLength(body, "utf8")
+      n += writeDigits(scratch, n, headBytes + (body.length === 0 ? 0 : 1 + bodyBytes))
       scratch[n++] = 32
     }
     if (same) {
@@ -420,10 +419,10 @@ export class FrameWriter {
       this.lastHeadBytes = written
       n += written
     }
-    if (second.length > 0) {
+    if (body.length > 0) {
       scratch[n++] = 32
       // As many bytes as characters: ASCII, whose bytes are its characters' codes (a copy, no encoding).
-      n += bodyBytes === second.length ? out.latin1Write(second, n) : out.utf8Write(second, n)
+      n += bodyBytes === body.length ? out.latin1Write(body, n) : out.utf8Write(body, n)
     }
     if (newline) n = this.lineEnd(n)
     this.n = n

@@ -87,7 +87,8 @@ const settleHeld = (what: Held, endpoint: string): void => {
   // not destructured: for-of and [a, b] = pair are the iterator protocol, real objects without
   // Turbofan; see DrainSink.held.)
   const receipts = what.receipts
-  for (let r = 0; r < receipts.length; r++) receipts[r]![0].settle(endpoint, receipts[r]![1])
+  const counts = what.counts
+  for (let r = 0; r < receipts.length; r++) receipts[r]!.settle(endpoint, counts[r]!)
 }
 
 /**

@@ -6,7 +6,7 @@
  */
 import { Deferred, Effect } from "effect"
 import * as LogPacket from "../../domain/LogPacket.ts"
-import type { Receipt } from "../../domain/Receipt.ts"
+import type { Held } from "./DrainSink.ts"
 
 /** A child lane's wait for its parent: released once the parent is done with `remaining` more packets. */
 interface Release {
@@ -126,7 +126,7 @@ export class Lane {
 
   /** The batch being delivered, and the sender's view of what it wrote (for what a close leaves). */
   current: ReadonlyArray<LogPacket.LogPacket> | undefined = undefined
-  held: (() => ReadonlyArray<{ readonly count: number; readonly receipts: ReadonlyArray<readonly [Receipt, number]> }>) | undefined = undefined
+  held: (() => ReadonlyArray<Held>) | undefined = undefined
 
   /** Everything still queued, taken out (what a close leaves). */
   clear(): Array<LogPacket.LogPacket> {

@@ -53,7 +53,7 @@ export const checkpointOf = (follower: FileFollower): Checkpoints.FileCheckpoint
   const chunks = follower.chunks
   for (let i = 0; i < chunks.length; i++) {
     const chunk = chunks[i]!
-    for (let j = 0; j < chunk.owed.length; j++) lower(follower.keyOf(chunk.owed[j]![0]), chunk.mark)
+    for (let j = 0; j < chunk.owing; j++) lower(follower.keyOf(chunk.owingAt(j)), chunk.mark)
   }
   if (follower.behind.size > 0) {
     for (const b of follower.behind.values()) {

@@ -29,7 +29,7 @@ describe("Chunk: what it owes each drain", () => {
         restart: undefined,
         changed: () => {}
       } as unknown as FileFollower
-      const chunk = new Chunk(follower, follower, { gen, offset: 0, from: 0 }, 0, 1)
+      const chunk = new Chunk(follower, follower, gen, 0, 0, 0, 1)
       follower.chunks.push(chunk)
       chunk.offered("syslog://a")
       chunk.routed(["syslog://a"])

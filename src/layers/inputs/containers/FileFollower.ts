@@ -362,7 +362,7 @@ export class FileFollower implements ChunkOwner {
   private headLine(stream: ContainerLog.StreamName, time: number, text: string, position: number): void {
     let chunk = this.open
     if (chunk === undefined) {
-      chunk = new Chunk(this, this, { gen: this.gen, offset: this.resume, from: position }, position, 0)
+      chunk = new Chunk(this, this, this.gen, this.resume, position, position, 0)
       this.chunks.push(chunk)
       this.open = chunk
     }

@@ -62,7 +62,7 @@ export const feedBacklog = (follower: FileFollower, b: Behind, now: number): Bac
     if (line.position < b.mark.from) continue
     if (atHead && line.position > follower.lastPos) break
     if (chunk === undefined) {
-      chunk = new Chunk(follower, b, { gen, offset: resume, from: line.position }, line.position, 0)
+      chunk = new Chunk(follower, b, gen, resume, line.position, line.position, 0)
       b.chunks.push(chunk)
     }
     const offered = b.feed.offer(follower.packet(line, now, chunk))

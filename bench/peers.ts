@@ -33,9 +33,10 @@
  *   reference  logtrain alone (the original's published claim): the fake kube-apiserver with 1500
  *              deployments and 52 pods on this node, 52 files written at 20 lines/s each, syslog
  *              TCP/UDP on, routes to a syslog+tcp sink: average and peak RSS, CPU % of one core
- *              (over the whole run, and after its first 30 s), and each line's time from written to delivered (percentiles). With the memory
- *              budget and heap logtrain takes from the DaemonSet's 128Mi limit (MEMORY_LIMIT, as
- *              the stress scenario); --reference-limit none runs it without a container limit;
+ *              (over the whole run, and after its first 30 s), and each line's time from written
+ *              to delivered (percentiles). With the memory budget and heap logtrain takes from
+ *              the DaemonSet's 128Mi limit (MEMORY_LIMIT, as the stress scenario);
+ *              --reference-limit none runs it without a container limit;
  *              --reference-writes spread writes each file at its own moment in the 100 ms (as a
  *              node's containers do) instead of all at once.
  *
